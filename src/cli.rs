@@ -1,0 +1,60 @@
+//! What every stage binary shares: the `--params` flag, logging to stderr, and turning an
+//! error into a readable message and a non-zero exit code.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use tracing_subscriber::EnvFilter;
+
+use crate::params::ParamsFile;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Common {
+    /// Parameter file; the stage reads its own section of it.
+    #[arg(long, default_value = "params.yaml", global = true)]
+    pub params: PathBuf,
+    /// More log output (-v debug, -vv trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only warnings and errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+impl Common {
+    pub fn load_params(&self) -> anyhow::Result<ParamsFile> {
+        Ok(ParamsFile::load(&self.params)?)
+    }
+
+    /// Log to stderr, so stdout stays free for data.
+    pub fn init_logging(&self) {
+        let level = match (self.quiet, self.verbose) {
+            (true, _) => "warn",
+            (false, 0) => "info",
+            (false, 1) => "debug",
+            _ => "trace",
+        };
+        let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_target(false)
+            .without_time()
+            .try_init();
+    }
+}
+
+/// Run a stage's `exec`, print the whole error chain on failure, exit 1.
+pub fn main(exec: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
+    match exec() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

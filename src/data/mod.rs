@@ -1,0 +1,144 @@
+//! Reading raw data into a [`DataFrame`], one [`Source`] per file format, and the seeded split.
+//!
+//! Every reader adds a [`ROW`] column holding the row's position in the source file (the line
+//! number for text formats), so that later stages can name the offending row of the file the
+//! user actually has, even after the split shuffled the rows.
+
+mod column;
+mod csv;
+mod jsonl;
+mod open;
+mod parquet;
+pub mod split;
+
+use std::path::Path;
+
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::schema::{float_key, Schema};
+
+pub use self::column::{parse_cell, Cell, ColumnBuilder};
+pub use self::csv::CsvSource;
+pub use self::jsonl::JsonLinesSource;
+pub use self::parquet::{read_parquet, write_parquet, ParquetSource};
+
+/// Name of the column that carries each row's position in its source file.
+pub const ROW: &str = "__row";
+
+/// How to parse a text source; derived from the dataset's schema.
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    pub delimiter: u8,
+    pub header: bool,
+    /// Column names for header-less files.
+    pub column_names: Vec<String>,
+}
+
+impl ReadOptions {
+    pub fn from_schema(schema: &Schema) -> Self {
+        ReadOptions {
+            delimiter: schema.delimiter as u8,
+            header: schema.header,
+            column_names: schema.column_names(),
+        }
+    }
+}
+
+/// One input format. Adding a format = one file implementing this + one [`Format`] variant.
+pub trait Source {
+    fn read(&self, path: &Path, opts: &ReadOptions) -> Result<DataFrame>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    Csv,
+    Parquet,
+    Jsonl,
+}
+
+impl Format {
+    /// Guess from the file name, ignoring a trailing `.gz`.
+    pub fn from_path(path: &Path) -> Result<Format> {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_ascii_lowercase();
+        let name = name.strip_suffix(".gz").unwrap_or(&name);
+        let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or_default();
+        match ext {
+            "csv" | "txt" | "tsv" => Ok(Format::Csv),
+            "parquet" | "pq" => Ok(Format::Parquet),
+            "jsonl" | "ndjson" | "json" => Ok(Format::Jsonl),
+            _ => Err(Error::file(
+                path,
+                "cannot tell the format from the file name; set `format: csv|parquet|jsonl` in the dataset's params",
+            )),
+        }
+    }
+
+    pub fn source(self) -> &'static dyn Source {
+        match self {
+            Format::Csv => &CsvSource,
+            Format::Parquet => &ParquetSource,
+            Format::Jsonl => &JsonLinesSource,
+        }
+    }
+}
+
+/// Read a raw data file in the given (or guessed) format.
+pub fn read_table(path: &Path, format: Option<Format>, opts: &ReadOptions) -> Result<DataFrame> {
+    let format = match format {
+        Some(f) => f,
+        None => Format::from_path(path)?,
+    };
+    let df = format.source().read(path, opts)?;
+    if df.height() == 0 {
+        return Err(Error::file(path, "has no data rows"));
+    }
+    Ok(df)
+}
+
+/// The canonical text of every cell of a column (`None` for missing), comparable with
+/// [`crate::schema::Scalar::key`].
+pub fn column_keys(col: &Column) -> Vec<Option<String>> {
+    match col.dtype() {
+        DataType::Int64 => col.i64().expect("dtype checked").iter().map(|v| v.map(|i| i.to_string())).collect(),
+        DataType::Float64 => col
+            .f64()
+            .expect("dtype checked")
+            .iter()
+            .map(|v| v.and_then(|f| (!f.is_nan()).then(|| float_key(f))))
+            .collect(),
+        DataType::String => col.str().expect("dtype checked").iter().map(|v| v.map(str::to_owned)).collect(),
+        _ => {
+            let s = col.as_materialized_series();
+            (0..s.len())
+                .map(|i| match s.get(i) {
+                    Ok(AnyValue::Null) | Err(_) => None,
+                    Ok(v) => Some(v.to_string()),
+                })
+                .collect()
+        }
+    }
+}
+
+/// Source row numbers of a frame written by ingest (1-based); positions if the column is absent.
+pub fn source_rows(df: &DataFrame) -> Vec<i64> {
+    match df.column(ROW).ok().and_then(|c| c.i64().ok()) {
+        Some(ca) => ca.iter().enumerate().map(|(i, v)| v.unwrap_or(i as i64 + 1)).collect(),
+        None => (1..=df.height() as i64).collect(),
+    }
+}
+
+/// A key per row over the given columns, for duplicate and twin detection.
+pub fn row_keys(df: &DataFrame, columns: &[String]) -> Result<Vec<String>, PolarsError> {
+    let mut keys = vec![String::new(); df.height()];
+    for name in columns {
+        let col = df.column(name)?;
+        for (key, cell) in keys.iter_mut().zip(column_keys(col)) {
+            key.push_str(cell.as_deref().unwrap_or("\u{0}"));
+            key.push('\u{1f}');
+        }
+    }
+    Ok(keys)
+}

@@ -1,0 +1,71 @@
+//! Typed errors of the library. Binaries wrap them with `anyhow` context at the edge.
+
+use std::path::PathBuf;
+
+/// Everything the library can refuse. Each variant names the file it is about, and where the
+/// problem is inside it, so a user can go straight to the offending cell.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}: {err}", path.display())]
+    Io { path: PathBuf, err: std::io::Error },
+
+    /// The file as a whole is unusable (empty, wrong delimiter, no data rows, ...).
+    #[error("{}: {message}", path.display())]
+    File { path: PathBuf, message: String },
+
+    /// One cell or row of a data file is malformed.
+    #[error("{}: row {row}{}: {message}", path.display(), column.as_ref().map(|c| format!(", column `{c}`")).unwrap_or_default())]
+    Row {
+        path: PathBuf,
+        /// 1-based line number in the file for text formats, 1-based row index otherwise.
+        row: u64,
+        column: Option<String>,
+        message: String,
+    },
+
+    /// A key of `params.yaml` is missing, unknown or out of range.
+    #[error("{}: {message}", path.display())]
+    Params { path: PathBuf, message: String },
+
+    /// The dataset schema file itself is invalid.
+    #[error("schema {}: {message}", path.display())]
+    Schema { path: PathBuf, message: String },
+
+    /// The data broke error-level rules of the schema; the message lists every violation.
+    #[error("{0}")]
+    Validation(String),
+
+    /// A stage input does not fit what the previous stage should have written.
+    #[error("{}: {message}", path.display())]
+    Artifact { path: PathBuf, message: String },
+
+    #[error("model: {0}")]
+    Model(String),
+
+    #[error("{}: {err}", path.display())]
+    Polars { path: PathBuf, err: polars::error::PolarsError },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, err: std::io::Error) -> Self {
+        Error::Io { path: path.into(), err }
+    }
+
+    pub(crate) fn polars(path: impl Into<PathBuf>, err: polars::error::PolarsError) -> Self {
+        Error::Polars { path: path.into(), err }
+    }
+
+    pub(crate) fn file(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::File { path: path.into(), message: message.into() }
+    }
+
+    pub(crate) fn artifact(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Artifact { path: path.into(), message: message.into() }
+    }
+
+    pub(crate) fn params(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Params { path: path.into(), message: message.into() }
+    }
+}

@@ -1,0 +1,28 @@
+//! netsec: network-threat detection as a DVC pipeline of small Rust stages.
+//!
+//! Where things live (the pipeline order):
+//! - [`data`]: reading raw files (one [`data::Source`] per format) and the seeded split;
+//! - [`schema`]: the per-dataset schema files under `schemas/`;
+//! - [`validate`]: schema checks and drift tests;
+//! - [`preprocess`]: preprocessing fitted on the training part;
+//! - [`models`]: model families behind [`models::Family`] / [`models::Classifier`];
+//! - [`search`]: cross-validation on the training part;
+//! - [`metrics`]: classification metrics;
+//! - [`bundle`]: the saved model;
+//! - [`stages`]: one module per pipeline stage, called by the binaries in `src/bin/`.
+
+pub mod artifact;
+pub mod bundle;
+pub mod cli;
+pub mod data;
+pub mod error;
+pub mod metrics;
+pub mod models;
+pub mod params;
+pub mod preprocess;
+pub mod schema;
+pub mod search;
+pub mod stages;
+pub mod validate;
+
+pub use error::{Error, Result};

@@ -1,0 +1,142 @@
+//! Classification metrics for the threat class (label `true`).
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Confusion {
+    pub tp: u64,
+    pub fp: u64,
+    pub tn: u64,
+    pub fn_: u64,
+}
+
+impl Confusion {
+    pub fn at(scores: &[f64], labels: &[bool], threshold: f64) -> Self {
+        let mut c = Confusion::default();
+        for (&s, &y) in scores.iter().zip(labels) {
+            match (s >= threshold, y) {
+                (true, true) => c.tp += 1,
+                (true, false) => c.fp += 1,
+                (false, false) => c.tn += 1,
+                (false, true) => c.fn_ += 1,
+            }
+        }
+        c
+    }
+
+    pub fn total(&self) -> u64 {
+        self.tp + self.fp + self.tn + self.fn_
+    }
+
+    pub fn accuracy(&self) -> f64 {
+        ratio(self.tp + self.tn, self.total())
+    }
+
+    pub fn precision(&self) -> f64 {
+        ratio(self.tp, self.tp + self.fp)
+    }
+
+    pub fn recall(&self) -> f64 {
+        ratio(self.tp, self.tp + self.fn_)
+    }
+
+    pub fn f1(&self) -> f64 {
+        ratio(2 * self.tp, 2 * self.tp + self.fp + self.fn_)
+    }
+}
+
+/// 0 when the denominator is 0 (as scikit-learn's `zero_division=0`).
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+/// Area under the ROC curve: the probability that a random threat scores above a random
+/// benign row, ties counting one half (Mann-Whitney U with mid-ranks).
+pub fn roc_auc(scores: &[f64], labels: &[bool]) -> f64 {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    let (mut rank_sum, mut i) = (0.0, 0);
+    while i < order.len() {
+        let mut j = i;
+        while j < order.len() && scores[order[j]] == scores[order[i]] {
+            j += 1;
+        }
+        let mid_rank = (i + j + 1) as f64 / 2.0; // ranks are 1-based
+        rank_sum += mid_rank * order[i..j].iter().filter(|&&k| labels[k]).count() as f64;
+        i = j;
+    }
+    let pos = labels.iter().filter(|&&y| y).count() as f64;
+    let neg = labels.len() as f64 - pos;
+    if pos == 0.0 || neg == 0.0 {
+        return f64::NAN;
+    }
+    (rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg)
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RocPoint {
+    pub threshold: f64,
+    pub fpr: f64,
+    pub tpr: f64,
+}
+
+/// ROC curve with one point per distinct score, from (0, 0) to (1, 1).
+pub fn roc_curve(scores: &[f64], labels: &[bool]) -> Vec<RocPoint> {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let pos = labels.iter().filter(|&&y| y).count().max(1) as f64;
+    let neg = (labels.len() - labels.iter().filter(|&&y| y).count()).max(1) as f64;
+    let mut points = vec![RocPoint { threshold: f64::INFINITY, fpr: 0.0, tpr: 0.0 }];
+    let (mut tp, mut fp, mut i) = (0.0, 0.0, 0);
+    while i < order.len() {
+        let s = scores[order[i]];
+        while i < order.len() && scores[order[i]] == s {
+            if labels[order[i]] {
+                tp += 1.0;
+            } else {
+                fp += 1.0;
+            }
+            i += 1;
+        }
+        points.push(RocPoint { threshold: s, fpr: fp / neg, tpr: tp / pos });
+    }
+    points
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confusion_and_rates() {
+        let scores = [0.9, 0.8, 0.3, 0.6, 0.1];
+        let labels = [true, false, true, false, false];
+        let c = Confusion::at(&scores, &labels, 0.5);
+        assert_eq!((c.tp, c.fp, c.tn, c.fn_), (1, 2, 1, 1));
+        assert_eq!(c.precision(), 1.0 / 3.0);
+        assert_eq!(c.recall(), 0.5);
+        assert!((c.f1() - 0.4).abs() < 1e-12);
+    }
+
+    #[test]
+    fn auc_counts_ties_as_half() {
+        assert_eq!(roc_auc(&[0.1, 0.9], &[false, true]), 1.0);
+        assert_eq!(roc_auc(&[0.9, 0.1], &[false, true]), 0.0);
+        assert_eq!(roc_auc(&[0.5, 0.5], &[false, true]), 0.5);
+        // 2 threats, 2 benign: pairs (t>b) = 3 of 4.
+        assert_eq!(roc_auc(&[0.8, 0.4, 0.6, 0.2], &[true, true, false, false]), 0.75);
+    }
+
+    #[test]
+    fn roc_curve_ends_at_one_one() {
+        let pts = roc_curve(&[0.8, 0.4, 0.6, 0.2], &[true, true, false, false]);
+        let last = pts.last().unwrap();
+        assert_eq!((pts[0].fpr, pts[0].tpr), (0.0, 0.0));
+        assert_eq!((last.fpr, last.tpr), (1.0, 1.0));
+        assert_eq!(pts.len(), 5);
+    }
+}

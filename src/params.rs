@@ -1,0 +1,214 @@
+//! `params.yaml`: one section per stage, plus the dataset registry.
+//!
+//! Each stage reads only its own section and is strict about it: an unknown key is an error
+//! (a typo such as `max_iter` would otherwise silently train with the default), and so is a
+//! value out of range.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::models::ModelSpec;
+
+/// The parsed file, from which stages take their sections.
+#[derive(Debug, Clone)]
+pub struct ParamsFile {
+    path: PathBuf,
+    root: serde_yaml_ng::Mapping,
+}
+
+impl ParamsFile {
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)
+            .map_err(|e| Error::params(&path, format!("not valid YAML: {e}")))?;
+        match value {
+            serde_yaml_ng::Value::Mapping(root) => Ok(ParamsFile { path, root }),
+            _ => Err(Error::params(&path, "expected a mapping of sections at the top level")),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn raw(&self, key: &str) -> Result<&serde_yaml_ng::Value> {
+        self.root
+            .get(key)
+            .ok_or_else(|| Error::params(&self.path, format!("missing section `{key}`")))
+    }
+
+    /// Deserialize section `key` strictly, then check its ranges.
+    pub fn section<T: DeserializeOwned + Check>(&self, key: &str) -> Result<T> {
+        let value = self.raw(key)?.clone();
+        let section: T = serde_yaml_ng::from_value(value)
+            .map_err(|e| Error::params(&self.path, format!("section `{key}`: {e}")))?;
+        section
+            .check()
+            .map_err(|m| Error::params(&self.path, format!("section `{key}`: {m}")))?;
+        Ok(section)
+    }
+
+    /// The section as JSON, recorded in model bundles so a model says how it was made.
+    pub fn section_json(&self, key: &str) -> Result<serde_json::Value> {
+        serde_json::to_value(self.raw(key)?)
+            .map_err(|e| Error::params(&self.path, format!("section `{key}`: {e}")))
+    }
+
+    /// The dataset selected by the top-level `dataset` key, from the `datasets` registry.
+    pub fn dataset(&self) -> Result<Dataset> {
+        let name: String = serde_yaml_ng::from_value(self.raw("dataset")?.clone())
+            .map_err(|e| Error::params(&self.path, format!("`dataset`: {e}")))?;
+        let registry: BTreeMap<String, DatasetParams> = self.section("datasets")?;
+        let params = registry.get(&name).cloned().ok_or_else(|| {
+            let known: Vec<_> = registry.keys().cloned().collect();
+            Error::params(
+                &self.path,
+                format!("`dataset: {name}` is not in `datasets` (known: {})", known.join(", ")),
+            )
+        })?;
+        Ok(Dataset { name, params })
+    }
+}
+
+/// Range checks that serde cannot express. The message names the key.
+pub trait Check {
+    fn check(&self) -> std::result::Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<V: Check> Check for BTreeMap<String, V> {
+    fn check(&self) -> std::result::Result<(), String> {
+        self.iter().try_for_each(|(k, v)| v.check().map_err(|m| format!("{k}: {m}")))
+    }
+}
+
+fn in_open_unit(key: &str, v: f64) -> std::result::Result<(), String> {
+    if v > 0.0 && v < 1.0 {
+        Ok(())
+    } else {
+        Err(format!("`{key}` must be between 0 and 1 (exclusive), got {v}"))
+    }
+}
+
+/// A named dataset: which schema describes it and where its raw file is.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub name: String,
+    pub params: DatasetParams,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetParams {
+    /// Schema file (see `schemas/`).
+    pub schema: PathBuf,
+    /// Raw data file: CSV, Parquet or JSON Lines, optionally gzip-compressed.
+    pub source: PathBuf,
+    /// Overrides the format guessed from the file name.
+    #[serde(default)]
+    pub format: Option<crate::data::Format>,
+}
+
+impl Check for DatasetParams {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SplitStrategy {
+    /// Same class balance in both parts.
+    Stratified,
+    /// Plain shuffled split.
+    Random,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestParams {
+    pub split: SplitStrategy,
+    pub test_size: f64,
+    pub seed: u64,
+}
+
+impl Check for IngestParams {
+    fn check(&self) -> std::result::Result<(), String> {
+        in_open_unit("test_size", self.test_size)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateParams {
+    /// Significance level of the per-feature drift tests.
+    pub drift_alpha: f64,
+    /// Treat drift as an error (non-zero exit) instead of a warning.
+    #[serde(default)]
+    pub fail_on_drift: bool,
+}
+
+impl Check for ValidateParams {
+    fn check(&self) -> std::result::Result<(), String> {
+        in_open_unit("drift_alpha", self.drift_alpha)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImputeStrategy {
+    Median,
+    Mean,
+    MostFrequent,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransformParams {
+    pub impute: ImputeStrategy,
+}
+
+impl Check for TransformParams {}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainParams {
+    pub seed: u64,
+    /// Folds of the stratified cross-validation on the training part.
+    pub cv_folds: usize,
+    /// Which family to fit; its hyperparameters are in the section of the same name.
+    pub family: String,
+    #[serde(default)]
+    pub logistic: Option<crate::models::logistic::LogisticParams>,
+}
+
+impl Check for TrainParams {
+    fn check(&self) -> std::result::Result<(), String> {
+        if self.cv_folds < 2 {
+            return Err(format!("`cv_folds` must be at least 2, got {}", self.cv_folds));
+        }
+        self.model_spec().map(|_| ())
+    }
+}
+
+impl TrainParams {
+    /// The family named by `family`, with its hyperparameter section.
+    pub fn model_spec(&self) -> std::result::Result<ModelSpec, String> {
+        ModelSpec::from_params(self)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluateParams {
+    /// Threat score at or above which a record is called a threat.
+    pub threshold: f64,
+}
+
+impl Check for EvaluateParams {
+    fn check(&self) -> std::result::Result<(), String> {
+        in_open_unit("threshold", self.threshold)
+    }
+}

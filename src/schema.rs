@@ -1,0 +1,216 @@
+//! Dataset schemas: one YAML file per dataset under `schemas/`.
+//!
+//! A schema names every column in order, its type, its allowed values or range, whether it may
+//! be empty, and its role. It also says which target values mean "threat", so the rest of the
+//! pipeline only ever sees a binary label: 1 = threat, 0 = benign.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schema {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Whether text files start with a header row. Without one, `columns` gives the names.
+    #[serde(default = "yes")]
+    pub header: bool,
+    /// Field delimiter of text files.
+    #[serde(default = "comma")]
+    pub delimiter: char,
+    pub target: TargetSpec,
+    pub columns: Vec<ColumnSpec>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn comma() -> char {
+    ','
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSpec {
+    pub column: String,
+    /// Values that mean "threat"; every other value is benign.
+    #[serde(default)]
+    pub threat: Option<Vec<Scalar>>,
+    /// Values that mean "benign"; every other value is a threat (for data whose attack
+    /// names are open-ended, such as NSL-KDD).
+    #[serde(default)]
+    pub benign: Option<Vec<Scalar>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnType {
+    Integer,
+    Float,
+    Categorical,
+    Text,
+}
+
+impl ColumnType {
+    pub fn is_numeric(self) -> bool {
+        matches!(self, ColumnType::Integer | ColumnType::Float)
+    }
+}
+
+impl fmt::Display for ColumnType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ColumnType::Integer => "integer",
+            ColumnType::Float => "float",
+            ColumnType::Categorical => "categorical",
+            ColumnType::Text => "text",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    #[default]
+    Feature,
+    Target,
+    /// An identifier: kept with predictions, never a feature.
+    Id,
+    /// Present in the file, ignored by the pipeline (metadata, leaky columns).
+    Drop,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnSpec {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: ColumnType,
+    #[serde(default)]
+    pub role: Role,
+    #[serde(default)]
+    pub nullable: bool,
+    /// The complete set of values the column may take.
+    #[serde(default)]
+    pub allowed: Option<Vec<Scalar>>,
+    #[serde(default)]
+    pub min: Option<f64>,
+    #[serde(default)]
+    pub max: Option<f64>,
+}
+
+/// A value written in a schema file: compared with data cells through [`Scalar::key`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    Int(i64),
+    Float(f64),
+    Str(String),
+}
+
+impl Scalar {
+    /// Canonical text of the value, the same one [`crate::data::cell_key`] gives a data cell.
+    pub fn key(&self) -> String {
+        match self {
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Float(f) => float_key(*f),
+            Scalar::Str(s) => s.clone(),
+        }
+    }
+}
+
+/// Integral floats print as integers, so `1.0` in a float column matches `1` in a schema.
+pub fn float_key(f: f64) -> String {
+    if f.fract() == 0.0 && f.abs() < 1e15 {
+        format!("{}", f as i64)
+    } else {
+        format!("{f}")
+    }
+}
+
+impl Schema {
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let schema: Schema = serde_yaml_ng::from_str(&text).map_err(|e| Error::Schema {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        schema.check().map_err(|message| Error::Schema { path: path.to_path_buf(), message })?;
+        Ok(schema)
+    }
+
+    fn check(&self) -> std::result::Result<(), String> {
+        let mut seen = HashSet::new();
+        for c in &self.columns {
+            if !seen.insert(c.name.as_str()) {
+                return Err(format!("column `{}` is listed twice", c.name));
+            }
+            if let (Some(lo), Some(hi)) = (c.min, c.max) {
+                if lo > hi {
+                    return Err(format!("column `{}`: min {lo} is above max {hi}", c.name));
+                }
+            }
+        }
+        let targets: Vec<_> = self.columns.iter().filter(|c| c.role == Role::Target).collect();
+        match targets.as_slice() {
+            [t] if t.name == self.target.column => {}
+            [t] => {
+                return Err(format!(
+                    "target.column is `{}` but the column with role target is `{}`",
+                    self.target.column, t.name
+                ))
+            }
+            [] => return Err(format!("no column has role target (target.column is `{}`)", self.target.column)),
+            _ => return Err("more than one column has role target".into()),
+        }
+        match (&self.target.threat, &self.target.benign) {
+            (Some(v), None) | (None, Some(v)) if !v.is_empty() => {}
+            _ => return Err("target needs exactly one of `threat` or `benign`, with at least one value".into()),
+        }
+        if self.features().next().is_none() {
+            return Err("no column has role feature".into());
+        }
+        Ok(())
+    }
+
+    pub fn column(&self, name: &str) -> Option<&ColumnSpec> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    pub fn features(&self) -> impl Iterator<Item = &ColumnSpec> {
+        self.columns.iter().filter(|c| c.role == Role::Feature)
+    }
+
+    pub fn column_names(&self) -> Vec<String> {
+        self.columns.iter().map(|c| c.name.clone()).collect()
+    }
+
+    /// Whether a target cell (by its key) means "threat".
+    pub fn is_threat(&self, key: &str) -> bool {
+        match (&self.target.threat, &self.target.benign) {
+            (Some(threat), _) => threat.iter().any(|v| v.key() == key),
+            (None, Some(benign)) => !benign.iter().any(|v| v.key() == key),
+            (None, None) => false,
+        }
+    }
+
+    /// sha256 of the schema's canonical JSON form: unchanged by comments or formatting.
+    pub fn hash(&self) -> String {
+        let json = serde_json::to_vec(self).expect("a schema always serializes");
+        hex(&Sha256::digest(json))
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
