@@ -1,0 +1,34 @@
+# `make run`: set up what is missing, build, pull the data from the offline remote, run the pipeline.
+# `make test`: the whole test suite (what CI runs, through .ci/run).
+SHELL := /bin/bash
+VENV  ?= .venv
+DVC   := $(VENV)/bin/dvc
+CARGO ?= cargo
+# One cargo profile (release) for the pipeline and the tests: a clean polars build is ~10 minutes.
+CARGO_FLAGS ?= --release --locked
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: run test build venv clean
+run: build $(DVC)
+	$(DVC) pull data.dvc
+	$(DVC) repro
+	@echo
+	@echo "Done. Metrics are in metrics/ (eval.json: test scores; train.json: cross-validation)."
+	@echo "  $(DVC) metrics show      # all metrics"
+	@echo "  $(DVC) exp show --no-pager"
+	@echo "Model bundle: models/model.json   ROC points: plots/roc.json   reports: reports/"
+
+test: build $(DVC)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test $(CARGO_FLAGS)
+
+build:
+	$(CARGO) build $(CARGO_FLAGS) --bins
+
+venv: $(DVC)
+$(DVC): requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $(DVC)
+
+clean:
+	rm -rf artifacts models reports plots/roc.json

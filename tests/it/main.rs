@@ -1,0 +1,6 @@
+//! Integration tests: all in ONE test binary (one link, like ripgrep's `tests/tests.rs`).
+//! They drive the real stage binaries on real files; the pipeline tests drive real DVC.
+
+mod common;
+mod pipeline;
+mod stages;

@@ -1,0 +1,171 @@
+//! Each stage binary on small fixtures: the happy path and the bad inputs users send.
+
+use crate::common::{bin, Project, STAGES};
+use std::process::Command;
+
+#[test]
+fn every_stage_answers_help() {
+    for stage in STAGES {
+        let out = Command::new(bin(stage)).arg("--help").output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stage} --help failed");
+        assert!(text.contains("Usage:") && text.contains("--params"), "{stage} --help:\n{text}");
+    }
+}
+
+#[test]
+fn stages_chain_on_a_small_dataset_and_write_flat_metrics() {
+    let p = Project::new();
+    p.run_all();
+    let ingest = p.metrics("metrics/ingest.json");
+    assert_eq!(ingest["rows"], 400);
+    assert_eq!(ingest["train_rows"].as_u64().unwrap() + ingest["test_rows"].as_u64().unwrap(), 400);
+    let eval = p.metrics("metrics/eval.json");
+    assert!(eval["accuracy"].as_f64().unwrap() > 0.8, "{eval:?}");
+    for key in ["precision", "recall", "f1", "roc_auc", "tp", "fp", "tn", "fn"] {
+        assert!(eval.contains_key(key), "eval.json lacks {key}");
+    }
+    let train = p.metrics("metrics/train.json");
+    assert_eq!(train["cv_folds"], 3);
+    p.metrics("metrics/validate.json");
+    let roc: serde_json::Value = serde_json::from_str(&p.read("plots/roc.json")).unwrap();
+    assert!(roc["roc"].as_array().unwrap().len() > 2);
+}
+
+#[test]
+fn same_params_and_data_give_the_same_model_bytes() {
+    let p = Project::new();
+    p.run_all();
+    let first = std::fs::read(p.path("models/model.json")).unwrap();
+    for stage in ["ingest", "transform", "train"] {
+        p.run(stage).success();
+    }
+    assert_eq!(first, std::fs::read(p.path("models/model.json")).unwrap());
+    p.edit("params.yaml", "  seed: 7\n  cv_folds", "  seed: 8\n  cv_folds");
+    p.edit("params.yaml", "alpha: 0.1", "alpha: 2.0");
+    p.run("train").success();
+    assert_ne!(first, std::fs::read(p.path("models/model.json")).unwrap());
+}
+
+#[test]
+fn gzip_and_json_lines_sources_are_read() {
+    let p = Project::new();
+    let csv = p.read("data/toy.csv");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, csv.as_bytes()).unwrap();
+    p.write("data/toy.csv.gz", gz.finish().unwrap());
+    p.edit("params.yaml", "source: data/toy.csv", "source: data/toy.csv.gz");
+    p.run("ingest").success();
+    assert_eq!(p.metrics("metrics/ingest.json")["rows"], 400);
+
+    let jsonl: String = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            format!("{{\"a\": {}, \"b\": {}, \"c\": {}, \"label\": \"{}\"}}\n", f[0], f[1], f[2], f[3])
+        })
+        .collect();
+    p.write("data/toy.jsonl", jsonl);
+    p.edit("params.yaml", "source: data/toy.csv.gz", "source: data/toy.jsonl");
+    p.run("ingest").success();
+    p.run("validate").success();
+}
+
+#[test]
+fn ragged_row_is_refused_with_its_line() {
+    let p = Project::new();
+    let mut csv = p.read("data/toy.csv");
+    csv = csv.replacen("\n", "\n1,2\n", 1); // a 2-field row on line 2
+    p.write("data/toy.csv", csv);
+    p.run("ingest").fails_with(&["data/toy.csv", "row 2", "expected 4 fields, found 2", "truncated"]);
+    assert!(!p.path("artifacts/split/train.parquet").exists(), "nothing may be written");
+}
+
+#[test]
+fn empty_file_and_header_only_are_refused() {
+    let p = Project::new();
+    p.write("data/toy.csv", "");
+    p.run("ingest").fails_with(&["data/toy.csv", "file is empty"]);
+    p.write("data/toy.csv", "a,b,c,label\n");
+    p.run("ingest").fails_with(&["data/toy.csv", "no data rows"]);
+}
+
+#[test]
+fn missing_column_is_named_by_validate() {
+    let p = Project::new();
+    let csv: String = p
+        .read("data/toy.csv")
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            format!("{},{},{}\n", f[0], f[2], f[3])
+        })
+        .collect();
+    p.write("data/toy.csv", csv);
+    p.run("ingest").success();
+    p.run("validate").fails_with(&["column `b` [missing_column]", "reports/validation.json"]);
+    let report: serde_json::Value = serde_json::from_str(&p.read("reports/validation.json")).unwrap();
+    assert_eq!(report["errors"], 2, "missing in train and in test: {report}");
+}
+
+#[test]
+fn non_numeric_value_is_named_with_column_and_row() {
+    let p = Project::new();
+    let mut lines: Vec<String> = p.read("data/toy.csv").lines().map(str::to_owned).collect();
+    let f: Vec<&str> = lines[6].split(',').collect();
+    lines[6] = format!("{},abc,{},{}", f[0], f[2], f[3]); // line 7 of the file
+    p.write("data/toy.csv", lines.join("\n") + "\n");
+    p.run("ingest").success();
+    p.run("validate").fails_with(&["column `b` [type] expected integer values, found 'abc' in 1 row (rows 7)"]);
+}
+
+#[test]
+fn out_of_domain_value_and_nan_are_reported_together() {
+    let p = Project::new();
+    let mut lines: Vec<String> = p.read("data/toy.csv").lines().map(str::to_owned).collect();
+    let f: Vec<String> = lines[3].split(',').map(str::to_owned).collect();
+    lines[3] = format!("5,{},{},{}", f[1], f[2], f[3]); // line 4: a = 5
+    let f: Vec<String> = lines[9].split(',').map(str::to_owned).collect();
+    lines[9] = format!("{},NaN,{},{}", f[0], f[2], f[3]); // line 10: b = NaN, not nullable
+    p.write("data/toy.csv", lines.join("\n") + "\n");
+    p.run("ingest").success();
+    p.run("validate").fails_with(&["2 schema violations", "column `a` [allowed]", "found '5'", "rows 4", "column `b` [not_null]", "rows 10"]);
+}
+
+#[test]
+fn missing_target_column_is_refused() {
+    let p = Project::new();
+    let csv: String = p.read("data/toy.csv").lines().map(|l| l.rsplit_once(',').unwrap().0.to_owned() + "\n").collect();
+    p.write("data/toy.csv", csv);
+    p.run("ingest").fails_with(&["target column `label` not found"]);
+}
+
+#[test]
+fn unknown_params_key_is_refused_by_the_stage_that_owns_it() {
+    let p = Project::new();
+    p.run_all();
+    p.edit("params.yaml", "    max_iterations: 200", "    max_iterations: 200\n    max_iter: 5");
+    p.run("train").fails_with(&["params.yaml", "section `train`", "unknown field `max_iter`"]);
+    // Other stages do not read that section.
+    p.run("evaluate").success();
+    p.edit("params.yaml", "  seed: 7\n", "  seed: 7\n  shuffle: true\n");
+    p.run("ingest").fails_with(&["section `ingest`", "unknown field `shuffle`"]);
+}
+
+#[test]
+fn out_of_range_params_are_refused() {
+    let p = Project::new();
+    p.edit("params.yaml", "test_size: 0.25", "test_size: 1.5");
+    p.run("ingest").fails_with(&["`test_size` must be between 0 and 1"]);
+    let p = Project::new();
+    p.edit("params.yaml", "family: logistic", "family: perceptron");
+    p.run("train").fails_with(&["unknown family `perceptron`"]);
+}
+
+#[test]
+fn wrong_delimiter_is_explained() {
+    let p = Project::new();
+    p.write("data/toy.csv", p.read("data/toy.csv").replace(',', ";"));
+    p.run("ingest").fails_with(&["delimited by ';' but the schema says ','"]);
+}
