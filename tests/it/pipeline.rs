@@ -66,7 +66,10 @@ fn fresh_clone_pulls_offline_reproduces_and_reruns_only_what_changed() {
     let (_tmp, clone) = fresh_clone();
     dvc(&clone, &["pull", "data.dvc"]);
     let first = dvc(&clone, &["repro"]);
-    assert_eq!(stages_run(&first), ["ingest", "validate", "transform", "train", "evaluate"]);
+    // Stages whose cached outputs a clone lacks run; evaluate's outputs are committed
+    // (metrics, plots) and its inputs come out byte-identical, so DVC rightly skips it.
+    assert_eq!(stages_run(&first), ["ingest", "validate", "transform", "train"]);
+    assert!(first.stdout.contains("Stage 'evaluate' didn't change"), "{}", first.stdout);
 
     // Flat metrics, the accuracy bar of the walking pipeline.
     let eval: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(clone.join("metrics/eval.json")).unwrap()).unwrap();
