@@ -28,8 +28,6 @@ pub struct Args {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalMetrics {
-    pub test_rows: usize,
-    pub threshold: f64,
     pub accuracy: f64,
     pub precision: f64,
     pub recall: f64,
@@ -62,8 +60,6 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<EvalMetrics> {
     let scores = bundle.model.predict_proba(x.view()).to_vec();
     let c = Confusion::at(&scores, &y, p.threshold);
     let metrics = EvalMetrics {
-        test_rows: y.len(),
-        threshold: p.threshold,
         accuracy: round(c.accuracy(), 4),
         precision: round(c.precision(), 4),
         recall: round(c.recall(), 4),

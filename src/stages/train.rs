@@ -30,8 +30,6 @@ pub struct Args {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainMetrics {
-    pub train_rows: usize,
-    pub cv_folds: usize,
     pub cv_f1: f64,
     pub cv_f1_std: f64,
     pub cv_accuracy: f64,
@@ -68,8 +66,6 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<TrainMetrics> {
     };
     bundle.save(&args.model)?;
     let metrics = TrainMetrics {
-        train_rows: x.nrows(),
-        cv_folds: cv.folds,
         cv_f1: round(cv.f1_mean, 4),
         cv_f1_std: round(cv.f1_std, 4),
         cv_accuracy: round(cv.accuracy_mean, 4),

@@ -48,8 +48,6 @@ struct DriftReport<'a> {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ValidateMetrics {
-    pub train_rows: usize,
-    pub test_rows: usize,
     pub violations_error: usize,
     pub violations_warning: usize,
     pub features_tested: usize,
@@ -122,8 +120,6 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<ValidateMetrics> {
     )?;
     write_json(&args.drift, &DriftReport { alpha: p.drift_alpha, features: &drift })?;
     let metrics = ValidateMetrics {
-        train_rows: train.height(),
-        test_rows: test.height(),
         violations_error: errors,
         violations_warning: warnings,
         features_tested: drift.len(),
@@ -145,8 +141,8 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<ValidateMetrics> {
         )));
     }
     tracing::info!(
-        train = metrics.train_rows,
-        test = metrics.test_rows,
+        train = train.height(),
+        test = test.height(),
         drifted = metrics.features_drifted,
         warnings,
         "data valid"

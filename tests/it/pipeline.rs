@@ -26,6 +26,7 @@ fn in_clone(dir: &Path, program: &Path, args: &[&str]) -> Run {
         // Prebuilt stage binaries: the clone has no target/ and must not rebuild polars.
         .env("NETSEC_BIN_DIR", bin("ingest").parent().unwrap())
         .env("DVC_NO_ANALYTICS", "1")
+        .env("COLUMNS", "400")
         .env("GIT_AUTHOR_NAME", "netsec-test")
         .env("GIT_AUTHOR_EMAIL", "test@localhost")
         .env("GIT_COMMITTER_NAME", "netsec-test")

@@ -26,7 +26,7 @@ fn stages_chain_on_a_small_dataset_and_write_flat_metrics() {
         assert!(eval.contains_key(key), "eval.json lacks {key}");
     }
     let train = p.metrics("metrics/train.json");
-    assert_eq!(train["cv_folds"], 3);
+    assert!(train["cv_f1"].as_f64().unwrap() > 0.7, "{train:?}");
     p.metrics("metrics/validate.json");
     let roc: serde_json::Value = serde_json::from_str(&p.read("plots/roc.json")).unwrap();
     assert!(roc["roc"].as_array().unwrap().len() > 2);
