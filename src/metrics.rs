@@ -107,6 +107,20 @@ pub fn roc_curve(scores: &[f64], labels: &[bool]) -> Vec<RocPoint> {
     points
 }
 
+/// Fewer points for plotting: drop points closer than `step` (in FPR + TPR) to the last kept
+/// one; the first and last points always stay.
+pub fn thin_curve(points: Vec<RocPoint>, step: f64) -> Vec<RocPoint> {
+    let n = points.len();
+    let mut kept: Vec<RocPoint> = Vec::new();
+    for (i, pt) in points.into_iter().enumerate() {
+        let far = kept.last().is_none_or(|k| (pt.fpr - k.fpr).abs() + (pt.tpr - k.tpr).abs() >= step);
+        if far || i + 1 == n {
+            kept.push(pt);
+        }
+    }
+    kept
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -124,6 +124,9 @@ pub enum SplitStrategy {
     Stratified,
     /// Plain shuffled split.
     Random,
+    /// Stratified, and rows with identical feature vectors always land on the same side, so
+    /// no test row has a twin in the training part.
+    StratifiedGrouped,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -143,11 +146,18 @@ impl Check for IngestParams {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ValidateParams {
-    /// Significance level of the per-feature drift tests.
+    /// Significance level of the per-feature drift tests, after the Benjamini-Hochberg
+    /// correction across features.
     pub drift_alpha: f64,
     /// Treat drift as an error (non-zero exit) instead of a warning.
     #[serde(default)]
     pub fail_on_drift: bool,
+}
+
+impl Default for ValidateParams {
+    fn default() -> Self {
+        ValidateParams { drift_alpha: 0.01, fail_on_drift: false }
+    }
 }
 
 impl Check for ValidateParams {

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::artifact::{round, write_json};
 use crate::bundle::Bundle;
 use crate::error::{Error, Result};
-use crate::metrics::{roc_auc, roc_curve, Confusion, RocPoint};
+use crate::metrics::{roc_auc, roc_curve, thin_curve, Confusion, RocPoint};
 use crate::models::Classifier;
 use crate::params::{EvaluateParams, ParamsFile};
 use crate::schema::Schema;
@@ -71,7 +71,7 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<EvalMetrics> {
         fn_: c.fn_,
     };
     write_json(&args.metrics, &metrics)?;
-    let roc = roc_curve(&scores, &y)
+    let roc = thin_curve(roc_curve(&scores, &y), 0.005)
         .into_iter()
         .map(|pt| RocPoint { threshold: round(pt.threshold.min(1.0), 6), fpr: round(pt.fpr, 6), tpr: round(pt.tpr, 6) })
         .collect();

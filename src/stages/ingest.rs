@@ -1,16 +1,16 @@
 //! ingest: read the configured raw source, count duplicates, split with a seed, write Parquet.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use polars::prelude::*;
 use serde::Serialize;
 
 use crate::artifact::{round, write_json};
-use crate::data::split::split;
+use crate::data::split::{split, Split};
 use crate::data::{read_table, row_keys, write_parquet, ReadOptions, ROW};
 use crate::error::{Error, Result};
-use crate::params::{IngestParams, ParamsFile};
+use crate::params::{IngestParams, ParamsFile, SplitStrategy};
 use crate::schema::Schema;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -30,13 +30,28 @@ pub struct Args {
 #[derive(Debug, Clone, Serialize)]
 pub struct IngestMetrics {
     pub rows: usize,
+    /// Rows identical to an earlier row (all columns).
     pub duplicate_rows: usize,
+    /// Rows whose feature vector appeared in an earlier row.
+    pub duplicate_feature_vectors: usize,
+    /// Distinct feature vectors seen with both a threat and a benign label: no model can get
+    /// all of their rows right.
+    pub conflicting_feature_vectors: usize,
     pub train_rows: usize,
     pub test_rows: usize,
     pub threat_share: f64,
     /// Test rows whose feature vector also appears in the training part: their scores are
     /// closer to memorisation than to generalisation.
     pub test_rows_with_train_twin: usize,
+    pub test_twin_share: f64,
+    /// The same figure for a plain random split with the same seed, for comparison.
+    pub random_split_test_twin_share: f64,
+}
+
+/// Test rows whose feature vector (group) also occurs in the training part.
+fn twins(groups: &[usize], parts: &Split) -> usize {
+    let train: HashSet<usize> = parts.train.iter().map(|&i| groups[i]).collect();
+    parts.test.iter().filter(|&&i| train.contains(&groups[i])).count()
 }
 
 pub fn run(params: &ParamsFile, args: &Args) -> Result<IngestMetrics> {
@@ -56,10 +71,20 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<IngestMetrics> {
     let distinct: HashSet<&String> = by_row.iter().collect();
     let duplicate_rows = df.height() - distinct.len();
 
-    let parts = split(&labels, p.split, p.test_size, p.seed);
+    // Group id per row = its feature vector; and which vectors carry both labels.
     let by_features = row_keys(&df, &features).map_err(|e| Error::polars(source, e))?;
-    let train_vectors: HashSet<&String> = parts.train.iter().map(|&i| &by_features[i]).collect();
-    let twins = parts.test.iter().filter(|&&i| train_vectors.contains(&by_features[i])).count();
+    let mut ids: HashMap<&String, usize> = HashMap::new();
+    let groups: Vec<usize> = by_features.iter().map(|k| { let n = ids.len(); *ids.entry(k).or_insert(n) }).collect();
+    let mut seen_label = vec![[false; 2]; ids.len()];
+    for (&g, &y) in groups.iter().zip(&labels) {
+        seen_label[g][y as usize] = true;
+    }
+    let conflicting = seen_label.iter().filter(|s| s[0] && s[1]).count();
+
+    let parts = split(&labels, &groups, p.split, p.test_size, p.seed);
+    let twins_here = twins(&groups, &parts);
+    let random = split(&labels, &groups, SplitStrategy::Random, p.test_size, p.seed);
+    let share = |t: usize, n: usize| round(t as f64 / n.max(1) as f64, 4);
 
     for (idx, path) in [(&parts.train, &args.train_out), (&parts.test, &args.test_out)] {
         let take = IdxCa::from_vec("idx".into(), idx.iter().map(|&i| i as IdxSize).collect());
@@ -70,10 +95,14 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<IngestMetrics> {
     let metrics = IngestMetrics {
         rows: df.height(),
         duplicate_rows,
+        duplicate_feature_vectors: df.height() - ids.len(),
+        conflicting_feature_vectors: conflicting,
         train_rows: parts.train.len(),
         test_rows: parts.test.len(),
-        threat_share: round(labels.iter().filter(|&&t| t).count() as f64 / labels.len() as f64, 4),
-        test_rows_with_train_twin: twins,
+        threat_share: share(labels.iter().filter(|&&t| t).count(), labels.len()),
+        test_rows_with_train_twin: twins_here,
+        test_twin_share: share(twins_here, parts.test.len()),
+        random_split_test_twin_share: share(twins(&groups, &random), random.test.len()),
     };
     write_json(&args.metrics, &metrics)?;
     tracing::info!(
@@ -81,7 +110,7 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<IngestMetrics> {
         duplicates = metrics.duplicate_rows,
         train = metrics.train_rows,
         test = metrics.test_rows,
-        test_twins = twins,
+        test_twins = twins_here,
         "split written"
     );
     Ok(metrics)

@@ -2,6 +2,7 @@
 //! the column, the rule, what was expected, what was found, how often and the first rows.
 
 pub mod drift;
+pub mod stats;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -102,8 +103,17 @@ fn sample_values<'v>(values: impl Iterator<Item = &'v str>) -> String {
     s
 }
 
+/// Which columns a frame must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Every schema column (a labelled part of the dataset).
+    AllColumns,
+    /// The features only (a new, unlabelled batch to score or monitor).
+    Features,
+}
+
 /// Check one part (a whole frame) against the schema.
-pub fn check_frame(schema: &Schema, df: &DataFrame, part: &str) -> Vec<Violation> {
+pub fn check_frame(schema: &Schema, df: &DataFrame, part: &str, expect: Expect) -> Vec<Violation> {
     let mut c = Checker { part, rows: source_rows(df), out: Vec::new() };
     let present: Vec<String> = df
         .get_column_names()
@@ -114,7 +124,8 @@ pub fn check_frame(schema: &Schema, df: &DataFrame, part: &str) -> Vec<Violation
     let present_set: HashSet<&str> = present.iter().map(String::as_str).collect();
 
     for spec in &schema.columns {
-        if !present_set.contains(spec.name.as_str()) {
+        let required = expect == Expect::AllColumns || spec.role == Role::Feature;
+        if required && !present_set.contains(spec.name.as_str()) {
             let rule = if spec.role == Role::Target { "target_missing" } else { "missing_column" };
             c.add(&spec.name, rule, Level::Error, "the column to be present".into(), "no such column".into(), &[]);
         }

@@ -52,8 +52,13 @@ evaluate:
 
 /// `n` rows of a learnable toy problem: attack when a + b/40 + c is large. Deterministic.
 pub fn toy_csv(n: usize) -> String {
+    toy_csv_with(n, 0x9e37_79b9_7f4a_7c15, 0.0)
+}
+
+/// Another sample of the same problem (`seed`), with feature `c` shifted by `shift_c`.
+pub fn toy_csv_with(n: usize, seed: u64, shift_c: f64) -> String {
     let mut s = String::from("a,b,c,label\n");
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut state: u64 = seed;
     let mut next = move |m: u64| {
         state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (state >> 33) % m
@@ -61,7 +66,7 @@ pub fn toy_csv(n: usize) -> String {
     for _ in 0..n {
         let a = next(3) as i64 - 1;
         let b = next(101) as i64;
-        let c = next(1000) as f64 / 500.0 - 1.0;
+        let c = next(1000) as f64 / 500.0 - 1.0 + shift_c;
         let noise = next(100) as f64 / 100.0 - 0.5;
         let label = if a as f64 + b as f64 / 40.0 + c + noise > 1.5 { "attack" } else { "normal" };
         s.push_str(&format!("{a},{b},{c},{label}\n"));

@@ -2,5 +2,6 @@
 //! They drive the real stage binaries on real files; the pipeline tests drive real DVC.
 
 mod common;
+mod corpus;
 mod pipeline;
 mod stages;

@@ -94,4 +94,21 @@ fn fresh_clone_pulls_offline_reproduces_and_reruns_only_what_changed() {
     assert!(table.stdout.contains("alpha-025"), "{}", table.stdout);
     let diff = dvc(&clone, &["metrics", "diff"]);
     assert!(diff.stdout.contains("metrics/train.json"), "{}", diff.stdout);
+
+    // Leakage on the phishing data: the stratified split leaves ~65% of test rows with an exact
+    // twin in train; the grouped split leaves none. Both figures land in metrics/ingest.json.
+    let ingest = |clone: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(clone.join("metrics/ingest.json")).unwrap()).unwrap()
+    };
+    let plain = ingest(&clone);
+    assert_eq!(plain["duplicate_rows"], 5206);
+    assert_eq!(plain["conflicting_feature_vectors"], 64);
+    let share = plain["test_twin_share"].as_f64().unwrap();
+    assert!((0.6..0.7).contains(&share), "{plain}");
+    dvc(&clone, &["exp", "run", "-S", "ingest.split=stratified_grouped", "--name", "grouped"]);
+    let grouped = ingest(&clone);
+    assert_eq!(grouped["test_rows_with_train_twin"], 0, "{grouped}");
+    assert!(grouped["random_split_test_twin_share"].as_f64().unwrap() > 0.6, "{grouped}");
+    let diff = dvc(&clone, &["metrics", "diff", "--md"]);
+    assert!(diff.stdout.contains("test_rows_with_train_twin") && diff.stdout.contains("max_psi"), "{}", diff.stdout);
 }

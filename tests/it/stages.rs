@@ -130,7 +130,7 @@ fn out_of_domain_value_and_nan_are_reported_together() {
     lines[9] = format!("{},NaN,{},{}", f[0], f[2], f[3]); // line 10: b = NaN, not nullable
     p.write("data/toy.csv", lines.join("\n") + "\n");
     p.run("ingest").success();
-    p.run("validate").fails_with(&["2 schema violations", "column `a` [allowed]", "found '5'", "rows 4", "column `b` [not_null]", "rows 10"]);
+    p.run("validate").fails_with(&["2 violations", "column `a` [allowed]", "found '5'", "rows 4", "column `b` [not_null]", "rows 10"]);
 }
 
 #[test]
@@ -168,4 +168,95 @@ fn wrong_delimiter_is_explained() {
     let p = Project::new();
     p.write("data/toy.csv", p.read("data/toy.csv").replace(',', ";"));
     p.run("ingest").fails_with(&["delimited by ';' but the schema says ','"]);
+}
+
+#[test]
+fn monitoring_flags_the_shifted_feature_only() {
+    use crate::common::toy_csv_with;
+    let p = Project::new();
+    p.run("ingest").success();
+    p.run("validate").success();
+    let monitor = |batch: &str| {
+        let out = Command::new(bin("validate"))
+            .args(["--reference", "artifacts/profile.json", "--current", batch])
+            .current_dir(p.dir.path())
+            .output()
+            .unwrap();
+        let report: serde_json::Value = serde_json::from_str(&p.read("reports/monitor.json")).unwrap();
+        let drifted: Vec<String> = report["drift"]["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["drifted"] == true)
+            .map(|f| f["column"].as_str().unwrap().to_owned())
+            .collect();
+        (crate::common::Run::from(out), drifted)
+    };
+
+    // A new sample from the same distribution: nothing drifts.
+    p.write("batches/same.csv", toy_csv_with(300, 12345, 0.0));
+    let (run, drifted) = monitor("batches/same.csv");
+    run.success();
+    assert!(drifted.is_empty(), "drifted: {drifted:?}");
+
+    // Feature c shifted: c alone is flagged; a warning by default ...
+    p.write("batches/shifted.csv", toy_csv_with(300, 12345, 0.6));
+    let (run, drifted) = monitor("batches/shifted.csv");
+    run.success();
+    assert_eq!(drifted, ["c"]);
+    assert!(run.stderr.contains("column `c` [drift]"), "{}", run.stderr);
+
+    // ... and an error with fail_on_drift.
+    p.edit("params.yaml", "drift_alpha: 0.001", "drift_alpha: 0.001\n  fail_on_drift: true");
+    let (run, _) = monitor("batches/shifted.csv");
+    run.fails_with(&["column `c` [drift]", "reports/monitor.json"]);
+}
+
+#[test]
+fn monitoring_accepts_an_unlabelled_batch_but_not_a_missing_feature() {
+    let p = Project::new();
+    p.run("ingest").success();
+    p.run("validate").success();
+    let unlabelled: String = crate::common::toy_csv_with(100, 99, 0.0)
+        .lines()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_owned() + "\n")
+        .collect();
+    p.write("batches/unlabelled.csv", &unlabelled);
+    let run = |batch: &str| {
+        crate::common::Run::from(
+            Command::new(bin("validate"))
+                .args(["--reference", "artifacts/profile.json", "--current", batch])
+                .current_dir(p.dir.path())
+                .output()
+                .unwrap(),
+        )
+    };
+    run("batches/unlabelled.csv").success();
+    let no_b: String = unlabelled
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            format!("{},{}\n", f[0], f[2])
+        })
+        .collect();
+    p.write("batches/no_b.csv", no_b);
+    run("batches/no_b.csv").fails_with(&["column `b` [missing_column]"]);
+}
+
+#[test]
+fn grouped_split_leaves_no_test_row_with_a_train_twin() {
+    let p = Project::new();
+    // Many exact duplicates, as in the phishing data.
+    let csv = p.read("data/toy.csv");
+    let body: String = csv.lines().skip(1).take(100).map(|l| format!("{l}\n{l}\n{l}\n")).collect();
+    p.write("data/toy.csv", format!("a,b,c,label\n{body}"));
+    p.run("ingest").success();
+    let m = p.metrics("metrics/ingest.json");
+    assert!(m["test_rows_with_train_twin"].as_u64().unwrap() > 0, "{m:?}");
+    assert_eq!(m["duplicate_rows"], 200);
+    p.edit("params.yaml", "split: stratified", "split: stratified_grouped");
+    p.run("ingest").success();
+    let m = p.metrics("metrics/ingest.json");
+    assert_eq!(m["test_rows_with_train_twin"], 0, "{m:?}");
+    assert!(m["random_split_test_twin_share"].as_f64().unwrap() > 0.5, "{m:?}");
 }
