@@ -84,7 +84,7 @@ impl Project {
         let p = Project { dir: tempfile::tempdir().expect("temp dir") };
         p.write("schemas/toy.yaml", TOY_SCHEMA);
         p.write("params.yaml", TOY_PARAMS);
-        p.write("data/toy.csv", &toy_csv(400));
+        p.write("data/toy.csv", toy_csv(400));
         p
     }
 
