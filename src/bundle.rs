@@ -11,7 +11,9 @@ use crate::error::{Error, Result};
 use crate::models::Model;
 use crate::preprocess::Preprocessor;
 use crate::schema::TargetSpec;
-use crate::search::CvScores;
+use std::collections::BTreeMap;
+
+use crate::search::MeanStd;
 
 pub const FORMAT: &str = "netsec-model-bundle";
 pub const VERSION: u32 = 1;
@@ -27,9 +29,12 @@ pub struct Bundle {
     pub feature_names: Vec<String>,
     pub preprocessor: Preprocessor,
     pub model: Model,
+    /// The winning candidate's hyperparameters (all of them, defaults included).
+    pub hyperparameters: serde_json::Value,
     /// The `train` section of `params.yaml` that produced the model.
     pub params: serde_json::Value,
-    pub cv: CvScores,
+    /// The winner's cross-validated scores on the training part.
+    pub cv: BTreeMap<String, MeanStd>,
 }
 
 impl Bundle {

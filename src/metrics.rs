@@ -43,6 +43,38 @@ impl Confusion {
     pub fn f1(&self) -> f64 {
         ratio(2 * self.tp, 2 * self.tp + self.fp + self.fn_)
     }
+
+    /// Mean of the recall of each class.
+    pub fn balanced_accuracy(&self) -> f64 {
+        (self.recall() + ratio(self.tn, self.tn + self.fp)) / 2.0
+    }
+}
+
+/// Average precision (area under the precision-recall curve, step-wise as scikit-learn):
+/// Σ (Rₙ − Rₙ₋₁) Pₙ over decreasing thresholds.
+pub fn average_precision(scores: &[f64], labels: &[bool]) -> f64 {
+    let pos = labels.iter().filter(|&&y| y).count() as f64;
+    if pos == 0.0 {
+        return f64::NAN;
+    }
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let (mut tp, mut fp, mut ap, mut last_recall, mut i) = (0.0, 0.0, 0.0, 0.0, 0);
+    while i < order.len() {
+        let s = scores[order[i]];
+        while i < order.len() && scores[order[i]] == s {
+            if labels[order[i]] {
+                tp += 1.0;
+            } else {
+                fp += 1.0;
+            }
+            i += 1;
+        }
+        let recall = tp / pos;
+        ap += (recall - last_recall) * tp / (tp + fp);
+        last_recall = recall;
+    }
+    ap
 }
 
 /// 0 when the denominator is 0 (as scikit-learn's `zero_division=0`).
@@ -143,6 +175,14 @@ mod tests {
         assert_eq!(roc_auc(&[0.5, 0.5], &[false, true]), 0.5);
         // 2 threats, 2 benign: pairs (t>b) = 3 of 4.
         assert_eq!(roc_auc(&[0.8, 0.4, 0.6, 0.2], &[true, true, false, false]), 0.75);
+    }
+
+    #[test]
+    fn average_precision_matches_sklearn() {
+        // sklearn.metrics.average_precision_score([1,1,0,0], [0.8,0.4,0.6,0.2]) = 0.8333...
+        let ap = average_precision(&[0.8, 0.4, 0.6, 0.2], &[true, true, false, false]);
+        assert!((ap - 5.0 / 6.0).abs() < 1e-12, "{ap}");
+        assert_eq!(average_precision(&[0.9, 0.1], &[true, false]), 1.0);
     }
 
     #[test]

@@ -11,7 +11,6 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::models::ModelSpec;
 
 /// The parsed file, from which stages take their sections.
 #[derive(Debug, Clone)]
@@ -182,31 +181,95 @@ pub struct TransformParams {
 
 impl Check for TransformParams {}
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchKind {
+    /// Every combination of the listed values.
+    Grid,
+    /// `budget` combinations drawn (seeded) from the grid.
+    Random,
+}
+
+/// The cross-validated score that picks the winner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SelectionMetric {
+    F1,
+    RocAuc,
+    PrAuc,
+    BalancedAccuracy,
+}
+
+impl SelectionMetric {
+    pub fn name(self) -> &'static str {
+        match self {
+            SelectionMetric::F1 => "f1",
+            SelectionMetric::RocAuc => "roc_auc",
+            SelectionMetric::PrAuc => "pr_auc",
+            SelectionMetric::BalancedAccuracy => "balanced_accuracy",
+        }
+    }
+}
+
+/// A search space: per family, hyperparameter -> a value or a list of values.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Space {
+    /// Overrides `train.cv_folds` for this space.
+    #[serde(default)]
+    pub cv_folds: Option<usize>,
+    pub families: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainParams {
     pub seed: u64,
     /// Folds of the stratified cross-validation on the training part.
     pub cv_folds: usize,
-    /// Which family to fit; its hyperparameters are in the section of the same name.
-    pub family: String,
-    #[serde(default)]
-    pub logistic: Option<crate::models::logistic::LogisticParams>,
+    pub metric: SelectionMetric,
+    pub search: SearchKind,
+    /// Candidates drawn by random search.
+    pub budget: usize,
+    /// Worker threads; 0 = one per core. The NETSEC_THREADS environment variable overrides.
+    pub threads: usize,
+    /// Which entry of `spaces` to search.
+    pub space: String,
+    pub spaces: BTreeMap<String, Space>,
 }
 
 impl Check for TrainParams {
     fn check(&self) -> std::result::Result<(), String> {
-        if self.cv_folds < 2 {
-            return Err(format!("`cv_folds` must be at least 2, got {}", self.cv_folds));
+        if self.folds() < 2 {
+            return Err(format!("`cv_folds` must be at least 2, got {}", self.folds()));
         }
-        self.model_spec().map(|_| ())
+        if self.budget == 0 {
+            return Err("`budget` must be at least 1".into());
+        }
+        crate::search::candidates(self).map(|_| ())
     }
 }
 
 impl TrainParams {
-    /// The family named by `family`, with its hyperparameter section.
-    pub fn model_spec(&self) -> std::result::Result<ModelSpec, String> {
-        ModelSpec::from_params(self)
+    pub fn chosen_space(&self) -> std::result::Result<&Space, String> {
+        self.spaces.get(&self.space).ok_or_else(|| {
+            let known: Vec<&str> = self.spaces.keys().map(String::as_str).collect();
+            format!("`space: {}` is not in `spaces` (known: {})", self.space, known.join(", "))
+        })
+    }
+
+    /// Folds for the chosen space.
+    pub fn folds(&self) -> usize {
+        self.chosen_space().ok().and_then(|s| s.cv_folds).unwrap_or(self.cv_folds)
+    }
+
+    /// Threads: NETSEC_THREADS, else `threads`, else one per core.
+    pub fn thread_count(&self) -> usize {
+        std::env::var("NETSEC_THREADS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&n: &usize| n > 0)
+            .unwrap_or(self.threads)
     }
 }
 

@@ -1,55 +1,224 @@
-//! Model selection on the training part only: stratified k-fold cross-validation.
+//! Model selection on the training part only: candidates from a search space, scored by
+//! stratified k-fold cross-validation, in parallel.
+//!
+//! Ensembles whose candidates differ only in size (`n_estimators`) share one fit per fold:
+//! a forest of 32 trees is the first 32 trees of the forest of 256 (each tree draws from its
+//! own seeded stream), and a boosted model of 64 rounds is the first 64 rounds of the one of
+//! 256. Scores are exactly those of separate fits, for a fraction of the work.
 
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array2, ArrayView2, Axis};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::data::split::stratified_folds;
-use crate::error::Result;
-use crate::metrics::{roc_auc, Confusion};
-use crate::models::{Classifier, ModelSpec};
+use crate::error::{Error, Result};
+use crate::metrics::{average_precision, roc_auc, Confusion};
+use crate::models::ModelSpec;
+use crate::params::{SearchKind, TrainParams};
 
-/// Mean and standard deviation of the fold scores.
+/// Metrics computed on every validation fold (threshold 0.5 where one is needed).
+pub const CV_METRICS: &[&str] = &["f1", "roc_auc", "pr_auc", "balanced_accuracy", "accuracy"];
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CvScores {
-    pub folds: usize,
-    pub f1_mean: f64,
-    pub f1_std: f64,
-    pub accuracy_mean: f64,
-    pub accuracy_std: f64,
-    pub roc_auc_mean: f64,
-    pub roc_auc_std: f64,
+pub struct MeanStd {
+    pub mean: f64,
+    pub std: f64,
 }
 
-fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
-    (mean, var.sqrt())
+/// One candidate's cross-validated result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CandidateResult {
+    pub id: usize,
+    pub family: String,
+    pub params: serde_json::Value,
+    pub scores: BTreeMap<String, MeanStd>,
+    /// Wall seconds of its fits over all folds; for ensembles that share a fit with larger
+    /// candidates (see the module doc), the shared fit's time.
+    pub fit_seconds: f64,
+    pub shared_fit: bool,
 }
 
-fn rows(x: ArrayView2<'_, f64>, idx: &[usize]) -> Array2<f64> {
-    x.select(Axis(0), idx)
-}
-
-/// Cross-validated scores at the 0.5 threshold. Folds and model fits take their seed from
-/// `seed`, so the scores are reproducible.
-pub fn cross_validate(spec: &ModelSpec, x: ArrayView2<'_, f64>, y: &[bool], k: usize, seed: u64) -> Result<CvScores> {
-    let fold_of = stratified_folds(y, k, seed);
-    let (mut f1, mut acc, mut auc) = (Vec::new(), Vec::new(), Vec::new());
-    for fold in 0..k {
-        let (test, train): (Vec<usize>, Vec<usize>) = (0..y.len()).partition(|&i| fold_of[i] == fold);
-        let y_train: Vec<bool> = train.iter().map(|&i| y[i]).collect();
-        let y_test: Vec<bool> = test.iter().map(|&i| y[i]).collect();
-        let model = spec.fit(rows(x, &train).view(), &y_train, seed.wrapping_add(fold as u64))?;
-        let scores = model.predict_proba(rows(x, &test).view()).to_vec();
-        let c = Confusion::at(&scores, &y_test, 0.5);
-        f1.push(c.f1());
-        acc.push(c.accuracy());
-        auc.push(roc_auc(&scores, &y_test));
-        tracing::debug!(fold, f1 = c.f1(), "fold done");
+/// Expand the chosen space into candidates (grid, or a seeded random draw of `budget`).
+pub fn candidates(p: &TrainParams) -> std::result::Result<Vec<ModelSpec>, String> {
+    let space = p.chosen_space()?;
+    let mut all = Vec::new();
+    for (family, grid) in &space.families {
+        let mut combos: Vec<serde_json::Map<String, serde_json::Value>> = vec![serde_json::Map::new()];
+        for (key, value) in grid {
+            let values = match value {
+                serde_json::Value::Array(vs) if vs.is_empty() => return Err(format!("{family}.{key}: empty list")),
+                serde_json::Value::Array(vs) => vs.clone(),
+                v => vec![v.clone()],
+            };
+            combos = combos
+                .into_iter()
+                .flat_map(|c| {
+                    values.iter().map(move |v| {
+                        let mut c = c.clone();
+                        c.insert(key.clone(), v.clone());
+                        c
+                    })
+                })
+                .collect();
+        }
+        for c in combos {
+            all.push(ModelSpec::from_json(family, serde_json::Value::Object(c))?);
+        }
     }
-    let (f1_mean, f1_std) = mean_std(&f1);
-    let (accuracy_mean, accuracy_std) = mean_std(&acc);
-    let (roc_auc_mean, roc_auc_std) = mean_std(&auc);
-    Ok(CvScores { folds: k, f1_mean, f1_std, accuracy_mean, accuracy_std, roc_auc_mean, roc_auc_std })
+    if all.is_empty() {
+        return Err(format!("space `{}` has no families", p.space));
+    }
+    if p.search == SearchKind::Random && p.budget < all.len() {
+        let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
+        let mut idx: Vec<usize> = (0..all.len()).collect();
+        idx.shuffle(&mut rng);
+        let mut keep: Vec<usize> = idx[..p.budget].to_vec();
+        keep.sort_unstable();
+        all = keep.into_iter().map(|i| all[i].clone()).collect();
+    }
+    Ok(all)
+}
+
+/// Validation-fold scores for each metric in [`CV_METRICS`].
+pub fn fold_scores(scores: &[f64], y: &[bool]) -> [f64; 5] {
+    let c = Confusion::at(scores, y, 0.5);
+    [c.f1(), roc_auc(scores, y), average_precision(scores, y), c.balanced_accuracy(), c.accuracy()]
+}
+
+struct Fold {
+    x_train: Array2<f64>,
+    y_train: Vec<bool>,
+    x_val: Array2<f64>,
+    y_val: Vec<bool>,
+}
+
+/// Candidates that share fits: same family and parameters but for the ensemble size.
+struct Group {
+    /// (candidate index, ensemble size), sizes ascending.
+    members: Vec<(usize, usize)>,
+    spec: ModelSpec,
+}
+
+fn groups(cands: &[ModelSpec]) -> Vec<Group> {
+    let mut by_key: BTreeMap<String, Group> = BTreeMap::new();
+    for (i, spec) in cands.iter().enumerate() {
+        let key = match spec.stages() {
+            Some(_) => serde_json::to_string(&spec.with_stages(0)).expect("specs serialize"),
+            None => format!("single-{i}"),
+        };
+        let g = by_key.entry(key).or_insert_with(|| Group { members: Vec::new(), spec: spec.clone() });
+        g.members.push((i, spec.stages().unwrap_or(1)));
+    }
+    let mut out: Vec<Group> = by_key.into_values().collect();
+    for g in &mut out {
+        g.members.sort_by_key(|&(i, n)| (n, i));
+        let largest = g.members.last().expect("non-empty").1;
+        g.spec = g.spec.with_stages(largest);
+    }
+    out.sort_by_key(|g| g.members[0].0);
+    out
+}
+
+/// Cross-validate every candidate. Results come back in candidate order; the same seed,
+/// data and candidates give the same scores whatever the thread count.
+pub fn cross_validate(cands: &[ModelSpec], x: ArrayView2<'_, f64>, y: &[bool], k: usize, seed: u64, threads: usize) -> Result<Vec<CandidateResult>> {
+    let fold_of = stratified_folds(y, k, seed);
+    let folds: Vec<Fold> = (0..k)
+        .map(|f| {
+            let (val, train): (Vec<usize>, Vec<usize>) = (0..y.len()).partition(|&i| fold_of[i] == f);
+            Fold {
+                x_train: x.select(Axis(0), &train),
+                y_train: train.iter().map(|&i| y[i]).collect(),
+                x_val: x.select(Axis(0), &val),
+                y_val: val.iter().map(|&i| y[i]).collect(),
+            }
+        })
+        .collect();
+    let groups = groups(cands);
+    let tasks: Vec<(usize, usize)> = (0..groups.len()).flat_map(|g| (0..k).map(move |f| (g, f))).collect();
+
+    let bar = ProgressBar::new(tasks.len() as u64);
+    bar.set_style(ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} fits, {elapsed}").expect("template").progress_chars("=> "));
+    bar.set_message(format!("cross-validating {} candidates x {k} folds", cands.len()));
+
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::Model(format!("thread pool: {e}")))?;
+    // Per task: (group, fold, seconds, per member: fold scores).
+    let results: Vec<(usize, usize, f64, Vec<[f64; 5]>)> = pool.install(|| {
+        tasks
+            .par_iter()
+            .map(|&(g, f)| {
+                let group = &groups[g];
+                let fold = &folds[f];
+                let started = Instant::now();
+                let model = group.spec.fit(fold.x_train.view(), &fold.y_train, seed.wrapping_add(f as u64))?;
+                let secs = started.elapsed().as_secs_f64();
+                let sizes: Vec<usize> = group.members.iter().map(|&(_, n)| n).collect();
+                let staged = model.staged_proba(fold.x_val.view(), &sizes);
+                let scores = staged.iter().map(|s| fold_scores(s.as_slice().expect("contiguous"), &fold.y_val)).collect();
+                bar.inc(1);
+                Ok((g, f, secs, scores))
+            })
+            .collect::<Result<Vec<_>>>()
+    })?;
+    bar.finish_and_clear();
+
+    let mut per_cand: Vec<Vec<[f64; 5]>> = vec![Vec::new(); cands.len()];
+    let mut seconds = vec![0.0; cands.len()];
+    for (g, _, secs, scores) in results {
+        for (&(c, _), s) in groups[g].members.iter().zip(scores) {
+            per_cand[c].push(s);
+            seconds[c] += secs;
+        }
+    }
+    let shared: Vec<bool> = {
+        let mut v = vec![false; cands.len()];
+        for g in &groups {
+            for &(c, _) in &g.members {
+                v[c] = g.members.len() > 1;
+            }
+        }
+        v
+    };
+    Ok(cands
+        .iter()
+        .enumerate()
+        .map(|(c, spec)| {
+            let scores = CV_METRICS
+                .iter()
+                .enumerate()
+                .map(|(m, name)| {
+                    let v: Vec<f64> = per_cand[c].iter().map(|s| s[m]).collect();
+                    let mean = v.iter().sum::<f64>() / v.len() as f64;
+                    let std = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
+                    (name.to_string(), MeanStd { mean, std })
+                })
+                .collect();
+            CandidateResult {
+                id: c,
+                family: spec.name().to_owned(),
+                params: spec.params_json(),
+                scores,
+                fit_seconds: seconds[c],
+                shared_fit: shared[c],
+            }
+        })
+        .collect())
+}
+
+/// Candidates best first by `metric` (mean), ties by candidate order.
+pub fn rank(mut results: Vec<CandidateResult>, metric: &str) -> Vec<CandidateResult> {
+    // An undefined score (a fold with one class) ranks last, never first.
+    let key = |r: &CandidateResult| Some(r.scores[metric].mean).filter(|v| !v.is_nan()).unwrap_or(f64::NEG_INFINITY);
+    results.sort_by(|a, b| key(b).total_cmp(&key(a)).then(a.id.cmp(&b.id)));
+    results
 }

@@ -14,17 +14,27 @@ use super::{Classifier, Family};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct LogisticParams {
     /// L2 penalty strength (linfa's `alpha`).
     pub alpha: f64,
     pub max_iterations: u64,
-    #[serde(default = "default_tolerance")]
     pub gradient_tolerance: f64,
 }
 
-fn default_tolerance() -> f64 {
-    1e-4
+impl Default for LogisticParams {
+    fn default() -> Self {
+        LogisticParams { alpha: 1.0, max_iterations: 200, gradient_tolerance: 1e-4 }
+    }
+}
+
+impl LogisticParams {
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if self.alpha < 0.0 || self.max_iterations == 0 || self.gradient_tolerance <= 0.0 {
+            return Err("alpha must be >= 0, max_iterations and gradient_tolerance > 0".into());
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,18 +1,18 @@
-//! train: cross-validate the configured family on the training part, fit it on the whole
-//! training part, save the model bundle.
+//! train: search the configured space with cross-validation on the training part only, refit
+//! the winner on the whole training part, save the bundle and the leaderboard.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::artifact::{read_json, round, write_json};
+use crate::artifact::{atomic_write, read_json, round, write_json};
 use crate::bundle::{Bundle, FORMAT, VERSION};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::params::{ParamsFile, TrainParams};
 use crate::preprocess::Preprocessor;
 use crate::schema::Schema;
-use crate::search::cross_validate;
+use crate::search::{candidates, cross_validate, rank, CandidateResult, CV_METRICS};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -23,34 +23,73 @@ pub struct Args {
     /// The model bundle (JSON).
     #[arg(long, default_value = "models/model.json")]
     pub model: PathBuf,
+    /// Every candidate's CV scores (JSON; a Markdown table is written beside it).
+    #[arg(long, default_value = "reports/leaderboard.json")]
+    pub leaderboard: PathBuf,
     /// Flat metrics (JSON).
     #[arg(long, default_value = "metrics/train.json")]
     pub metrics: PathBuf,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct TrainMetrics {
-    pub cv_f1: f64,
-    pub cv_f1_std: f64,
-    pub cv_accuracy: f64,
-    pub cv_roc_auc: f64,
+#[derive(Debug, Serialize)]
+struct Leaderboard<'a> {
+    metric: &'static str,
+    folds: usize,
+    candidates: usize,
+    search_seconds: f64,
+    winner: &'a CandidateResult,
+    ranking: &'a [CandidateResult],
 }
 
-pub fn run(params: &ParamsFile, args: &Args) -> Result<TrainMetrics> {
+fn markdown(board: &Leaderboard<'_>) -> String {
+    let mut s = format!(
+        "# Leaderboard\n\n{} candidates, {}-fold stratified CV on the training part, ranked by `{}` (mean ± std). \
+Fit seconds are wall time over all folds; `shared` marks ensembles scored from a larger ensemble's fit.\n\n\
+| rank | family | hyperparameters |",
+        board.candidates, board.folds, board.metric
+    );
+    for m in CV_METRICS {
+        s.push_str(&format!(" {m} |"));
+    }
+    s.push_str(" fit s |\n|---|---|---|");
+    s.push_str(&"---|".repeat(CV_METRICS.len() + 1));
+    s.push('\n');
+    for (i, r) in board.ranking.iter().enumerate() {
+        let params = r.params.as_object().map_or(String::new(), |o| {
+            o.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+        });
+        s.push_str(&format!("| {} | {} | {} |", i + 1, r.family, params));
+        for m in CV_METRICS {
+            let v = &r.scores[*m];
+            s.push_str(&format!(" {:.4} ± {:.4} |", v.mean, v.std));
+        }
+        s.push_str(&format!(" {:.3}{} |\n", r.fit_seconds, if r.shared_fit { " (shared)" } else { "" }));
+    }
+    s
+}
+
+pub fn run(params: &ParamsFile, args: &Args) -> Result<CandidateResult> {
     let dataset = params.dataset()?;
     let p: TrainParams = params.section("train")?;
-    let spec = p.model_spec().expect("checked when the section was read");
+    let cands = candidates(&p).map_err(|m| Error::params(params.path(), format!("section `train`: {m}")))?;
     let schema = Schema::load(&dataset.params.schema)?;
     let pre: Preprocessor = read_json(&args.preprocessor)?;
     let names = pre.feature_names();
     let (x, y) = super::read_features(&args.train, &names)?;
 
+    let folds = p.folds();
+    tracing::info!(candidates = cands.len(), folds, space = %p.space, metric = p.metric.name(), "searching on the training part");
     let started = Instant::now();
-    let cv = cross_validate(&spec, x.view(), &y, p.cv_folds, p.seed)?;
-    tracing::info!(family = spec.name(), folds = p.cv_folds, f1 = cv.f1_mean, secs = started.elapsed().as_secs_f64(), "cross-validated");
+    let results = cross_validate(&cands, x.view(), &y, folds, p.seed, p.thread_count())?;
+    let search_seconds = started.elapsed().as_secs_f64();
+    let ranking = rank(results, p.metric.name());
+    let winner = ranking[0].clone();
+    tracing::info!(family = %winner.family, score = winner.scores[p.metric.name()].mean, secs = search_seconds, "search done");
+
+    let spec = &cands[winner.id];
     let started = Instant::now();
     let model = spec.fit(x.view(), &y, p.seed)?;
-    tracing::info!(rows = x.nrows(), secs = started.elapsed().as_secs_f64(), "fitted on the training part");
+    tracing::info!(rows = x.nrows(), secs = started.elapsed().as_secs_f64(), "winner refitted on the training part");
 
     let bundle = Bundle {
         format: FORMAT.into(),
@@ -61,16 +100,38 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<TrainMetrics> {
         feature_names: names,
         preprocessor: pre,
         model,
+        hyperparameters: spec.params_json(),
         params: params.section_json("train")?,
-        cv: cv.clone(),
+        cv: winner.scores.clone(),
     };
     bundle.save(&args.model)?;
-    let metrics = TrainMetrics {
-        cv_f1: round(cv.f1_mean, 4),
-        cv_f1_std: round(cv.f1_std, 4),
-        cv_accuracy: round(cv.accuracy_mean, 4),
-        cv_roc_auc: round(cv.roc_auc_mean, 4),
+
+    let board = Leaderboard {
+        metric: p.metric.name(),
+        folds,
+        candidates: cands.len(),
+        search_seconds: round(search_seconds, 3),
+        winner: &winner,
+        ranking: &ranking,
     };
-    write_json(&args.metrics, &metrics)?;
-    Ok(metrics)
+    write_json(&args.leaderboard, &board)?;
+    let md = markdown(&board);
+    let md_path = args.leaderboard.with_extension("md");
+    atomic_write(&md_path, |f| std::io::Write::write_all(f, md.as_bytes()).map_err(|e| Error::io(&md_path, e)))?;
+
+    write_json(&args.metrics, &flat_metrics(&winner, cands.len()))?;
+    Ok(winner)
 }
+
+/// The winner's CV scores, flat: `cv_<metric>` and `cv_<metric>_std`.
+fn flat_metrics(winner: &CandidateResult, candidates: usize) -> serde_json::Map<String, serde_json::Value> {
+    let mut m = serde_json::Map::new();
+    for name in CV_METRICS {
+        let s = &winner.scores[*name];
+        m.insert(format!("cv_{name}"), round(s.mean, 4).into());
+        m.insert(format!("cv_{name}_std"), round(s.std, 4).into());
+    }
+    m.insert("candidates".into(), candidates.into());
+    m
+}
+

@@ -42,10 +42,16 @@ transform:
 train:
   seed: 7
   cv_folds: 3
-  family: logistic
-  logistic:
-    alpha: 0.1
-    max_iterations: 200
+  metric: f1
+  search: grid
+  budget: 10
+  threads: 0
+  space: small
+  spaces:
+    small:
+      families:
+        logistic: {alpha: 0.1}
+        gbm: {n_estimators: [20, 50], max_depth: 3}
 evaluate:
   threshold: 0.5
 ";

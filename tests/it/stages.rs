@@ -145,8 +145,11 @@ fn missing_target_column_is_refused() {
 fn unknown_params_key_is_refused_by_the_stage_that_owns_it() {
     let p = Project::new();
     p.run_all();
-    p.edit("params.yaml", "    max_iterations: 200", "    max_iterations: 200\n    max_iter: 5");
+    p.edit("params.yaml", "  budget: 10", "  budget: 10\n  max_iter: 5");
     p.run("train").fails_with(&["params.yaml", "section `train`", "unknown field `max_iter`"]);
+    p.edit("params.yaml", "  max_iter: 5\n", "");
+    p.edit("params.yaml", "{alpha: 0.1}", "{alpha: 0.1, max_iter: 5}");
+    p.run("train").fails_with(&["params.yaml", "logistic: unknown field `max_iter`"]);
     // Other stages do not read that section.
     p.run("evaluate").success();
     p.edit("params.yaml", "  seed: 7\n", "  seed: 7\n  shuffle: true\n");
@@ -159,8 +162,11 @@ fn out_of_range_params_are_refused() {
     p.edit("params.yaml", "test_size: 0.25", "test_size: 1.5");
     p.run("ingest").fails_with(&["`test_size` must be between 0 and 1"]);
     let p = Project::new();
-    p.edit("params.yaml", "family: logistic", "family: perceptron");
+    p.edit("params.yaml", "logistic: {alpha", "perceptron: {alpha");
     p.run("train").fails_with(&["unknown family `perceptron`"]);
+    let p = Project::new();
+    p.edit("params.yaml", "max_depth: 3}", "max_depth: 3, subsample: 1.5}");
+    p.run("train").fails_with(&["gbm: subsample must be in (0, 1]"]);
 }
 
 #[test]

@@ -1,0 +1,98 @@
+//! Our CART learner, shared by the tree-based families.
+//!
+//! Why our own and not linfa-trees: linfa-trees 0.8.1 under-splits on tied features (it
+//! compares a candidate threshold with the next row of the whole dataset instead of the next
+//! row within the node; depth 3 and accuracy 0.889 on the phishing data where scikit-learn's
+//! tree reaches 0.967), and even with that fixed it fits 25× slower than scikit-learn. This
+//! learner bins features once and finds splits on histograms (with the parent-minus-sibling
+//! subtraction), which is what makes a 441-fit grid search take seconds.
+
+mod bins;
+mod grow;
+
+use ndarray::ArrayView2;
+use serde::{Deserialize, Serialize};
+
+pub use bins::Binned;
+pub use grow::{grow, Criterion, GrowParams, Grown};
+
+/// A node: a split (`feature`, `threshold`, children) or a leaf (`feature == LEAF`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    pub feature: u32,
+    /// Go left when `x[feature] <= threshold`.
+    pub threshold: f64,
+    /// The bin of the split on the training data (for fast updates while boosting).
+    #[serde(skip)]
+    pub bin: u8,
+    pub left: u32,
+    pub right: u32,
+    /// Leaf output: P(threat) for classification trees, a score for boosting trees.
+    pub value: f64,
+}
+
+pub const LEAF: u32 = u32::MAX;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tree {
+    pub nodes: Vec<Node>,
+}
+
+impl Tree {
+    #[inline]
+    pub fn predict_row(&self, x: impl Fn(usize) -> f64) -> f64 {
+        let mut i = 0usize;
+        loop {
+            let n = &self.nodes[i];
+            if n.feature == LEAF {
+                return n.value;
+            }
+            i = if x(n.feature as usize) <= n.threshold { n.left } else { n.right } as usize;
+        }
+    }
+
+    /// Leaf value for every row of `x`.
+    pub fn predict(&self, x: ArrayView2<'_, f64>) -> Vec<f64> {
+        x.rows().into_iter().map(|row| self.predict_row(|f| row[f])).collect()
+    }
+
+    /// Leaf value for a row of the binned training matrix (used while boosting).
+    #[inline]
+    pub fn predict_binned(&self, codes: &[u8]) -> f64 {
+        let mut i = 0usize;
+        loop {
+            let n = &self.nodes[i];
+            if n.feature == LEAF {
+                return n.value;
+            }
+            i = if codes[n.feature as usize] <= n.bin { n.left } else { n.right } as usize;
+        }
+    }
+
+    pub fn depth(&self) -> usize {
+        fn walk(t: &Tree, i: usize) -> usize {
+            let n = &t.nodes[i];
+            if n.feature == LEAF {
+                0
+            } else {
+                1 + walk(t, n.left as usize).max(walk(t, n.right as usize))
+            }
+        }
+        walk(self, 0)
+    }
+
+    pub fn scale_leaves(&mut self, factor: f64) {
+        for n in self.nodes.iter_mut().filter(|n| n.feature == LEAF) {
+            n.value *= factor;
+        }
+    }
+}
+
+/// Normalize importances to sum 1 (all zeros stay zeros).
+pub fn normalized(mut v: Vec<f64>) -> Vec<f64> {
+    let total: f64 = v.iter().sum();
+    if total > 0.0 {
+        v.iter_mut().for_each(|x| *x /= total);
+    }
+    v
+}
