@@ -8,7 +8,7 @@ CARGO ?= cargo
 CARGO_FLAGS ?= --release --locked
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: run test build venv clean
+.PHONY: run test build venv clean bench bench-train
 run: build $(DVC)
 	$(DVC) pull data.dvc
 	$(DVC) repro
@@ -29,6 +29,12 @@ $(DVC): requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
 	@touch $(DVC)
+
+# Benchmarks beside the Python reference in ../shared/reference (figures, not pass/fail).
+bench: bench-train
+
+bench-train: build $(DVC)
+	bench/train.sh
 
 clean:
 	rm -rf artifacts models reports plots/roc.json

@@ -1,12 +1,22 @@
-//! The model bundle: everything needed to score raw records, in one JSON file.
+//! The model bundle: everything needed to score raw records, in one file.
 //!
-//! JSON, not pickle: loading it runs no code. The layout is versioned (`format`, `version`).
+//! JSON, not pickle: loading it runs no code. The file has two lines:
+//!
+//! 1. a header, `{"format":"netsec-model-bundle","version":2,"sha256":"<hex>"}`;
+//! 2. the content, one JSON object ([`Bundle`]), whose exact bytes (through the final newline)
+//!    hash to the header's `sha256`.
+//!
+//! Loading checks the format, the version and the checksum BEFORE parsing the content, so a
+//! truncated, edited or corrupted file is refused with a message naming the checksum.
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::artifact::{atomic_write, read_json};
+use sha2::{Digest, Sha256};
+
+use crate::artifact::atomic_write;
+use crate::schema::hex;
 use crate::error::{Error, Result};
 use crate::models::Model;
 use crate::preprocess::Preprocessor;
@@ -16,12 +26,17 @@ use std::collections::BTreeMap;
 use crate::search::MeanStd;
 
 pub const FORMAT: &str = "netsec-model-bundle";
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Header {
+    format: String,
+    version: u32,
+    sha256: String,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Bundle {
-    pub format: String,
-    pub version: u32,
     pub dataset: String,
     /// [`crate::schema::Schema::hash`] of the schema the model was trained under.
     pub schema_hash: String,
@@ -38,23 +53,117 @@ pub struct Bundle {
 }
 
 impl Bundle {
-    /// Compact JSON: the same model always gives the same bytes (no timestamps inside).
-    pub fn save(&self, path: &Path) -> Result<()> {
-        let mut bytes = serde_json::to_vec(self).map_err(|e| Error::Model(format!("cannot serialize bundle: {e}")))?;
+    /// The file's bytes: header line, then the content line. The same model always gives the
+    /// same bytes (no timestamps inside).
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let mut content = serde_json::to_vec(self).map_err(|e| Error::Model(format!("cannot serialize bundle: {e}")))?;
+        content.push(b'\n');
+        let header = Header { format: FORMAT.into(), version: VERSION, sha256: hex(&Sha256::digest(&content)) };
+        let mut bytes = serde_json::to_vec(&header).expect("header serializes");
         bytes.push(b'\n');
+        bytes.extend_from_slice(&content);
+        Ok(bytes)
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let bytes = self.to_bytes()?;
         atomic_write(path, |f| std::io::Write::write_all(f, &bytes).map_err(|e| Error::io(path, e)))
     }
 
     pub fn load(path: &Path) -> Result<Self> {
-        let raw: serde_json::Value = read_json(path)?;
-        let format = raw.get("format").and_then(|v| v.as_str()).unwrap_or_default();
-        let version = raw.get("version").and_then(|v| v.as_u64()).unwrap_or_default();
-        if format != FORMAT {
-            return Err(Error::artifact(path, format!("not a model bundle (format `{format}`, expected `{FORMAT}`)")));
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Self::from_bytes(&bytes).map_err(|m| Error::artifact(path, m))
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> std::result::Result<Self, String> {
+        let split = bytes.iter().position(|&b| b == b'\n').ok_or("not a model bundle (no header line); cannot verify its sha256 checksum")?;
+        let (head, content) = (&bytes[..split], &bytes[split + 1..]);
+        let header: Header = serde_json::from_slice(head)
+            .map_err(|e| format!("unreadable bundle header ({e}); cannot verify its sha256 checksum"))?;
+        if header.format != FORMAT {
+            return Err(format!(
+                "not a model bundle (format `{}`, expected `{FORMAT}`); its sha256 checksum cannot be verified",
+                header.format
+            ));
         }
-        if version != u64::from(VERSION) {
-            return Err(Error::artifact(path, format!("bundle version {version} is not supported (this build reads version {VERSION})")));
+        if header.version != VERSION {
+            return Err(format!(
+                "bundle version {} is not supported (this build reads version {VERSION}); its sha256 checksum cannot be verified",
+                header.version
+            ));
         }
-        serde_json::from_value(raw).map_err(|e| Error::artifact(path, format!("malformed bundle: {e}")))
+        let actual = hex(&Sha256::digest(content));
+        if actual != header.sha256 {
+            return Err(format!(
+                "sha256 checksum mismatch: the header says {} but the content hashes to {actual}; the file was modified or corrupted",
+                header.sha256
+            ));
+        }
+        serde_json::from_slice(content).map_err(|e| format!("malformed bundle content: {e}"))
+    }
+
+    /// sha256 of the content (what the header records): the model's identity.
+    pub fn content_sha256(&self) -> Result<String> {
+        let bytes = self.to_bytes()?;
+        let header: Header = serde_json::from_slice(&bytes[..bytes.iter().position(|&b| b == b'\n').expect("header line")])
+            .expect("own header parses");
+        Ok(header.sha256)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::logistic::LogisticModel;
+    use crate::params::ImputeStrategy;
+    use crate::preprocess::FeatureStep;
+    use crate::schema::Scalar;
+
+    fn bundle() -> Bundle {
+        Bundle {
+            dataset: "toy".into(),
+            schema_hash: "ab".repeat(32),
+            target: TargetSpec { column: "y".into(), threat: Some(vec![Scalar::Int(1)]), benign: None },
+            feature_names: vec!["a".into(), "b".into()],
+            preprocessor: Preprocessor {
+                impute: ImputeStrategy::Median,
+                features: vec![FeatureStep { name: "a".into(), fill: 0.0 }, FeatureStep { name: "b".into(), fill: 1.5 }],
+            },
+            model: Model::Logistic(LogisticModel { intercept: -0.25, coefficients: vec![1.0 / 3.0, -2.0], importance: vec![0.5, 0.5] }),
+            hyperparameters: serde_json::json!({"alpha": 1.0}),
+            params: serde_json::json!({"seed": 1}),
+            cv: BTreeMap::from([("f1".to_string(), MeanStd { mean: 0.9, std: 0.01 })]),
+        }
+    }
+
+    #[test]
+    fn round_trips_byte_for_byte() {
+        let b = bundle();
+        let bytes = b.to_bytes().unwrap();
+        let back = Bundle::from_bytes(&bytes).unwrap();
+        assert_eq!(back, b);
+        assert_eq!(back.to_bytes().unwrap(), bytes);
+    }
+
+    #[test]
+    fn any_flipped_byte_is_refused_naming_the_checksum() {
+        let bytes = bundle().to_bytes().unwrap();
+        for i in (0..bytes.len()).step_by(7) {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x01;
+            let err = Bundle::from_bytes(&bad).unwrap_err();
+            assert!(err.contains("checksum"), "byte {i}: {err}");
+        }
+        let split = bytes.iter().position(|&b| b == b'\n').unwrap();
+        let mut bad = bytes.clone();
+        bad[split + 10] ^= 0x01;
+        assert!(Bundle::from_bytes(&bad).unwrap_err().contains("sha256 checksum mismatch"));
+    }
+
+    #[test]
+    fn another_version_is_refused() {
+        let bytes = bundle().to_bytes().unwrap();
+        let text = String::from_utf8(bytes).unwrap().replacen("\"version\":2", "\"version\":1", 1);
+        assert!(Bundle::from_bytes(text.as_bytes()).unwrap_err().contains("bundle version 1 is not supported"));
     }
 }

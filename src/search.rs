@@ -222,3 +222,73 @@ pub fn rank(mut results: Vec<CandidateResult>, metric: &str) -> Vec<CandidateRes
     results.sort_by(|a, b| key(b).total_cmp(&key(a)).then(a.id.cmp(&b.id)));
     results
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(yaml: &str) -> TrainParams {
+        serde_yaml_ng::from_str(yaml).unwrap()
+    }
+
+    const REFERENCE: &str = "
+seed: 1
+cv_folds: 5
+metric: f1
+search: grid
+budget: 10
+threads: 1
+space: reference
+spaces:
+  reference:
+    cv_folds: 3
+    families:
+      decision_tree: {criterion: [gini, entropy, log_loss]}
+      random_forest: {n_estimators: [8, 16, 32, 128, 256]}
+      gbm: {learning_rate: [0.1, 0.01, 0.05, 0.001], subsample: [0.6, 0.7, 0.75, 0.85, 0.9], n_estimators: [8, 16, 32, 64, 128, 256]}
+      logistic: {}
+      adaboost: {learning_rate: [0.1, 0.01, 0.001], n_estimators: [8, 16, 32, 64, 128, 256]}
+";
+
+    #[test]
+    fn the_reference_space_has_the_reference_candidates() {
+        let p = params(REFERENCE);
+        let c = candidates(&p).unwrap();
+        assert_eq!(c.len(), 3 + 5 + 120 + 1 + 18);
+        assert_eq!(p.folds(), 3);
+        // 147 candidates share fits: 3 trees + 1 forest + 20 boosted + 1 logistic + 3 adaboost.
+        assert_eq!(groups(&c).len(), 3 + 1 + 20 + 1 + 3);
+    }
+
+    #[test]
+    fn random_search_draws_its_budget_reproducibly() {
+        let p = params(&REFERENCE.replace("search: grid", "search: random"));
+        let a = candidates(&p).unwrap();
+        assert_eq!(a.len(), 10);
+        assert_eq!(a, candidates(&p).unwrap());
+        let other = params(&REFERENCE.replace("search: grid", "search: random").replace("seed: 1", "seed: 2"));
+        assert_ne!(a, candidates(&other).unwrap());
+    }
+
+    #[test]
+    fn bad_hyperparameters_are_named() {
+        let p = params(&REFERENCE.replace("logistic: {}", "logistic: {alpha: [1.0], max_iter: 5}"));
+        assert!(candidates(&p).unwrap_err().contains("logistic: unknown field `max_iter`"));
+        let p = params(&REFERENCE.replace("space: reference", "space: nope"));
+        assert!(candidates(&p).unwrap_err().contains("`space: nope` is not in `spaces`"));
+    }
+
+    #[test]
+    fn ranking_puts_undefined_scores_last() {
+        let r = |id, f1: f64| CandidateResult {
+            id,
+            family: "x".into(),
+            params: serde_json::Value::Null,
+            scores: BTreeMap::from([("f1".to_string(), MeanStd { mean: f1, std: 0.0 })]),
+            fit_seconds: 0.0,
+            shared_fit: false,
+        };
+        let ranked = rank(vec![r(0, f64::NAN), r(1, 0.5), r(2, 0.9), r(3, 0.9)], "f1");
+        assert_eq!(ranked.iter().map(|c| c.id).collect::<Vec<_>>(), [2, 3, 1, 0]);
+    }
+}

@@ -122,6 +122,22 @@ pub fn column_keys(col: &Column) -> Vec<Option<String>> {
     }
 }
 
+/// Write a frame as CSV with a header (missing cells empty), leaving out the [`ROW`] column.
+pub fn write_csv(df: &DataFrame, path: &Path) -> Result<()> {
+    let names: Vec<String> = df.get_column_names().iter().map(|n| n.to_string()).filter(|n| n != ROW).collect();
+    let columns: Vec<Vec<Option<String>>> =
+        names.iter().map(|n| df.column(n).map(column_keys)).collect::<Result<_, _>>().map_err(|e| Error::polars(path, e))?;
+    crate::artifact::atomic_write(path, |file| {
+        let mut w = ::csv::Writer::from_writer(std::io::BufWriter::new(file));
+        let fail = |e: ::csv::Error| Error::file(path, format!("cannot write CSV: {e}"));
+        w.write_record(&names).map_err(fail)?;
+        for i in 0..df.height() {
+            w.write_record(columns.iter().map(|c| c[i].as_deref().unwrap_or(""))).map_err(fail)?;
+        }
+        w.flush().map_err(|e| Error::io(path, e))
+    })
+}
+
 /// Source row numbers of a frame written by ingest (1-based); positions if the column is absent.
 pub fn source_rows(df: &DataFrame) -> Vec<i64> {
     match df.column(ROW).ok().and_then(|c| c.i64().ok()) {

@@ -7,7 +7,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::decision_tree::{check_rows, class_stats, SplitCriterion};
+use super::decision_tree::{check_rows, group_stats, SplitCriterion};
 use super::tree::{grow, normalized, Grown, Binned, GrowParams, Tree};
 use super::{Classifier, Family};
 use crate::error::Result;
@@ -51,6 +51,7 @@ impl Family for AdaBoostParams {
     fn fit(&self, x: ArrayView2<'_, f64>, y: &[bool], seed: u64) -> Result<AdaBoostModel> {
         check_rows(x, y)?;
         let data = Binned::new(x, self.max_bins);
+        let (group_of, reps) = data.groups();
         let n = y.len();
         let grow_params = GrowParams {
             criterion: self.criterion.criterion(),
@@ -65,11 +66,11 @@ impl Family for AdaBoostParams {
         let (mut trees, mut alphas) = (Vec::new(), Vec::new());
         let mut importance = vec![0.0; x.ncols()];
         for _ in 0..self.n_estimators {
-            let (a, b) = class_stats(y, &w);
-            let mut rows: Vec<u32> = (0..n as u32).collect();
-            let Grown { tree, gains, .. } = grow(&data, &mut rows, &a, &b, &grow_params, &mut rng);
-            let wrong: Vec<bool> =
-                (0..n).map(|r| (tree.predict_binned(data.row(r)) >= 0.5) != y[r]).collect();
+            let ([a, b, c], mut rows) = group_stats(n, &group_of, &reps, y, |r| (w[r], 1.0));
+            let Grown { tree, gains, .. } = grow(&data, &mut rows, [&a, &b, &c], &grow_params, &mut rng);
+            // One prediction per group: its rows are identical to the tree.
+            let says_threat: Vec<bool> = reps.iter().map(|&r| tree.predict_binned(data.row(r as usize)) >= 0.5).collect();
+            let wrong: Vec<bool> = (0..n).map(|r| says_threat[group_of[r] as usize] != y[r]).collect();
             let total: f64 = w.iter().sum();
             let err = w.iter().zip(&wrong).filter(|(_, &m)| m).map(|(w, _)| w).sum::<f64>() / total;
             if err <= 0.0 {

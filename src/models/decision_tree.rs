@@ -107,9 +107,34 @@ impl DecisionTreeParams {
     }
 }
 
-/// Per-row classification statistics: (weight × is_threat, weight).
-pub(crate) fn class_stats(y: &[bool], w: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    (y.iter().zip(w).map(|(&t, &w)| if t { w } else { 0.0 }).collect(), w.to_vec())
+/// Classification statistics summed per group of identical rows, stored at each group's
+/// representative row: (Σ weight × is_threat, Σ weight, Σ count). `weight_of(row)` gives a
+/// row's weight and count (a bootstrap draws a row several times: weight = count = draws).
+/// Returns the stats and the representatives with positive weight, ascending.
+pub(crate) fn group_stats(
+    n: usize,
+    group_of: &[u32],
+    reps: &[u32],
+    y: &[bool],
+    weight_of: impl Fn(usize) -> (f64, f64),
+) -> ([Vec<f64>; 3], Vec<u32>) {
+    let mut a = vec![0.0; n];
+    let mut b = vec![0.0; n];
+    let mut c = vec![0.0; n];
+    for r in 0..n {
+        let (w, count) = weight_of(r);
+        if w == 0.0 && count == 0.0 {
+            continue;
+        }
+        let rep = reps[group_of[r] as usize] as usize;
+        if y[r] {
+            a[rep] += w;
+        }
+        b[rep] += w;
+        c[rep] += count;
+    }
+    let rows = reps.iter().copied().filter(|&r| c[r as usize] > 0.0).collect();
+    ([a, b, c], rows)
 }
 
 pub(crate) fn check_rows(x: ArrayView2<'_, f64>, y: &[bool]) -> Result<()> {
@@ -134,10 +159,10 @@ impl Family for DecisionTreeParams {
     fn fit(&self, x: ArrayView2<'_, f64>, y: &[bool], seed: u64) -> Result<DecisionTreeModel> {
         check_rows(x, y)?;
         let data = Binned::new(x, self.max_bins);
-        let (a, b) = class_stats(y, &vec![1.0; y.len()]);
-        let mut rows: Vec<u32> = (0..y.len() as u32).collect();
+        let (group_of, reps) = data.groups();
+        let ([a, b, c], mut rows) = group_stats(y.len(), &group_of, &reps, y, |_| (1.0, 1.0));
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let Grown { tree, gains, .. } = grow(&data, &mut rows, &a, &b, &self.grow_params(x.ncols()), &mut rng);
+        let Grown { tree, gains, .. } = grow(&data, &mut rows, [&a, &b, &c], &self.grow_params(x.ncols()), &mut rng);
         Ok(DecisionTreeModel { tree, importance: normalized(gains) })
     }
 }

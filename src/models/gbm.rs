@@ -92,6 +92,10 @@ impl Family for GbmParams {
         check_rows(x, y)?;
         let data = Binned::new(x, self.max_bins);
         let n = y.len();
+        // Identical rows get identical scores: boost per group of identical rows (see
+        // `Binned::groups`), with each group's sampled rows summed into its statistics.
+        let (group_of, reps) = data.groups();
+        let groups = reps.len();
         let rate = (y.iter().filter(|&&t| t).count() as f64 / n as f64).clamp(1e-6, 1.0 - 1e-6);
         let init = (rate / (1.0 - rate)).ln();
         let grow_params = GrowParams {
@@ -103,46 +107,64 @@ impl Family for GbmParams {
             features_per_split: x.ncols(),
         };
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut score = vec![init; n];
-        let (mut g, mut h) = (vec![0.0; n], vec![0.0; n]);
+        let mut score = vec![init; groups];
+        // Per group: sampled rows and sampled threats in this round.
+        let (mut count, mut threats) = (vec![0u32; groups], vec![0u32; groups]);
+        // Statistics at the representative rows, as the tree learner reads them.
+        let (mut a, mut b, mut c) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
         let mut trees = Vec::with_capacity(self.n_estimators);
         let mut importance = vec![0.0; x.ncols()];
         let take = ((self.subsample * n as f64).round() as usize).clamp(1, n);
         for _ in 0..self.n_estimators {
-            // Selection sampling (Knuth's algorithm S): exactly `take` rows, already in order.
-            // One ChaCha draw seeds a SplitMix64 stream for the per-row draws: ChaCha per row
-            // was a fifth of the boosting time.
-            let mut rows: Vec<u32> = Vec::with_capacity(take);
-            let mut mix = SplitMix64(rng.next_u64());
-            for i in 0..n {
-                let remaining = (n - i) as u64;
-                if take == n || ((mix.next() >> 32) * remaining) >> 32 < (take - rows.len()) as u64 {
-                    rows.push(i as u32);
+            count.iter_mut().for_each(|v| *v = 0);
+            threats.iter_mut().for_each(|v| *v = 0);
+            if take == n {
+                for (i, &g) in group_of.iter().enumerate() {
+                    count[g as usize] += 1;
+                    threats[g as usize] += y[i] as u32;
+                }
+            } else {
+                // Selection sampling (Knuth's algorithm S): exactly `take` rows. One ChaCha
+                // draw seeds a SplitMix64 stream for the per-row draws (ChaCha per row was a
+                // fifth of the boosting time).
+                let mut mix = SplitMix64(rng.next_u64());
+                let mut taken = 0usize;
+                for (i, &g) in group_of.iter().enumerate() {
+                    let remaining = (n - i) as u64;
+                    // Branch-free: whether a row is drawn is a coin flip to the CPU.
+                    let drawn = (((mix.next() >> 32) * remaining) >> 32 < (take - taken) as u64) as u32;
+                    taken += drawn as usize;
+                    count[g as usize] += drawn;
+                    threats[g as usize] += drawn & y[i] as u32;
                 }
             }
-            // Gradients are needed for the sampled rows only.
-            for &r in &rows {
-                let i = r as usize;
-                let p = sigmoid(score[i]);
-                g[i] = p - if y[i] { 1.0 } else { 0.0 };
-                h[i] = (p * (1.0 - p)).max(1e-16);
+            let mut rows: Vec<u32> = Vec::with_capacity(groups);
+            for (g, &rep) in reps.iter().enumerate() {
+                if count[g] == 0 {
+                    continue;
+                }
+                let (k, p) = (f64::from(count[g]), sigmoid(score[g]));
+                let r = rep as usize;
+                a[r] = k * p - f64::from(threats[g]);
+                b[r] = k * (p * (1.0 - p)).max(1e-16);
+                c[r] = k;
+                rows.push(rep);
             }
-            let Grown { mut tree, gains, leaves } = grow(&data, &mut rows, &g, &h, &grow_params, &mut rng);
+            let Grown { mut tree, gains, leaves } = grow(&data, &mut rows, [&a, &b, &c], &grow_params, &mut rng);
             tree.scale_leaves(self.learning_rate);
-            // Sampled rows: add their leaf's value directly; the others walk the tree.
-            let mut in_sample = vec![take == n; if take == n { 0 } else { n }];
+            // Sampled groups: add their leaf's value directly; the others walk the tree.
+            let mut updated = vec![false; groups];
             for &(start, end, leaf) in &leaves {
                 let v = tree.nodes[leaf as usize].value;
                 for &r in &rows[start..end] {
-                    score[r as usize] += v;
-                    if take < n {
-                        in_sample[r as usize] = true;
-                    }
+                    let g = group_of[r as usize] as usize;
+                    score[g] += v;
+                    updated[g] = true;
                 }
             }
-            if take < n {
-                for (i, s) in score.iter_mut().enumerate().filter(|(i, _)| !in_sample[*i]) {
-                    *s += tree.predict_binned(data.row(i));
+            for (g, &rep) in reps.iter().enumerate() {
+                if !updated[g] {
+                    score[g] += tree.predict_binned(data.row(rep as usize));
                 }
             }
             importance.iter_mut().zip(&gains).for_each(|(i, g)| *i += g);
@@ -160,7 +182,8 @@ impl GbmModel {
         for &k in stages {
             let k = k.min(self.trees.len());
             for (i, row) in x.rows().into_iter().enumerate() {
-                f[i] += self.trees[done..k].iter().map(|t| t.predict_row(|j| row[j])).sum::<f64>();
+                let row = row.to_vec();
+                f[i] += self.trees[done..k].iter().map(|t| t.predict_slice(&row)).sum::<f64>();
             }
             done = k;
             out.push(f.iter().map(|&z| sigmoid(z)).collect());
@@ -174,7 +197,10 @@ impl Classifier for GbmModel {
         let out: Vec<f64> = x
             .rows()
             .into_iter()
-            .map(|row| sigmoid(self.init + self.trees.iter().map(|t| t.predict_row(|j| row[j])).sum::<f64>()))
+            .map(|row| {
+                let row = row.to_vec();
+                sigmoid(self.init + self.trees.iter().map(|t| t.predict_slice(&row)).sum::<f64>())
+            })
             .collect();
         Array1::from(out)
     }

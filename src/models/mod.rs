@@ -174,3 +174,6 @@ impl Classifier for Model {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

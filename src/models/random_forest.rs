@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::decision_tree::{check_rows, class_stats, FeatureRule, MaxFeatures, SplitCriterion};
+use super::decision_tree::{check_rows, group_stats, FeatureRule, MaxFeatures, SplitCriterion};
 use super::tree::{grow, normalized, Grown, Binned, GrowParams, Tree};
 use super::{Classifier, Family};
 use crate::error::Result;
@@ -66,6 +66,7 @@ impl Family for RandomForestParams {
     fn fit(&self, x: ArrayView2<'_, f64>, y: &[bool], seed: u64) -> Result<RandomForestModel> {
         check_rows(x, y)?;
         let data = Binned::new(x, self.max_bins);
+        let (group_of, reps) = data.groups();
         let n = y.len();
         let grow_params = GrowParams {
             criterion: self.criterion.criterion(),
@@ -80,17 +81,16 @@ impl Family for RandomForestParams {
             .map(|t| {
                 let mut rng = ChaCha8Rng::seed_from_u64(seed);
                 rng.set_stream(t as u64 + 1);
-                let mut weights = vec![0.0; n];
+                let mut draws = vec![0.0; n];
                 if self.bootstrap {
                     for _ in 0..n {
-                        weights[rng.gen_range(0..n)] += 1.0;
+                        draws[rng.gen_range(0..n)] += 1.0;
                     }
                 } else {
-                    weights.iter_mut().for_each(|w| *w = 1.0);
+                    draws.iter_mut().for_each(|w| *w = 1.0);
                 }
-                let (a, b) = class_stats(y, &weights);
-                let mut rows: Vec<u32> = (0..n as u32).filter(|&r| weights[r as usize] > 0.0).collect();
-                let Grown { tree, gains, .. } = grow(&data, &mut rows, &a, &b, &grow_params, &mut rng);
+                let ([a, b, c], mut rows) = group_stats(n, &group_of, &reps, y, |r| (draws[r], draws[r]));
+                let Grown { tree, gains, .. } = grow(&data, &mut rows, [&a, &b, &c], &grow_params, &mut rng);
                 (tree, normalized(gains))
             })
             .collect();

@@ -7,7 +7,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::artifact::{atomic_write, read_json, round, write_json};
-use crate::bundle::{Bundle, FORMAT, VERSION};
+use crate::bundle::Bundle;
 use crate::error::{Error, Result};
 use crate::params::{ParamsFile, TrainParams};
 use crate::preprocess::Preprocessor;
@@ -92,8 +92,6 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<CandidateResult> {
     tracing::info!(rows = x.nrows(), secs = started.elapsed().as_secs_f64(), "winner refitted on the training part");
 
     let bundle = Bundle {
-        format: FORMAT.into(),
-        version: VERSION,
         dataset: dataset.name.clone(),
         schema_hash: schema.hash(),
         target: schema.target.clone(),

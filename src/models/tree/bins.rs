@@ -130,6 +130,24 @@ impl Binned {
         Binned { n_rows, n_features, codes, columns, thresholds, offsets, packs, packed, pack_offsets }
     }
 
+    /// Rows with identical bins in every feature form a group: no split can separate them,
+    /// so the learners work on one representative per group with summed statistics.
+    /// Returns the group of every row and the representative (first) row of each group,
+    /// in ascending row order.
+    pub fn groups(&self) -> (Vec<u32>, Vec<u32>) {
+        let mut index: std::collections::HashMap<&[u8], u32> = std::collections::HashMap::with_capacity(self.n_rows);
+        let mut reps = Vec::new();
+        let group_of = (0..self.n_rows)
+            .map(|r| {
+                *index.entry(self.packed_row(r)).or_insert_with(|| {
+                    reps.push(r as u32);
+                    (reps.len() - 1) as u32
+                })
+            })
+            .collect();
+        (group_of, reps)
+    }
+
     pub fn column(&self, f: usize) -> &[u8] {
         &self.columns[f * self.n_rows..(f + 1) * self.n_rows]
     }

@@ -5,9 +5,10 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{Binned, Node, Tree, LEAF};
 
-/// What a split optimizes. Per row the learner sees two statistics `(a, b)`:
+/// What a split optimizes. Per row the learner sees statistics `(a, b, c)`:
 /// classification: `a = weight × is_threat`, `b = weight`; boosting: `a = gradient`,
-/// `b = hessian`.
+/// `b = hessian`; and `c`, how many training rows the row stands for (see
+/// [`super::Binned::groups`]), which `min_samples_*` count.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Criterion {
     Gini,
@@ -80,6 +81,7 @@ struct Grower<'a> {
     data: &'a Binned,
     a: &'a [f64],
     b: &'a [f64],
+    c: &'a [f64],
     p: &'a GrowParams,
     rng: &'a mut ChaCha8Rng,
     nodes: Vec<Node>,
@@ -99,34 +101,34 @@ struct Best {
 }
 
 /// Histogram over the sampled `features` only (random forests).
-fn build_feature_hist(data: &Binned, a: &[f64], b: &[f64], rows: &[u32], features: &[usize]) -> Vec<Cell> {
+fn build_feature_hist(data: &Binned, s: [&[f64]; 3], rows: &[u32], features: &[usize]) -> Vec<Cell> {
     let mut hist = vec![[0.0; 3]; data.total_bins()];
     for &r in rows {
         let r = r as usize;
-        let (ar, br) = (a[r], b[r]);
+        let (ar, br, cr) = (s[0][r], s[1][r], s[2][r]);
         let codes = data.row(r);
         for &f in features {
             let cell = &mut hist[data.offsets[f] + codes[f] as usize];
             cell[0] += ar;
             cell[1] += br;
-            cell[2] += 1.0;
+            cell[2] += cr;
         }
     }
     hist
 }
 
 /// Histogram over pack codes (all features), see [`super::bins::Pack`].
-fn build_pack_hist(data: &Binned, a: &[f64], b: &[f64], rows: &[u32]) -> Vec<Cell> {
+fn build_pack_hist(data: &Binned, s: [&[f64]; 3], rows: &[u32]) -> Vec<Cell> {
     let mut hist = vec![[0.0; 3]; data.pack_offsets[data.packs.len()]];
     let offsets = &data.pack_offsets[..data.packs.len()];
     for &r in rows {
         let r = r as usize;
-        let (ar, br) = (a[r], b[r]);
+        let (ar, br, cr) = (s[0][r], s[1][r], s[2][r]);
         for (&code, &off) in data.packed_row(r).iter().zip(offsets) {
             let cell = &mut hist[off + code as usize];
             cell[0] += ar;
             cell[1] += br;
-            cell[2] += 1.0;
+            cell[2] += cr;
         }
     }
     hist
@@ -207,14 +209,17 @@ impl Grower<'_> {
             // The root: with all features its histogram is needed anyway, and any pack's
             // cells sum to the totals.
             None if all_features => {
-                let h = build_pack_hist(self.data, self.a, self.b, rows);
+                let h = build_pack_hist(self.data, [self.a, self.b, self.c], rows);
                 let t = h[self.data.pack_offsets[0]..self.data.pack_offsets[1]]
                     .iter()
                     .fold([0.0; 3], |s, c| [s[0] + c[0], s[1] + c[1], s[2] + c[2]]);
                 hist = Some(h);
                 t
             }
-            None => rows.iter().fold([0.0; 3], |s, &r| [s[0] + self.a[r as usize], s[1] + self.b[r as usize], s[2] + 1.0]),
+            None => {
+                let (a, b, c) = (self.a, self.b, self.c);
+                rows.iter().fold([0.0; 3], |s, &r| [s[0] + a[r as usize], s[1] + b[r as usize], s[2] + c[r as usize]])
+            }
         };
         if self.stops(depth, tot) {
             return self.leaf(start, rows.len(), tot[0], tot[1]);
@@ -222,7 +227,7 @@ impl Grower<'_> {
 
         // `pack_hist` is kept for the children (subtraction); `hist` is per feature.
         let (pack_hist, hist, features): (Option<Vec<Cell>>, Vec<Cell>, Vec<usize>) = if all_features {
-            let packs = hist.unwrap_or_else(|| build_pack_hist(self.data, self.a, self.b, rows));
+            let packs = hist.unwrap_or_else(|| build_pack_hist(self.data, [self.a, self.b, self.c], rows));
             let per_feature = expand(self.data, &packs);
             (Some(packs), per_feature, (0..self.data.n_features).collect())
         } else {
@@ -236,7 +241,7 @@ impl Grower<'_> {
             }
             let mut chosen = self.features[..k].to_vec();
             chosen.sort_unstable();
-            (None, build_feature_hist(self.data, self.a, self.b, rows, &chosen), chosen)
+            (None, build_feature_hist(self.data, [self.a, self.b, self.c], rows, &chosen), chosen)
         };
 
         let Some(best) = self.best_split(&hist, &features, tot) else {
@@ -279,8 +284,8 @@ impl Grower<'_> {
         let needs_hist = !self.stops(depth + 1, left_tot) || !self.stops(depth + 1, right_tot);
         let (left_hist, right_hist) = if let (Some(parent), true) = (pack_hist, needs_hist) {
             // Build the smaller child's histogram, derive the larger one by subtraction.
-            let small_is_left = left_rows.len() <= right_rows.len();
-            let small = build_pack_hist(self.data, self.a, self.b, if small_is_left { left_rows } else { right_rows });
+            let small_is_left = left_tot[2] <= right_tot[2];
+            let small = build_pack_hist(self.data, [self.a, self.b, self.c], if small_is_left { left_rows } else { right_rows });
             let large: Vec<Cell> =
                 parent.iter().zip(&small).map(|(p, s)| [p[0] - s[0], p[1] - s[1], p[2] - s[2]]).collect();
             if small_is_left {
@@ -308,13 +313,15 @@ pub struct Grown {
     pub leaves: Vec<(usize, usize, u32)>,
 }
 
-/// Grow a tree on `rows` of `data` with per-row statistics `a`, `b` (see [`Criterion`]).
+/// Grow a tree on `rows` of `data` with per-row statistics `[a, b, c]` (see [`Criterion`]).
 /// `rows` is reordered so that each leaf's rows are contiguous.
-pub fn grow(data: &Binned, rows: &mut [u32], a: &[f64], b: &[f64], p: &GrowParams, rng: &mut ChaCha8Rng) -> Grown {
+pub fn grow(data: &Binned, rows: &mut [u32], stats: [&[f64]; 3], p: &GrowParams, rng: &mut ChaCha8Rng) -> Grown {
+    let [a, b, c] = stats;
     let mut g = Grower {
         data,
         a,
         b,
+        c,
         p,
         rng,
         nodes: Vec::new(),

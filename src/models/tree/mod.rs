@@ -51,9 +51,24 @@ impl Tree {
         }
     }
 
+    #[inline]
+    pub fn predict_slice(&self, x: &[f64]) -> f64 {
+        let mut i = 0usize;
+        loop {
+            let n = &self.nodes[i];
+            if n.feature == LEAF {
+                return n.value;
+            }
+            i = if x[n.feature as usize] <= n.threshold { n.left } else { n.right } as usize;
+        }
+    }
+
     /// Leaf value for every row of `x`.
     pub fn predict(&self, x: ArrayView2<'_, f64>) -> Vec<f64> {
-        x.rows().into_iter().map(|row| self.predict_row(|f| row[f])).collect()
+        match x.as_slice() {
+            Some(flat) if x.ncols() > 0 => flat.chunks_exact(x.ncols()).map(|row| self.predict_slice(row)).collect(),
+            _ => x.rows().into_iter().map(|row| self.predict_row(|f| row[f])).collect(),
+        }
     }
 
     /// Leaf value for a row of the binned training matrix (used while boosting).
