@@ -39,28 +39,33 @@ pub struct Tree {
 }
 
 impl Tree {
+    /// From the root to a leaf, going left where `goes_left` says so; the leaf's value.
     #[inline]
-    pub fn predict_row(&self, x: impl Fn(usize) -> f64) -> f64 {
+    fn walk(&self, goes_left: impl Fn(&Node) -> bool) -> f64 {
         let mut i = 0usize;
         loop {
             let n = &self.nodes[i];
             if n.feature == LEAF {
                 return n.value;
             }
-            i = if x(n.feature as usize) <= n.threshold { n.left } else { n.right } as usize;
+            i = if goes_left(n) { n.left } else { n.right } as usize;
         }
     }
 
     #[inline]
+    pub fn predict_row(&self, x: impl Fn(usize) -> f64) -> f64 {
+        self.walk(|n| x(n.feature as usize) <= n.threshold)
+    }
+
+    #[inline]
     pub fn predict_slice(&self, x: &[f64]) -> f64 {
-        let mut i = 0usize;
-        loop {
-            let n = &self.nodes[i];
-            if n.feature == LEAF {
-                return n.value;
-            }
-            i = if x[n.feature as usize] <= n.threshold { n.left } else { n.right } as usize;
-        }
+        self.walk(|n| x[n.feature as usize] <= n.threshold)
+    }
+
+    /// Leaf value for a row of the binned training matrix (used while boosting).
+    #[inline]
+    pub fn predict_binned(&self, codes: &[u8]) -> f64 {
+        self.walk(|n| codes[n.feature as usize] <= n.bin)
     }
 
     /// Leaf value for every row of `x`.
@@ -68,19 +73,6 @@ impl Tree {
         match x.as_slice() {
             Some(flat) if x.ncols() > 0 => flat.chunks_exact(x.ncols()).map(|row| self.predict_slice(row)).collect(),
             _ => x.rows().into_iter().map(|row| self.predict_row(|f| row[f])).collect(),
-        }
-    }
-
-    /// Leaf value for a row of the binned training matrix (used while boosting).
-    #[inline]
-    pub fn predict_binned(&self, codes: &[u8]) -> f64 {
-        let mut i = 0usize;
-        loop {
-            let n = &self.nodes[i];
-            if n.feature == LEAF {
-                return n.value;
-            }
-            i = if codes[n.feature as usize] <= n.bin { n.left } else { n.right } as usize;
         }
     }
 
