@@ -44,6 +44,8 @@ pub struct Bundle {
     pub feature_names: Vec<String>,
     pub preprocessor: Preprocessor,
     pub model: Model,
+    /// Scores at or above it are threats (chosen on the training part, see `train.threshold`).
+    pub threshold: f64,
     /// The winning candidate's hyperparameters (all of them, defaults included).
     pub hyperparameters: serde_json::Value,
     /// The `train` section of `params.yaml` that produced the model.
@@ -130,6 +132,7 @@ mod tests {
                 features: vec![FeatureStep { name: "a".into(), fill: 0.0 }, FeatureStep { name: "b".into(), fill: 1.5 }],
             },
             model: Model::Logistic(LogisticModel { intercept: -0.25, coefficients: vec![1.0 / 3.0, -2.0], importance: vec![0.5, 0.5] }),
+            threshold: 0.4,
             hyperparameters: serde_json::json!({"alpha": 1.0}),
             params: serde_json::json!({"seed": 1}),
             cv: BTreeMap::from([("f1".to_string(), MeanStd { mean: 0.9, std: 0.01 })]),

@@ -44,6 +44,17 @@ impl Confusion {
         ratio(2 * self.tp, 2 * self.tp + self.fp + self.fn_)
     }
 
+    /// Matthews correlation coefficient (0 when undefined).
+    pub fn mcc(&self) -> f64 {
+        let (tp, fp, tn, fn_) = (self.tp as f64, self.fp as f64, self.tn as f64, self.fn_ as f64);
+        let den = ((tp + fp) * (tp + fn_) * (tn + fp) * (tn + fn_)).sqrt();
+        if den == 0.0 {
+            0.0
+        } else {
+            (tp * tn - fp * fn_) / den
+        }
+    }
+
     /// Mean of the recall of each class.
     pub fn balanced_accuracy(&self) -> f64 {
         (self.recall() + ratio(self.tn, self.tn + self.fp)) / 2.0
@@ -83,6 +94,66 @@ fn ratio(a: u64, b: u64) -> f64 {
         0.0
     } else {
         a as f64 / b as f64
+    }
+}
+
+/// Mean binary cross-entropy, with scores clipped to [1e-15, 1 - 1e-15] (as scikit-learn).
+pub fn log_loss(scores: &[f64], labels: &[bool]) -> f64 {
+    let sum: f64 = scores
+        .iter()
+        .zip(labels)
+        .map(|(&p, &y)| {
+            let p = p.clamp(1e-15, 1.0 - 1e-15);
+            if y {
+                -p.ln()
+            } else {
+                -(1.0 - p).ln()
+            }
+        })
+        .sum();
+    sum / scores.len().max(1) as f64
+}
+
+/// The decision threshold a policy picks on (out-of-fold) scores of the training part.
+pub fn choose_threshold(scores: &[f64], labels: &[bool], policy: crate::params::ThresholdPolicy) -> f64 {
+    use crate::params::ThresholdPolicy;
+    if let ThresholdPolicy::Fixed { value } = policy {
+        return value;
+    }
+    // Walk the distinct scores from the highest down: at each, everything at or above it is
+    // called a threat.
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let pos = labels.iter().filter(|&&y| y).count() as f64;
+    let (mut tp, mut fp, mut i) = (0.0, 0.0, 0);
+    let (mut best, mut best_f1) = (0.5, -1.0);
+    while i < order.len() {
+        let s = scores[order[i]];
+        while i < order.len() && scores[order[i]] == s {
+            if labels[order[i]] {
+                tp += 1.0;
+            } else {
+                fp += 1.0;
+            }
+            i += 1;
+        }
+        match policy {
+            ThresholdPolicy::TargetRecall { recall } => {
+                if pos > 0.0 && tp / pos >= recall {
+                    return s;
+                }
+            }
+            _ => {
+                let f1 = 2.0 * tp / (tp + fp + pos);
+                if f1 > best_f1 {
+                    (best, best_f1) = (s, f1);
+                }
+            }
+        }
+    }
+    match policy {
+        ThresholdPolicy::TargetRecall { .. } => order.last().map_or(0.5, |&i| scores[i]),
+        _ => best,
     }
 }
 
@@ -175,6 +246,26 @@ mod tests {
         assert_eq!(roc_auc(&[0.5, 0.5], &[false, true]), 0.5);
         // 2 threats, 2 benign: pairs (t>b) = 3 of 4.
         assert_eq!(roc_auc(&[0.8, 0.4, 0.6, 0.2], &[true, true, false, false]), 0.75);
+    }
+
+    #[test]
+    fn threshold_policies() {
+        use crate::params::ThresholdPolicy;
+        let scores = [0.9, 0.8, 0.7, 0.6, 0.4, 0.3, 0.2];
+        let labels = [true, true, false, true, false, true, false];
+        // F1 at >= 0.6: tp 3, fp 1, pos 4 -> 6/8; at >= 0.3: tp 4, fp 2 -> 8/10 (best).
+        assert_eq!(choose_threshold(&scores, &labels, ThresholdPolicy::MaxF1), 0.3);
+        assert_eq!(choose_threshold(&scores, &labels, ThresholdPolicy::TargetRecall { recall: 0.5 }), 0.8);
+        assert_eq!(choose_threshold(&scores, &labels, ThresholdPolicy::TargetRecall { recall: 0.75 }), 0.6);
+        assert_eq!(choose_threshold(&scores, &labels, ThresholdPolicy::Fixed { value: 0.42 }), 0.42);
+    }
+
+    #[test]
+    fn mcc_and_log_loss() {
+        let c = Confusion { tp: 5, fp: 0, tn: 5, fn_: 0 };
+        assert_eq!(c.mcc(), 1.0);
+        assert_eq!(Confusion { tp: 0, fp: 0, tn: 5, fn_: 5 }.mcc(), 0.0);
+        assert!((log_loss(&[0.5, 0.5], &[true, false]) - std::f64::consts::LN_2).abs() < 1e-12);
     }
 
     #[test]

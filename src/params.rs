@@ -211,6 +211,18 @@ impl SelectionMetric {
     }
 }
 
+/// How the decision threshold is chosen, on out-of-fold scores of the training part.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "policy", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ThresholdPolicy {
+    /// The threshold with the best F1 for the threat class.
+    MaxF1,
+    /// The highest threshold that still catches `recall` of the threats.
+    TargetRecall { recall: f64 },
+    /// A fixed threshold.
+    Fixed { value: f64 },
+}
+
 /// A search space: per family, hyperparameter -> a value or a list of values.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -236,6 +248,8 @@ pub struct TrainParams {
     /// Which entry of `spaces` to search.
     pub space: String,
     pub spaces: BTreeMap<String, Space>,
+    /// Decision threshold of the saved model.
+    pub threshold: ThresholdPolicy,
 }
 
 impl Check for TrainParams {
@@ -245,6 +259,12 @@ impl Check for TrainParams {
         }
         if self.budget == 0 {
             return Err("`budget` must be at least 1".into());
+        }
+        match self.threshold {
+            ThresholdPolicy::TargetRecall { recall: v } | ThresholdPolicy::Fixed { value: v } => {
+                in_open_unit("threshold", v)?
+            }
+            ThresholdPolicy::MaxF1 => {}
         }
         crate::search::candidates(self).map(|_| ())
     }
@@ -276,12 +296,15 @@ impl TrainParams {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvaluateParams {
-    /// Threat score at or above which a record is called a threat.
-    pub threshold: f64,
+    /// Features shown in the importance chart.
+    pub importance_top: usize,
 }
 
 impl Check for EvaluateParams {
     fn check(&self) -> std::result::Result<(), String> {
-        in_open_unit("threshold", self.threshold)
+        if self.importance_top == 0 {
+            return Err("`importance_top` must be at least 1".into());
+        }
+        Ok(())
     }
 }

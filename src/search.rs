@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::split::stratified_folds;
 use crate::error::{Error, Result};
 use crate::metrics::{average_precision, roc_auc, Confusion};
-use crate::models::ModelSpec;
+use crate::models::{Classifier, ModelSpec};
 use crate::params::{SearchKind, TrainParams};
 
 /// Metrics computed on every validation fold (threshold 0.5 where one is needed).
@@ -213,6 +213,35 @@ pub fn cross_validate(cands: &[ModelSpec], x: ArrayView2<'_, f64>, y: &[bool], k
             }
         })
         .collect())
+}
+
+/// Out-of-fold scores of one candidate: each row scored by the model fitted on the other
+/// folds (the same folds and seeds as [`cross_validate`]). Used to pick the decision
+/// threshold without touching the test part.
+pub fn out_of_fold(spec: &ModelSpec, x: ArrayView2<'_, f64>, y: &[bool], k: usize, seed: u64, threads: usize) -> Result<Vec<f64>> {
+    let fold_of = stratified_folds(y, k, seed);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::Model(format!("thread pool: {e}")))?;
+    let parts: Vec<(Vec<usize>, Vec<f64>)> = pool.install(|| {
+        (0..k)
+            .into_par_iter()
+            .map(|f| {
+                let (val, train): (Vec<usize>, Vec<usize>) = (0..y.len()).partition(|&i| fold_of[i] == f);
+                let y_train: Vec<bool> = train.iter().map(|&i| y[i]).collect();
+                let model = spec.fit(x.select(Axis(0), &train).view(), &y_train, seed.wrapping_add(f as u64))?;
+                Ok((val.clone(), model.predict_proba(x.select(Axis(0), &val).view()).to_vec()))
+            })
+            .collect::<Result<Vec<_>>>()
+    })?;
+    let mut scores = vec![0.0; y.len()];
+    for (rows, s) in parts {
+        for (r, v) in rows.into_iter().zip(s) {
+            scores[r] = v;
+        }
+    }
+    Ok(scores)
 }
 
 /// Candidates best first by `metric` (mean), ties by candidate order.

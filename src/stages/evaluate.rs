@@ -1,4 +1,5 @@
-//! evaluate: score the held-out test part with the saved bundle.
+//! evaluate: score the held-out test part with the saved bundle, at the bundle's threshold
+//! (chosen on the training part); write flat metrics and the data of four charts.
 
 use std::path::PathBuf;
 
@@ -7,7 +8,7 @@ use serde::Serialize;
 use crate::artifact::{round, write_json};
 use crate::bundle::Bundle;
 use crate::error::{Error, Result};
-use crate::metrics::{roc_auc, roc_curve, thin_curve, Confusion, RocPoint};
+use crate::metrics::{average_precision, log_loss, roc_auc, roc_curve, thin_curve, Confusion, RocPoint};
 use crate::models::Classifier;
 use crate::params::{EvaluateParams, ParamsFile};
 use crate::schema::Schema;
@@ -21,18 +22,25 @@ pub struct Args {
     /// Flat metrics (JSON).
     #[arg(long, default_value = "metrics/eval.json")]
     pub metrics: PathBuf,
-    /// ROC curve points for `dvc plots` (JSON).
-    #[arg(long, default_value = "plots/roc.json")]
-    pub roc: PathBuf,
+    /// Folder of the chart data for `dvc plots` (roc.json, pr.json, confusion.json,
+    /// importance.json).
+    #[arg(long, default_value = "plots")]
+    pub plots: PathBuf,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// Test metrics for the threat class at the bundle's threshold.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EvalMetrics {
+    pub threshold: f64,
     pub accuracy: f64,
     pub precision: f64,
     pub recall: f64,
     pub f1: f64,
     pub roc_auc: f64,
+    pub pr_auc: f64,
+    pub balanced_accuracy: f64,
+    pub mcc: f64,
+    pub log_loss: f64,
     pub tp: u64,
     pub fp: u64,
     pub tn: u64,
@@ -40,42 +48,115 @@ pub struct EvalMetrics {
     pub fn_: u64,
 }
 
+impl EvalMetrics {
+    pub fn compute(scores: &[f64], y: &[bool], threshold: f64) -> Self {
+        let c = Confusion::at(scores, y, threshold);
+        EvalMetrics {
+            threshold: round(threshold, 4),
+            accuracy: round(c.accuracy(), 4),
+            precision: round(c.precision(), 4),
+            recall: round(c.recall(), 4),
+            f1: round(c.f1(), 4),
+            roc_auc: round(roc_auc(scores, y), 4),
+            pr_auc: round(average_precision(scores, y), 4),
+            balanced_accuracy: round(c.balanced_accuracy(), 4),
+            mcc: round(c.mcc(), 4),
+            log_loss: round(log_loss(scores, y), 4),
+            tp: c.tp,
+            fp: c.fp,
+            tn: c.tn,
+            fn_: c.fn_,
+        }
+    }
+
+    /// A metric by name (for the promotion gate).
+    pub fn get(&self, name: &str) -> Option<f64> {
+        let v = serde_json::to_value(self).ok()?;
+        v.get(name)?.as_f64()
+    }
+}
+
 #[derive(Serialize)]
-struct RocFile {
-    roc: Vec<RocPoint>,
+struct Curve<T> {
+    points: Vec<T>,
+}
+
+#[derive(Serialize)]
+struct PrPoint {
+    recall: f64,
+    precision: f64,
+}
+
+#[derive(Serialize)]
+struct Cell {
+    actual: &'static str,
+    predicted: &'static str,
+}
+
+#[derive(Serialize)]
+struct Importance<'a> {
+    feature: &'a str,
+    importance: f64,
+}
+
+fn class(threat: bool) -> &'static str {
+    if threat {
+        "threat"
+    } else {
+        "benign"
+    }
+}
+
+/// Load a bundle and check it was trained under this schema.
+pub fn load_bundle(path: &std::path::Path, schema: &Schema) -> Result<Bundle> {
+    let bundle = Bundle::load(path)?;
+    if bundle.schema_hash != schema.hash() {
+        return Err(Error::artifact(path, format!("was trained under another version of schema `{}`: re-run train", schema.name)));
+    }
+    Ok(bundle)
 }
 
 pub fn run(params: &ParamsFile, args: &Args) -> Result<EvalMetrics> {
     let dataset = params.dataset()?;
     let p: EvaluateParams = params.section("evaluate")?;
     let schema = Schema::load(&dataset.params.schema)?;
-    let bundle = Bundle::load(&args.model)?;
-    if bundle.schema_hash != schema.hash() {
-        return Err(Error::artifact(
-            &args.model,
-            format!("was trained under another version of schema `{}`: re-run train", schema.name),
-        ));
-    }
+    let bundle = load_bundle(&args.model, &schema)?;
     let (x, y) = super::read_features(&args.test, &bundle.feature_names)?;
     let scores = bundle.model.predict_proba(x.view()).to_vec();
-    let c = Confusion::at(&scores, &y, p.threshold);
-    let metrics = EvalMetrics {
-        accuracy: round(c.accuracy(), 4),
-        precision: round(c.precision(), 4),
-        recall: round(c.recall(), 4),
-        f1: round(c.f1(), 4),
-        roc_auc: round(roc_auc(&scores, &y), 4),
-        tp: c.tp,
-        fp: c.fp,
-        tn: c.tn,
-        fn_: c.fn_,
-    };
+    let metrics = EvalMetrics::compute(&scores, &y, bundle.threshold);
     write_json(&args.metrics, &metrics)?;
-    let roc = thin_curve(roc_curve(&scores, &y), 0.005)
+
+    let roc: Vec<RocPoint> = thin_curve(roc_curve(&scores, &y), 0.005)
         .into_iter()
         .map(|pt| RocPoint { threshold: round(pt.threshold.min(1.0), 6), fpr: round(pt.fpr, 6), tpr: round(pt.tpr, 6) })
         .collect();
-    write_json(&args.roc, &RocFile { roc })?;
-    tracing::info!(accuracy = metrics.accuracy, f1 = metrics.f1, roc_auc = metrics.roc_auc, "evaluated on the test part");
+    write_json(&args.plots.join("roc.json"), &Curve { points: roc })?;
+    // Precision-recall from the same sweep: precision = tp / (tp + fp).
+    let pos = y.iter().filter(|&&t| t).count() as f64;
+    let neg = y.len() as f64 - pos;
+    let pr: Vec<PrPoint> = thin_curve(roc_curve(&scores, &y), 0.005)
+        .into_iter()
+        .filter(|pt| pt.tpr > 0.0)
+        .map(|pt| {
+            let (tp, fp) = (pt.tpr * pos, pt.fpr * neg);
+            PrPoint { recall: round(pt.tpr, 6), precision: round(tp / (tp + fp), 6) }
+        })
+        .collect();
+    write_json(&args.plots.join("pr.json"), &Curve { points: pr })?;
+    let cells: Vec<Cell> =
+        scores.iter().zip(&y).map(|(&s, &t)| Cell { actual: class(t), predicted: class(s >= bundle.threshold) }).collect();
+    write_json(&args.plots.join("confusion.json"), &Curve { points: cells })?;
+    let imp = bundle.model.feature_importance();
+    let mut ranked: Vec<Importance<'_>> = bundle
+        .feature_names
+        .iter()
+        .zip(&imp)
+        .map(|(f, &v)| Importance { feature: f, importance: round(v, 6) })
+        .collect();
+    ranked.sort_by(|a, b| b.importance.total_cmp(&a.importance).then(a.feature.cmp(b.feature)));
+    ranked.truncate(p.importance_top);
+    write_json(&args.plots.join("importance.json"), &Curve { points: ranked })?;
+
+    tracing::info!(accuracy = metrics.accuracy, f1 = metrics.f1, roc_auc = metrics.roc_auc, threshold = metrics.threshold, "evaluated on the test part");
     Ok(metrics)
 }

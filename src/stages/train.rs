@@ -12,7 +12,8 @@ use crate::error::{Error, Result};
 use crate::params::{ParamsFile, TrainParams};
 use crate::preprocess::Preprocessor;
 use crate::schema::Schema;
-use crate::search::{candidates, cross_validate, rank, CandidateResult, CV_METRICS};
+use crate::metrics::choose_threshold;
+use crate::search::{candidates, cross_validate, out_of_fold, rank, CandidateResult, CV_METRICS};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -87,6 +88,9 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<CandidateResult> {
     tracing::info!(family = %winner.family, score = winner.scores[p.metric.name()].mean, secs = search_seconds, "search done");
 
     let spec = &cands[winner.id];
+    let oof = out_of_fold(spec, x.view(), &y, folds, p.seed, p.thread_count())?;
+    let threshold = choose_threshold(&oof, &y, p.threshold);
+    tracing::info!(threshold, policy = ?p.threshold, "decision threshold chosen on out-of-fold scores");
     let started = Instant::now();
     let model = spec.fit(x.view(), &y, p.seed)?;
     tracing::info!(rows = x.nrows(), secs = started.elapsed().as_secs_f64(), "winner refitted on the training part");
@@ -98,6 +102,7 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<CandidateResult> {
         feature_names: names,
         preprocessor: pre,
         model,
+        threshold,
         hyperparameters: spec.params_json(),
         params: params.section_json("train")?,
         cv: winner.scores.clone(),
@@ -117,7 +122,9 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<CandidateResult> {
     let md_path = args.leaderboard.with_extension("md");
     atomic_write(&md_path, |f| std::io::Write::write_all(f, md.as_bytes()).map_err(|e| Error::io(&md_path, e)))?;
 
-    write_json(&args.metrics, &flat_metrics(&winner, cands.len()))?;
+    let mut flat = flat_metrics(&winner, cands.len());
+    flat.insert("threshold".into(), round(threshold, 4).into());
+    write_json(&args.metrics, &flat)?;
     Ok(winner)
 }
 

@@ -47,13 +47,14 @@ train:
   budget: 10
   threads: 0
   space: small
+  threshold: {policy: max_f1}
   spaces:
     small:
       families:
         logistic: {alpha: 0.1}
         gbm: {n_estimators: [20, 50], max_depth: 3}
 evaluate:
-  threshold: 0.5
+  importance_top: 3
 ";
 
 /// `n` rows of a learnable toy problem: attack when a + b/40 + c is large. Deterministic.

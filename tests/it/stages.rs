@@ -22,14 +22,16 @@ fn stages_chain_on_a_small_dataset_and_write_flat_metrics() {
     assert_eq!(ingest["train_rows"].as_u64().unwrap() + ingest["test_rows"].as_u64().unwrap(), 400);
     let eval = p.metrics("metrics/eval.json");
     assert!(eval["accuracy"].as_f64().unwrap() > 0.8, "{eval:?}");
-    for key in ["precision", "recall", "f1", "roc_auc", "tp", "fp", "tn", "fn"] {
+    for key in ["threshold", "precision", "recall", "f1", "roc_auc", "pr_auc", "balanced_accuracy", "mcc", "log_loss", "tp", "fp", "tn", "fn"] {
         assert!(eval.contains_key(key), "eval.json lacks {key}");
     }
     let train = p.metrics("metrics/train.json");
     assert!(train["cv_f1"].as_f64().unwrap() > 0.7, "{train:?}");
     p.metrics("metrics/validate.json");
-    let roc: serde_json::Value = serde_json::from_str(&p.read("plots/roc.json")).unwrap();
-    assert!(roc["roc"].as_array().unwrap().len() > 2);
+    for (chart, len) in [("roc", 3), ("pr", 2), ("confusion", 100), ("importance", 3)] {
+        let v: serde_json::Value = serde_json::from_str(&p.read(&format!("plots/{chart}.json"))).unwrap();
+        assert!(v["points"].as_array().unwrap().len() >= len, "plots/{chart}.json: {v}");
+    }
 }
 
 #[test]
