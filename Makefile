@@ -8,7 +8,7 @@ CARGO ?= cargo
 CARGO_FLAGS ?= --release --locked
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: run test build venv clean bench bench-train
+.PHONY: run test build venv chromium clean bench bench-train
 run: build $(DVC)
 	$(DVC) pull data.dvc
 	$(DVC) repro
@@ -18,8 +18,14 @@ run: build $(DVC)
 	@echo "  $(DVC) exp show --no-pager"
 	@echo "Model bundle: models/model.json   ROC points: plots/roc.json   reports: reports/"
 
-test: build $(DVC)
+test: build $(DVC) chromium
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test $(CARGO_FLAGS)
+
+# The plot test renders `dvc plots show` in Debian's headless Chromium.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "make test needs Debian's chromium: sudo apt-get install -y chromium" >&2; exit 1; fi; }
 
 build:
 	$(CARGO) build $(CARGO_FLAGS) --bins

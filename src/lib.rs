@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod models;
 pub mod params;
 pub mod preprocess;
+pub mod registry;
 pub mod schema;
 pub mod search;
 pub mod stages;

@@ -308,3 +308,24 @@ impl Check for EvaluateParams {
         Ok(())
     }
 }
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromoteParams {
+    /// Per gated metric (see `registry::GATED`): `min`, `min_delta` (default 0),
+    /// `min_rel_delta`.
+    pub rules: BTreeMap<String, crate::registry::Rule>,
+}
+
+impl Check for PromoteParams {
+    fn check(&self) -> std::result::Result<(), String> {
+        use crate::registry::GATED;
+        if self.rules.is_empty() {
+            return Err("`rules` must name at least one metric".into());
+        }
+        match self.rules.keys().find(|m| !GATED.contains(&m.as_str())) {
+            Some(m) => Err(format!("`{m}` cannot be gated (gated metrics: {})", GATED.join(", "))),
+            None => Ok(()),
+        }
+    }
+}

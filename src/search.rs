@@ -268,6 +268,7 @@ search: grid
 budget: 10
 threads: 1
 space: reference
+threshold: {policy: max_f1}
 spaces:
   reference:
     cv_folds: 3

@@ -3,6 +3,7 @@
 
 pub mod evaluate;
 pub mod ingest;
+pub mod promote;
 pub mod train;
 pub mod transform;
 pub mod validate;

@@ -5,7 +5,7 @@ use std::process::{Command, Output};
 
 use tempfile::TempDir;
 
-pub const STAGES: &[&str] = &["ingest", "validate", "transform", "train", "evaluate"];
+pub const STAGES: &[&str] = &["ingest", "validate", "transform", "train", "evaluate", "promote"];
 
 pub fn bin(stage: &str) -> PathBuf {
     let ingest = Path::new(env!("CARGO_BIN_EXE_ingest"));
@@ -55,6 +55,10 @@ train:
         gbm: {n_estimators: [20, 50], max_depth: 3}
 evaluate:
   importance_top: 3
+promote:
+  rules:
+    f1: {min: 0.5}
+    roc_auc: {min: 0.5}
 ";
 
 /// `n` rows of a learnable toy problem: attack when a + b/40 + c is large. Deterministic.

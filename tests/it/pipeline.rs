@@ -50,6 +50,34 @@ fn stages_run(run: &Run) -> Vec<String> {
         .collect()
 }
 
+/// The DOM of a page after headless Chromium ran its scripts, with every network request
+/// refused (an unreachable proxy, no name resolution).
+fn render_offline(page: &Path) -> String {
+    let chromium = std::env::var_os("NETSEC_CHROMIUM").map(PathBuf::from).unwrap_or_else(|| "/usr/bin/chromium".into());
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new(&chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--proxy-server=127.0.0.1:9",
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {} ({e}); `make test` installs Debian's chromium", chromium.display()));
+    assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// path -> md5 of every stage output in a dvc.lock.
 fn out_hashes(lock: &str) -> std::collections::BTreeMap<String, String> {
     let lock: serde_yaml_ng::Value = serde_yaml_ng::from_str(lock).unwrap();
@@ -90,6 +118,14 @@ fn fresh_clone_pulls_offline_reproduces_and_reruns_only_what_changed() {
     assert!(eval.values().all(|v| v.is_number()), "{eval:?}");
     assert!(eval["accuracy"].as_f64().unwrap() >= 0.92, "{eval:?}");
 
+    // `dvc plots show` renders all four charts in headless Chromium with the network off.
+    let html_dir = clone.join("target-plots");
+    dvc(&clone, &["plots", "show", "-o", html_dir.to_str().unwrap()]);
+    let html = std::fs::read_to_string(html_dir.join("index.html")).unwrap();
+    assert!(!html.contains("cdn.jsdelivr") && !html.contains("<script src"), "the page loads scripts from the network");
+    let dom = render_offline(&html_dir.join("index.html"));
+    assert_eq!(dom.matches("class=\"marks\"").count(), 4, "charts drawn:\n{}", &dom[..dom.len().min(2000)]);
+
     // The same params and data give the same outputs as the committed dvc.lock (byte for
     // byte: same md5), except the leaderboard, which records fit times.
     let status = dvc(&clone, &["status"]);
@@ -105,9 +141,9 @@ fn fresh_clone_pulls_offline_reproduces_and_reruns_only_what_changed() {
     }
     assert!(stages_run(&dvc(&clone, &["repro"])).is_empty(), "a second repro ran stages");
 
-    // A training parameter re-runs only train and evaluate.
+    // A training parameter re-runs only train and what depends on the model.
     let exp = dvc(&clone, &["exp", "run", "-S", "train.cv_folds=3", "--name", "folds-3"]);
-    assert_eq!(stages_run(&exp), ["train", "evaluate"]);
+    assert_eq!(stages_run(&exp), ["train", "evaluate", "promote"]);
     let show = dvc(&clone, &["exp", "show", "--no-pager", "--json"]);
     assert!(show.stdout.contains("folds-3") && show.stdout.contains("cv_f1"), "{}", show.stdout);
     let table = dvc(&clone, &["exp", "show", "--no-pager"]);

@@ -5,11 +5,11 @@ use std::process::Command;
 
 #[test]
 fn every_stage_answers_help() {
-    for stage in STAGES {
+    for stage in STAGES.iter().chain(&["rollback", "export"]) {
         let out = Command::new(bin(stage)).arg("--help").output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{stage} --help failed");
-        assert!(text.contains("Usage:") && text.contains("--params"), "{stage} --help:\n{text}");
+        assert!(text.contains("Usage:"), "{stage} --help:\n{text}");
     }
 }
 
@@ -267,4 +267,79 @@ fn grouped_split_leaves_no_test_row_with_a_train_twin() {
     let m = p.metrics("metrics/ingest.json");
     assert_eq!(m["test_rows_with_train_twin"], 0, "{m:?}");
     assert!(m["random_split_test_twin_share"].as_f64().unwrap() > 0.5, "{m:?}");
+}
+
+#[test]
+fn first_model_is_promoted_and_rollback_restores_the_previous_bundle_byte_for_byte() {
+    let p = Project::new();
+    p.run_all();
+    let registry = |p: &Project| -> serde_json::Value { serde_json::from_str(&p.read("models/registry.json")).unwrap() };
+    let reg = registry(&p);
+    assert_eq!(reg["versions"][0]["status"], "production", "{reg}");
+    assert_eq!(p.metrics("metrics/promote.json")["first_model"], 1);
+    let v1 = std::fs::read(p.path("models/production/toy.json")).unwrap();
+    assert_eq!(v1, std::fs::read(p.path("models/model.json")).unwrap());
+
+    // The same candidate again: nothing changes.
+    p.run("promote").success();
+    assert_eq!(registry(&p)["versions"].as_array().unwrap().len(), 1);
+
+    // A different model that is allowed to be worse (min_delta -1): promoted, v1 archived.
+    p.edit("params.yaml", "  seed: 7\n  cv_folds", "  seed: 8\n  cv_folds");
+    p.edit("params.yaml", "f1: {min: 0.5}", "f1: {min: 0.5, min_delta: -1}");
+    p.edit("params.yaml", "roc_auc: {min: 0.5}", "roc_auc: {min: 0.5, min_delta: -1}");
+    p.run("train").success();
+    p.run("promote").success();
+    let v2 = std::fs::read(p.path("models/production/toy.json")).unwrap();
+    assert_ne!(v1, v2, "the new candidate should differ");
+    let reg = registry(&p);
+    assert_eq!(reg["versions"][0]["status"], "archived", "{reg}");
+    assert_eq!(reg["versions"][1]["status"], "production", "{reg}");
+    for key in ["created", "params_hash", "data_hash", "git_rev", "bundle_sha256"] {
+        assert!(reg["versions"][1][key].is_string(), "{key}: {reg}");
+    }
+
+    // Rollback: v1's bytes are back and the registry says so.
+    let out = Command::new(bin("rollback")).current_dir(p.dir.path()).output().unwrap();
+    crate::common::Run::from(out).success();
+    assert_eq!(std::fs::read(p.path("models/production/toy.json")).unwrap(), v1);
+    let reg = registry(&p);
+    assert_eq!(reg["versions"][0]["status"], "production", "{reg}");
+    assert_eq!(reg["versions"][1]["status"], "rolled_back", "{reg}");
+
+    // The rolled-back candidate is not promoted again, and there is nothing left to roll back to.
+    p.run("promote").success();
+    assert_eq!(std::fs::read(p.path("models/production/toy.json")).unwrap(), v1);
+    let out = Command::new(bin("rollback")).current_dir(p.dir.path()).output().unwrap();
+    crate::common::Run::from(out).fails_with(&["no earlier production model of dataset `toy`"]);
+}
+
+#[test]
+fn a_worse_candidate_is_rejected_and_recorded() {
+    let p = Project::new();
+    p.run_all();
+    // Demand a large improvement: the retrained model cannot pass.
+    p.edit("params.yaml", "f1: {min: 0.5}", "f1: {min: 0.5, min_delta: 0.5}");
+    p.edit("params.yaml", "  seed: 7\n  cv_folds", "  seed: 9\n  cv_folds");
+    p.run("train").success();
+    let before = std::fs::read(p.path("models/production/toy.json")).unwrap();
+    let run = p.run("promote");
+    run.success();
+    assert!(run.stderr.contains("not promoted") && run.stderr.contains("f1:"), "{}", run.stderr);
+    assert_eq!(std::fs::read(p.path("models/production/toy.json")).unwrap(), before);
+    let reg: serde_json::Value = serde_json::from_str(&p.read("models/registry.json")).unwrap();
+    assert_eq!(reg["versions"][1]["status"], "rejected", "{reg}");
+    assert_eq!(p.metrics("metrics/promote.json")["promoted"], 0);
+}
+
+#[test]
+fn a_tampered_bundle_is_refused_naming_the_checksum() {
+    let p = Project::new();
+    p.run_all();
+    let mut bytes = std::fs::read(p.path("models/model.json")).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    p.write("models/model.json", bytes);
+    p.run("evaluate").fails_with(&["models/model.json", "sha256 checksum mismatch"]);
+    p.run("promote").fails_with(&["sha256 checksum mismatch"]);
 }

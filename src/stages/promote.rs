@@ -1,0 +1,149 @@
+//! promote: the gate between a trained candidate and production. Both are scored on the same
+//! test part; the candidate replaces production only if every configured rule passes. The
+//! first model of a dataset is promoted (if it meets the minimums). Every decision is
+//! recorded in the registry.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::evaluate::{load_bundle, EvalMetrics};
+use crate::artifact::{atomic_write, round, write_json};
+use crate::bundle::Bundle;
+use crate::error::{Error, Result};
+use crate::models::Classifier;
+use crate::params::{ParamsFile, PromoteParams};
+use crate::registry::{self, decide, Registry, Status, Version, GATED};
+use crate::schema::{hex, Schema};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    #[arg(long, default_value = "models/model.json")]
+    pub candidate: PathBuf,
+    #[arg(long, default_value = "artifacts/features/test.parquet")]
+    pub test: PathBuf,
+    #[arg(long, default_value = "models/registry.json")]
+    pub registry: PathBuf,
+    /// Folder of the production bundles, one per dataset: `<dir>/<dataset>.json`.
+    #[arg(long, default_value = "models/production")]
+    pub production: PathBuf,
+    /// Folder of every promoted bundle, kept for rollback: `<dir>/<id>.json`.
+    #[arg(long, default_value = "models/versions")]
+    pub versions: PathBuf,
+    #[arg(long, default_value = "dvc.lock")]
+    pub lock: PathBuf,
+    /// Flat metrics of the decision (JSON).
+    #[arg(long, default_value = "metrics/promote.json")]
+    pub metrics: PathBuf,
+}
+
+fn gated(m: &EvalMetrics) -> BTreeMap<String, f64> {
+    GATED.iter().filter_map(|k| m.get(k).map(|v| (k.to_string(), v))).collect()
+}
+
+fn score(bundle: &Bundle, test: &Path) -> Result<EvalMetrics> {
+    let (x, y) = super::read_features(test, &bundle.feature_names)?;
+    Ok(EvalMetrics::compute(&bundle.model.predict_proba(x.view()).to_vec(), &y, bundle.threshold))
+}
+
+fn copy_bytes(bytes: &[u8], to: &Path) -> Result<()> {
+    atomic_write(to, |f| std::io::Write::write_all(f, bytes).map_err(|e| Error::io(to, e)))
+}
+
+pub fn run(params: &ParamsFile, args: &Args) -> Result<registry::Decision> {
+    let dataset = params.dataset()?;
+    let p: PromoteParams = params.section("promote")?;
+    let schema = Schema::load(&dataset.params.schema)?;
+    let candidate = load_bundle(&args.candidate, &schema)?;
+    let bytes = std::fs::read(&args.candidate).map_err(|e| Error::io(&args.candidate, e))?;
+    let sha = candidate.content_sha256()?;
+    let cand_metrics = score(&candidate, &args.test)?;
+    let mut reg = Registry::load(&args.registry)?;
+    let production_path = args.production.join(format!("{}.json", dataset.name));
+
+    // The production model, scored now on the same test part (if it fits this schema).
+    let production = match reg.production(&dataset.name) {
+        Some(v) if v.bundle_sha256 == sha => {
+            tracing::info!(version = %v.id, "the candidate is already in production");
+            return Ok(registry::Decision { promote: false, first_model: false, deltas: BTreeMap::new(), reasons: vec!["already in production".into()] });
+        }
+        Some(v) => {
+            let prod = Bundle::load(&production_path)?;
+            if prod.content_sha256()? != v.bundle_sha256 {
+                return Err(Error::artifact(&production_path, format!("is not the bundle the registry records for {} (sha256 differs)", v.id)));
+            }
+            if prod.schema_hash == candidate.schema_hash && prod.feature_names == candidate.feature_names {
+                Some((v.id.clone(), score(&prod, &args.test)?))
+            } else {
+                tracing::warn!(version = %v.id, "production was trained under another schema: the gate applies the minimums only");
+                None
+            }
+        }
+        None => None,
+    };
+    let rolled_back = reg.versions.iter().any(|v| v.bundle_sha256 == sha && v.status == Status::RolledBack);
+    let prod_gated = production.as_ref().map(|(_, m)| gated(m));
+    let mut decision = decide(&gated(&cand_metrics), prod_gated.as_ref(), &p.rules);
+    if rolled_back {
+        decision.promote = false;
+        decision.reasons = vec!["this bundle was rolled back before; it is not promoted again".into()];
+    }
+
+    let id = reg.next_id();
+    let params_json = ["dataset", "datasets", "ingest", "validate", "transform", "train"]
+        .iter()
+        .map(|k| params.section_json(k).map(|v| (k.to_string(), v)))
+        .collect::<Result<BTreeMap<_, _>>>()?;
+    let params_hash = hex(&Sha256::digest(serde_json::to_vec(&params_json).expect("params serialize")));
+    let mut version = Version {
+        id: id.clone(),
+        dataset: dataset.name.clone(),
+        created: registry::now(),
+        status: Status::Rejected,
+        family: candidate.model.family().into(),
+        bundle_sha256: sha,
+        params_hash,
+        data_hash: registry::data_hash(&args.lock),
+        git_rev: registry::git_rev(),
+        metrics: gated(&cand_metrics),
+        bundle: None,
+        decision: decision.reasons.clone(),
+    };
+    if decision.promote {
+        let kept = args.versions.join(format!("{id}.json"));
+        copy_bytes(&bytes, &kept)?;
+        copy_bytes(&bytes, &production_path)?;
+        for v in reg.versions.iter_mut().filter(|v| v.dataset == dataset.name && v.status == Status::Production) {
+            v.status = Status::Archived;
+        }
+        version.status = Status::Production;
+        version.bundle = Some(kept);
+    }
+    reg.versions.push(version);
+    reg.save(&args.registry)?;
+
+    let mut flat = serde_json::Map::new();
+    flat.insert("promoted".into(), u8::from(decision.promote).into());
+    flat.insert("first_model".into(), u8::from(decision.first_model).into());
+    for (m, d) in &decision.deltas {
+        flat.insert(format!("delta_{m}"), round(*d, 4).into());
+    }
+    write_json(&args.metrics, &flat)?;
+    if decision.promote {
+        tracing::info!(version = %id, against = ?production.as_ref().map(|(v, _)| v), "promoted to production: {}", decision.reasons.join("; "));
+    } else {
+        tracing::warn!(version = %id, "not promoted: {}", decision.reasons.join("; "));
+    }
+    Ok(decision)
+}
+
+/// Put the previous production model of the configured dataset back.
+pub fn rollback(params: &ParamsFile, args: &Args) -> Result<Version> {
+    let dataset = params.dataset()?;
+    let mut reg = Registry::load(&args.registry)?;
+    let restored = reg.rollback(&dataset.name, &args.production.join(format!("{}.json", dataset.name)))?;
+    reg.save(&args.registry)?;
+    tracing::info!(version = %restored.id, dataset = %dataset.name, "rolled back");
+    Ok(restored)
+}
