@@ -23,6 +23,7 @@ pub mod preprocess;
 pub mod registry;
 pub mod schema;
 pub mod search;
+pub mod serving;
 pub mod stages;
 pub mod validate;
 

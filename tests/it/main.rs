@@ -4,4 +4,5 @@
 mod common;
 mod corpus;
 mod pipeline;
+mod serve;
 mod stages;

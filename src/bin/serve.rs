@@ -1,0 +1,63 @@
+//! `serve`: the inference service over HTTP (see README, "Serving").
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use netsec::serving::{serve, AppState, Config};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Serve the production model over HTTP: JSON and CSV scoring, an upload page, health and Prometheus metrics.",
+    long_about = "Serve the production model over HTTP.\n\n\
+POST /v1/predict (JSON records), POST /v1/predict/csv (CSV upload; CSV, JSON or HTML back by Accept), \
+GET / (upload page), GET /healthz, GET /readyz, GET /metrics (Prometheus), POST /admin/reload \
+(bearer token from NETSEC_ADMIN_TOKEN). SIGHUP reloads the model; SIGINT/SIGTERM stop after in-flight requests."
+)]
+struct Cli {
+    /// The bundle to serve.
+    #[arg(long, default_value = "models/production/phishing.json", env = "NETSEC_MODEL")]
+    model: PathBuf,
+    #[arg(long, default_value = "127.0.0.1:8080", env = "NETSEC_ADDR")]
+    addr: SocketAddr,
+    /// Largest request body, bytes.
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    max_body_bytes: usize,
+    /// Most records or rows per request.
+    #[arg(long, default_value_t = 100_000)]
+    max_rows: usize,
+    /// Time allowed to score one request, milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    timeout_ms: u64,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    #[command(flatten)]
+    common: netsec::cli::Common,
+}
+
+fn main() -> std::process::ExitCode {
+    netsec::cli::main(|| {
+        let cli = Cli::parse();
+        cli.common.init_logging();
+        let admin_token = std::env::var("NETSEC_ADMIN_TOKEN").ok().filter(|t| !t.is_empty());
+        let config = Config {
+            model: cli.model.clone(),
+            addr: cli.addr,
+            max_body_bytes: cli.max_body_bytes,
+            max_rows: cli.max_rows,
+            timeout: Duration::from_millis(cli.timeout_ms),
+            admin_token,
+        };
+        let state = AppState::new(config).with_context(|| format!("loading {}", cli.model.display()))?;
+        let mut rt = tokio::runtime::Builder::new_multi_thread();
+        if let Some(n) = cli.threads {
+            rt.worker_threads(n);
+        }
+        rt.enable_all().build()?.block_on(serve(state)).context("server")?;
+        Ok(())
+    })
+}

@@ -1,0 +1,348 @@
+//! HTTP handlers. Every error is JSON naming the record, field, row or column at fault, with
+//! a 4xx status when the request is to blame.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use ndarray::Array2;
+use serde_json::{json, Map, Value};
+
+use super::{AppState, Loaded};
+
+pub struct ApiError(StatusCode, Value);
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError(status, json!({ "error": message.into() }))
+    }
+
+    fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.1[key] = value.into();
+        self
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(self.1)).into_response()
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Count every request and its latency.
+pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let route = match req.uri().path() {
+        p @ ("/v1/predict" | "/v1/predict/csv" | "/" | "/admin/reload" | "/healthz") => p.to_owned(),
+        _ => "other".to_owned(),
+    };
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    state.metrics.observe(&route, resp.status().as_u16(), started.elapsed());
+    resp
+}
+
+fn label(score: f64, threshold: f64) -> &'static str {
+    if score >= threshold {
+        "threat"
+    } else {
+        "benign"
+    }
+}
+
+/// Score `x`, off the async workers when the request is large, within the time limit.
+async fn score(state: &AppState, model: Arc<Loaded>, x: Array2<f64>) -> ApiResult<Vec<f64>> {
+    let scores = if x.nrows() <= 256 {
+        model.score(&x)
+    } else {
+        let work = tokio::task::spawn_blocking(move || model.score(&x));
+        match tokio::time::timeout(state.config.timeout, work).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("scoring failed: {e}"))),
+            Err(_) => {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("scoring took longer than {:?}; send fewer rows", state.config.timeout),
+                ))
+            }
+        }
+    };
+    let threshold = state.model.load().bundle.threshold;
+    let threats = scores.iter().filter(|&&s| s >= threshold).count() as u64;
+    state.metrics.predictions(threats, scores.len() as u64 - threats);
+    Ok(scores)
+}
+
+fn too_many(n: usize, limit: usize, what: &str) -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("{n} {what} in one request; the limit is {limit}"))
+        .with("limit", limit)
+}
+
+fn body_error(e: axum::extract::rejection::BytesRejection, limit: usize) -> ApiError {
+    let status = e.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(status, format!("request body is larger than {limit} bytes")).with("limit", limit)
+    } else {
+        ApiError::new(status, e.body_text())
+    }
+}
+
+pub async fn predict_json(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> ApiResult<Json<Value>> {
+    let limit = state.config.max_body_bytes;
+    let body = body.map_err(|e| body_error(e, limit))?;
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !ct.is_empty() && !ct.starts_with("application/json") {
+        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("expected application/json, got {ct}")));
+    }
+    let value: Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")).with("line", e.line()).with("column", e.column())
+    })?;
+    let records: Vec<Value> = match value {
+        Value::Object(mut o) if o.contains_key("records") => match o.remove("records") {
+            Some(Value::Array(a)) => a,
+            _ => return Err(ApiError::new(StatusCode::BAD_REQUEST, "`records` must be an array of objects").with("field", "records")),
+        },
+        Value::Object(o) => vec![Value::Object(o)],
+        Value::Array(a) => a,
+        _ => return Err(ApiError::new(StatusCode::BAD_REQUEST, "expected a record (object), an array of records, or {\"records\": [...]}")),
+    };
+    if records.is_empty() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "no records"));
+    }
+    if records.len() > state.config.max_rows {
+        return Err(too_many(records.len(), state.config.max_rows, "records"));
+    }
+    let model = state.model.load_full();
+    let names = &model.bundle.feature_names;
+    let mut x = Array2::<f64>::zeros((records.len(), names.len()));
+    for (i, rec) in records.iter().enumerate() {
+        let Value::Object(rec) = rec else {
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("record {i}: expected an object")).with("record", i));
+        };
+        for (j, name) in names.iter().enumerate() {
+            x[[i, j]] = feature(rec, name).map_err(|m| {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("record {i}, feature `{name}`: {m}")).with("record", i).with("field", name.as_str())
+            })?;
+        }
+    }
+    let threshold = model.bundle.threshold;
+    let version = model.version.clone();
+    let scores = score(&state, model, x).await?;
+    let predictions: Vec<Value> = scores
+        .iter()
+        .zip(&records)
+        .map(|(&s, rec)| {
+            let mut p = json!({ "label": label(s, threshold), "score": s, "model_version": version });
+            if let Some(id) = rec.get("id") {
+                p["id"] = id.clone();
+            }
+            p
+        })
+        .collect();
+    Ok(Json(json!({ "model_version": version, "threshold": threshold, "predictions": predictions })))
+}
+
+fn feature(rec: &Map<String, Value>, name: &str) -> Result<f64, String> {
+    match rec.get(name) {
+        None => Err("missing".into()),
+        Some(Value::Null) => Err("is null; a number is expected".into()),
+        Some(Value::Number(n)) => n.as_f64().filter(|v| v.is_finite()).ok_or_else(|| "not a finite number".into()),
+        Some(Value::String(s)) => Err(format!("expected a number, found the string {s:?}")),
+        Some(other) => Err(format!("expected a number, found {}", kind(other))),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Bool(_) => "a boolean",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+        _ => "another type",
+    }
+}
+
+/// What the client wants back from a CSV upload.
+#[derive(Clone, Copy, PartialEq)]
+enum Format {
+    Csv,
+    Json,
+    Html,
+}
+
+fn wanted(headers: &HeaderMap) -> Format {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if accept.contains("text/html") {
+        Format::Html
+    } else if accept.contains("application/json") {
+        Format::Json
+    } else {
+        Format::Csv
+    }
+}
+
+/// The uploaded CSV: multipart (field `file`, as the upload page sends) or a `text/csv` body.
+async fn csv_body(state: &Arc<AppState>, req: Request) -> ApiResult<Bytes> {
+    let limit = state.config.max_body_bytes;
+    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    if ct.starts_with("multipart/form-data") {
+        let mut form = Multipart::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+        while let Some(field) = form.next_field().await.map_err(|e| {
+            let status = e.status();
+            let msg = if status == StatusCode::PAYLOAD_TOO_LARGE { format!("upload is larger than {limit} bytes") } else { e.body_text() };
+            ApiError::new(status, msg)
+        })? {
+            if field.name() == Some("file") {
+                return field.bytes().await.map_err(|e| {
+                    let status = e.status();
+                    let msg = if status == StatusCode::PAYLOAD_TOO_LARGE { format!("upload is larger than {limit} bytes") } else { e.body_text() };
+                    ApiError::new(status, msg).with("limit", limit)
+                });
+            }
+        }
+        Err(ApiError::new(StatusCode::BAD_REQUEST, "the form has no `file` field").with("field", "file"))
+    } else if ct.is_empty() || ct.starts_with("text/csv") || ct.starts_with("text/plain") || ct.starts_with("application/octet-stream") {
+        Bytes::from_request(req, state).await.map_err(|e| body_error(e, limit))
+    } else {
+        Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("expected multipart/form-data or text/csv, got {ct}")))
+    }
+}
+
+pub async fn predict_csv(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let format = wanted(req.headers());
+    match predict_csv_inner(&state, req, format).await {
+        Ok(r) => r,
+        Err(e) if format == Format::Html => {
+            let status = e.0;
+            (status, axum::response::Html(super::page::error_page(e.1["error"].as_str().unwrap_or("error")))).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn predict_csv_inner(state: &Arc<AppState>, req: Request, format: Format) -> ApiResult<Response> {
+    let body = csv_body(state, req).await?;
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(body.as_ref());
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("cannot read the CSV header: {e}")))?
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}').trim().to_owned())
+        .collect();
+    let model = state.model.load_full();
+    let names = &model.bundle.feature_names;
+    let mut index = Vec::with_capacity(names.len());
+    for name in names {
+        let at = header.iter().position(|h| h == name).ok_or_else(|| {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("missing column `{name}`")).with("column", name.as_str())
+        })?;
+        index.push(at);
+    }
+    let mut rows: Vec<csv::StringRecord> = Vec::new();
+    let mut values: Vec<f64> = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| {
+            let line = e.position().map(|p| p.line()).unwrap_or(0);
+            ApiError::new(StatusCode::BAD_REQUEST, format!("row {line}: {e}")).with("row", line)
+        })?;
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        if rows.len() == state.config.max_rows {
+            return Err(too_many(rows.len() + 1, state.config.max_rows, "rows or more"));
+        }
+        for (name, &at) in names.iter().zip(&index) {
+            let cell = record.get(at).unwrap_or("").trim();
+            let v: f64 = cell.parse().ok().filter(|v: &f64| v.is_finite()).ok_or_else(|| {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("row {line}, column `{name}`: expected a number, found {cell:?}"))
+                    .with("row", line)
+                    .with("column", name.as_str())
+            })?;
+            values.push(v);
+        }
+        rows.push(record);
+    }
+    if rows.is_empty() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "the CSV has no data rows"));
+    }
+    let x = Array2::from_shape_vec((rows.len(), names.len()), values).expect("one value per feature per row");
+    let (threshold, version) = (model.bundle.threshold, model.version.clone());
+    let scores = score(state, model, x).await?;
+    Ok(match format {
+        Format::Json => {
+            let predictions: Vec<Value> = scores
+                .iter()
+                .enumerate()
+                .map(|(i, &s)| json!({ "row": rows[i].position().map(|p| p.line()).unwrap_or(0), "score": s, "label": label(s, threshold) }))
+                .collect();
+            Json(json!({ "model_version": version, "threshold": threshold, "rows": rows.len(), "predictions": predictions })).into_response()
+        }
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(Vec::with_capacity(rows.len() * 128));
+            let mut head = header.clone();
+            head.extend(["threat_score".to_owned(), "label".to_owned()]);
+            let _ = w.write_record(&head);
+            for (r, &s) in rows.iter().zip(&scores) {
+                let mut out: Vec<String> = r.iter().map(str::to_owned).collect();
+                out.push(format!("{s:.6}"));
+                out.push(label(s, threshold).to_owned());
+                let _ = w.write_record(&out);
+            }
+            let bytes = w.into_inner().unwrap_or_default();
+            ([(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::HeaderName::from_static("x-model-version"), version.as_str())], bytes)
+                .into_response()
+        }
+        Format::Html => axum::response::Html(super::page::result_table(&header, &rows, &scores, threshold, &version)).into_response(),
+    })
+}
+
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+pub async fn readyz(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let m = state.model.load();
+    Json(json!({ "ready": true, "model_version": m.version, "family": m.bundle.model.family(), "dataset": m.bundle.dataset }))
+}
+
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let m = state.model.load();
+    let text = state.metrics.render(&m.version, m.bundle.model.family());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// Constant-time comparison, so the token cannot be guessed byte by byte from timings.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub async fn reload(State(state): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    let Some(token) = state.config.admin_token.as_deref() else {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "reload over HTTP is disabled: start the server with NETSEC_ADMIN_TOKEN set"));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "missing `Authorization: Bearer <token>` header").with("field", "Authorization"))?;
+    if !same(given.as_bytes(), token.as_bytes()) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "wrong token").with("field", "Authorization"));
+    }
+    let before = state.model.load().version.clone();
+    let state2 = state.clone();
+    let outcome = tokio::task::spawn_blocking(move || state2.reload()).await;
+    match outcome {
+        Ok(Ok(version)) => Ok(Json(json!({ "model_version": version, "previous": before }))),
+        Ok(Err(e)) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("reload failed, still serving {before}: {e}"))),
+        Err(e) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("reload failed, still serving {before}: {e}"))),
+    }
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such endpoint (see GET / and POST /v1/predict, /v1/predict/csv)")
+}

@@ -1,0 +1,130 @@
+//! The inference service: one model in memory, swapped atomically on reload, scoring JSON
+//! records and CSV uploads, with health, readiness and Prometheus endpoints.
+
+mod handlers;
+pub mod metrics;
+mod page;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use ndarray::Array2;
+
+use crate::bundle::Bundle;
+use crate::error::Result;
+use crate::models::Classifier;
+
+/// Limits and wiring of the server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub model: PathBuf,
+    pub addr: SocketAddr,
+    /// Largest request body accepted (bytes).
+    pub max_body_bytes: usize,
+    /// Most records (JSON) or rows (CSV) in one request.
+    pub max_rows: usize,
+    /// Time allowed to score one request.
+    pub timeout: Duration,
+    /// Bearer token for `POST /admin/reload`; reload over HTTP is off without one.
+    pub admin_token: Option<String>,
+}
+
+/// A loaded model and its identity.
+pub struct Loaded {
+    pub bundle: Bundle,
+    /// First 12 hex digits of the bundle's sha256.
+    pub version: String,
+}
+
+impl Loaded {
+    pub fn from_path(path: &std::path::Path) -> Result<Self> {
+        let bundle = Bundle::load(path)?;
+        let version = bundle.content_sha256()?[..12].to_owned();
+        Ok(Loaded { bundle, version })
+    }
+
+    /// Threat scores of rows given as feature vectors in `bundle.feature_names` order.
+    pub fn score(&self, x: &Array2<f64>) -> Vec<f64> {
+        self.bundle.model.predict_proba(x.view()).to_vec()
+    }
+}
+
+pub struct AppState {
+    pub model: ArcSwap<Loaded>,
+    pub config: Config,
+    pub metrics: metrics::Metrics,
+}
+
+impl AppState {
+    pub fn new(config: Config) -> Result<Arc<Self>> {
+        let loaded = Loaded::from_path(&config.model)?;
+        Ok(Arc::new(AppState { model: ArcSwap::from_pointee(loaded), config, metrics: Default::default() }))
+    }
+
+    /// Load the bundle again from its path and swap it in. In-flight requests finish with the
+    /// model they started with; a bundle that fails to load leaves the old one serving.
+    pub fn reload(&self) -> Result<String> {
+        let loaded = Loaded::from_path(&self.config.model)?;
+        let version = loaded.version.clone();
+        self.model.store(Arc::new(loaded));
+        self.metrics.reloaded();
+        tracing::info!(version = %version, "model reloaded");
+        Ok(version)
+    }
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(page::index))
+        .route("/v1/predict", post(handlers::predict_json))
+        .route("/v1/predict/csv", post(handlers::predict_csv))
+        .route("/healthz", get(handlers::healthz))
+        .route("/readyz", get(handlers::readyz))
+        .route("/metrics", get(handlers::metrics))
+        .route("/admin/reload", post(handlers::reload))
+        .fallback(handlers::not_found)
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), handlers::observe))
+        .with_state(state)
+}
+
+/// Serve until SIGINT or SIGTERM (then finish in-flight requests); SIGHUP reloads the model.
+pub async fn serve(state: Arc<AppState>) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(state.config.addr).await?;
+    tracing::info!(addr = %listener.local_addr()?, version = %state.model.load().version, "serving");
+    #[cfg(unix)]
+    {
+        let on_hup = state.clone();
+        tokio::spawn(async move {
+            let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+            while hup.recv().await.is_some() {
+                if let Err(e) = on_hup.reload() {
+                    tracing::error!("reload on SIGHUP failed, the previous model keeps serving: {e}");
+                }
+            }
+        });
+    }
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown()).await
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

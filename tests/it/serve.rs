@@ -1,0 +1,311 @@
+//! The real server on 127.0.0.1: happy paths, bad requests, limits, auth, reload under load,
+//! graceful shutdown, and a real browser uploading a CSV through the page.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::{bin, Project};
+
+const TOKEN: &str = "test-admin-token";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub struct Server {
+    child: Option<Child>,
+    pub base: String,
+}
+
+impl Server {
+    pub fn start(model: &Path, extra: &[&str]) -> Server {
+        let port = free_port();
+        let child = Command::new(bin("serve"))
+            .args(["--model", model.to_str().unwrap(), "--addr", &format!("127.0.0.1:{port}"), "-q"])
+            .args(extra)
+            .env("NETSEC_ADMIN_TOKEN", TOKEN)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let server = Server { child: Some(child), base: format!("http://127.0.0.1:{port}") };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok((200, _)) = get(&format!("{}/healthz", server.base)) {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server did not come up");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// SIGTERM, then wait: the exit status and what the server wrote to stderr.
+    pub fn stop(mut self) -> (std::process::ExitStatus, String) {
+        let mut child = self.child.take().expect("running");
+        unsafe_kill(child.id(), "TERM");
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        (child.wait().unwrap(), err)
+    }
+}
+
+fn unsafe_kill(pid: u32, sig: &str) {
+    let _ = Command::new("kill").args([&format!("-{sig}"), &pid.to_string()]).status();
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(30))).build().into()
+}
+
+pub fn get(url: &str) -> Result<(u16, String), ureq::Error> {
+    let mut r = agent().get(url).call()?;
+    Ok((r.status().as_u16(), r.body_mut().read_to_string()?))
+}
+
+pub fn post(url: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
+    let mut req = agent().post(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let mut r = req.send(body).unwrap();
+    (r.status().as_u16(), r.body_mut().with_config().limit(64 << 20).read_to_string().unwrap())
+}
+
+fn json(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+/// A project with a promoted toy model, and its test rows as CSV (features only + label).
+fn served_project() -> (Project, PathBuf) {
+    let p = Project::new();
+    p.run_all();
+    let model = p.path("models/production/toy.json");
+    assert!(model.exists());
+    (p, model)
+}
+
+#[test]
+fn json_and_csv_scoring_answer_label_score_and_version() {
+    let (p, model) = served_project();
+    let s = Server::start(&model, &[]);
+
+    let (code, body) = post(&s.url("/v1/predict"), &[("Content-Type", "application/json")], br#"{"a": 1, "b": 90, "c": 0.9, "id": "r1"}"#);
+    assert_eq!(code, 200, "{body}");
+    let v = json(&body);
+    let pred = &v["predictions"][0];
+    assert_eq!(pred["label"], "threat", "{v}");
+    assert!(pred["score"].as_f64().unwrap() > 0.5);
+    assert_eq!(pred["id"], "r1");
+    let version = v["model_version"].as_str().unwrap().to_owned();
+    assert_eq!(pred["model_version"], version.as_str());
+
+    let batch = br#"{"records": [{"a": -1, "b": 3, "c": -0.9}, {"a": 1, "b": 99, "c": 1.0}]}"#;
+    let v = json(&post(&s.url("/v1/predict"), &[("Content-Type", "application/json")], batch).1);
+    assert_eq!(v["predictions"][0]["label"], "benign");
+    assert_eq!(v["predictions"][1]["label"], "threat");
+
+    let csv = "a,b,c,label\n1,90,0.9,attack\n-1,2,-0.8,normal\n";
+    let (code, body) = post(&s.url("/v1/predict/csv"), &[("Content-Type", "text/csv")], csv.as_bytes());
+    assert_eq!(code, 200, "{body}");
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(lines[0], "a,b,c,label,threat_score,label");
+    assert!(lines[1].ends_with(",threat") && lines[2].ends_with(",benign"), "{body}");
+
+    let (_, body) = post(&s.url("/v1/predict/csv"), &[("Content-Type", "text/csv"), ("Accept", "application/json")], csv.as_bytes());
+    assert_eq!(json(&body)["rows"], 2);
+    let (_, body) = post(&s.url("/v1/predict/csv"), &[("Content-Type", "text/csv"), ("Accept", "text/html")], csv.as_bytes());
+    assert!(body.contains("<table id=\"predictions\"") && body.contains("<tr class=\"threat\">"), "{body}");
+
+    let multipart = "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"t.csv\"\r\nContent-Type: text/csv\r\n\r\n".to_owned()
+        + csv
+        + "\r\n--XyZ--\r\n";
+    let (code, body) = post(&s.url("/v1/predict/csv"), &[("Content-Type", "multipart/form-data; boundary=XyZ")], multipart.as_bytes());
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body.lines().count(), 3);
+
+    let (code, page) = get(&s.url("/")).unwrap();
+    assert_eq!(code, 200);
+    assert!(page.contains("<form method=\"post\" action=\"/v1/predict/csv\" enctype=\"multipart/form-data\">"));
+    let (code, ready) = get(&s.url("/readyz")).unwrap();
+    assert_eq!((code, json(&ready)["model_version"].as_str()), (200, Some(version.as_str())));
+    let (_, metrics) = get(&s.url("/metrics")).unwrap();
+    assert!(metrics.contains("netsec_requests_total{route=\"/v1/predict\",status=\"2xx\"} 2"), "{metrics}");
+    assert!(metrics.contains("netsec_predictions_total{class=\"threat\"}"));
+    assert!(metrics.contains(&format!("netsec_model_info{{version=\"{version}\"")));
+    assert!(metrics.contains("netsec_request_duration_seconds_bucket{le=\"+Inf\"}"));
+    drop(p);
+}
+
+#[test]
+fn bad_requests_get_4xx_json_naming_the_problem() {
+    let (_p, model) = served_project();
+    let s = Server::start(&model, &["--max-body-bytes", "2000", "--max-rows", "5"]);
+    let j = [("Content-Type", "application/json")];
+    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
+        ("/v1/predict", j.to_vec(), br#"{"a": 1, "b": "#.to_vec(), 400, "malformed JSON"),
+        ("/v1/predict", j.to_vec(), br#"{"a": 1, "c": 0.5}"#.to_vec(), 422, "record 0, feature `b`: missing"),
+        ("/v1/predict", j.to_vec(), br#"[{"a": 1, "b": 2, "c": 0.1}, {"a": 1, "b": "ten", "c": 0.1}]"#.to_vec(), 422, "record 1, feature `b`: expected a number, found the string \"ten\""),
+        ("/v1/predict", j.to_vec(), br#"{"a": null, "b": 2, "c": 0.1}"#.to_vec(), 422, "feature `a`: is null"),
+        ("/v1/predict", j.to_vec(), b"[]".to_vec(), 400, "no records"),
+        ("/v1/predict", j.to_vec(), vec![b' '; 5000], 413, "larger than 2000 bytes"),
+        ("/v1/predict", j.to_vec(), format!("[{}]", vec![r#"{"a":1,"b":2,"c":0.1}"#; 6].join(",")).into_bytes(), 413, "the limit is 5"),
+        ("/v1/predict", vec![("Content-Type", "text/xml")], b"<a/>".to_vec(), 415, "expected application/json"),
+        ("/v1/predict/csv", vec![("Content-Type", "text/csv")], b"a,c\n1,2\n".to_vec(), 422, "missing column `b`"),
+        ("/v1/predict/csv", vec![("Content-Type", "text/csv")], b"a,b,c\n1,2,3\n1,x,3\n".to_vec(), 422, "row 3, column `b`: expected a number, found \"x\""),
+        ("/v1/predict/csv", vec![("Content-Type", "text/csv")], b"a,b,c\n".to_vec(), 400, "no data rows"),
+        ("/nope", vec![], b"".to_vec(), 404, "no such endpoint"),
+        ("/admin/reload", vec![], b"".to_vec(), 401, "missing `Authorization: Bearer <token>`"),
+        ("/admin/reload", vec![("Authorization", "Bearer wrong")], b"".to_vec(), 403, "wrong token"),
+    ];
+    for (path, headers, body, status, needle) in cases {
+        let (code, text) = post(&s.url(path), &headers, &body);
+        assert_eq!(code, status, "{path} {needle}: {text}");
+        let v = json(&text);
+        assert!(v["error"].as_str().unwrap().contains(needle), "{path}: {v} lacks {needle:?}");
+    }
+}
+
+#[test]
+fn reload_under_load_fails_no_request_and_sighup_reloads_too() {
+    let (p, model) = served_project();
+    let s = Server::start(&model, &[]);
+    let url = s.url("/v1/predict");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, stop) = (url.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let (mut ok, mut failed) = (0u32, Vec::new());
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let (code, body) = post(&url, &[("Content-Type", "application/json")], br#"{"a": 1, "b": 50, "c": 0.2}"#);
+                    if code == 200 { ok += 1 } else { failed.push(format!("{code} {body}")) }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+    // Retrain to get another bundle, install it at the served path, reload several times.
+    p.edit("params.yaml", "  seed: 7\n  cv_folds", "  seed: 11\n  cv_folds");
+    p.run("train").success();
+    let before = json(&get(&s.url("/readyz")).unwrap().1)["model_version"].as_str().unwrap().to_owned();
+    std::fs::copy(p.path("models/model.json"), &model).unwrap();
+    for _ in 0..5 {
+        let (code, body) = post(&s.url("/admin/reload"), &[("Authorization", &format!("Bearer {TOKEN}"))], b"");
+        assert_eq!(code, 200, "{body}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let after = json(&get(&s.url("/readyz")).unwrap().1)["model_version"].as_str().unwrap().to_owned();
+    assert_ne!(before, after);
+    // SIGHUP reloads as well (counted in the metrics).
+    unsafe_kill(s.pid(), "HUP");
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    for w in workers {
+        let (ok, failed) = w.join().unwrap();
+        assert!(failed.is_empty(), "failed during reload: {failed:?}");
+        total += ok;
+    }
+    assert!(total > 50, "only {total} requests went through");
+    let (_, metrics) = get(&s.url("/metrics")).unwrap();
+    assert!(metrics.contains("netsec_model_reloads_total 6"), "{metrics}");
+    // A broken bundle is refused and the old model keeps serving.
+    std::fs::write(&model, b"{\"format\":\"netsec-model-bundle\"}\ngarbage").unwrap();
+    let (code, body) = post(&s.url("/admin/reload"), &[("Authorization", &format!("Bearer {TOKEN}"))], b"");
+    assert_eq!(code, 500, "{body}");
+    assert!(body.contains("still serving"), "{body}");
+    assert_eq!(post(&url, &[("Content-Type", "application/json")], br#"{"a": 1, "b": 50, "c": 0.2}"#).0, 200);
+    // Graceful shutdown on SIGTERM: a clean exit.
+    let (status, stderr) = s.stop();
+    assert!(status.success(), "exit {status:?}: {stderr}");
+}
+
+/// A real browser (Debian's chromium driven over WebDriver by chromedriver) uploads a CSV
+/// through the page and sees the table.
+#[test]
+fn browser_uploads_a_csv_through_the_page_and_sees_the_table() {
+    let (p, model) = served_project();
+    let s = Server::start(&model, &[]);
+    p.write("upload.csv", "a,b,c\n1,90,0.9\n-1,2,-0.8\n0,50,0.1\n");
+    let driver_bin = std::env::var("NETSEC_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+    let port = free_port();
+    let mut driver = Command::new(&driver_bin)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {driver_bin} ({e}); `make test` installs Debian's chromium-driver"));
+    let wd = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while get(&format!("{wd}/status")).is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let profile = tempfile::tempdir().unwrap();
+    let caps = serde_json::json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
+        "binary": std::env::var("NETSEC_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+        "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 format!("--user-data-dir={}", profile.path().display())]}}}});
+    let call = |method: &str, path: &str, body: Value| -> Value {
+        let url = format!("{wd}{path}");
+        let text = match method {
+            "GET" => get(&url).unwrap().1,
+            "DELETE" => {
+                let mut r = agent().delete(&url).call().unwrap();
+                r.body_mut().read_to_string().unwrap()
+            }
+            _ => post(&url, &[("Content-Type", "application/json")], body.to_string().as_bytes()).1,
+        };
+        json(&text)["value"].clone()
+    };
+    let session = call("POST", "/session", caps);
+    let id = session["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {session}")).to_owned();
+    let element = |css: &str| -> String {
+        let e = call("POST", &format!("/session/{id}/element"), serde_json::json!({"using": "css selector", "value": css}));
+        e.as_object().and_then(|o| o.values().next()).and_then(|v| v.as_str()).unwrap_or_else(|| panic!("no {css}: {e}")).to_owned()
+    };
+    call("POST", &format!("/session/{id}/url"), serde_json::json!({"url": s.url("/")}));
+    let file = element("input[type=file]");
+    call("POST", &format!("/session/{id}/element/{file}/value"), serde_json::json!({"text": p.path("upload.csv").display().to_string()}));
+    let button = element("#score");
+    call("POST", &format!("/session/{id}/element/{button}/click"), serde_json::json!({}));
+    let mut source = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        source = call("GET", &format!("/session/{id}/source"), Value::Null).as_str().unwrap_or("").to_owned();
+        if source.contains("id=\"predictions\"") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    call("DELETE", &format!("/session/{id}"), Value::Null);
+    let _ = driver.kill();
+    let _ = driver.wait();
+    assert!(source.contains("id=\"predictions\""), "no table in the page:\n{source}");
+    assert_eq!(source.matches("<tr class=").count(), 3, "{source}");
+    assert!(source.contains("3 rows"), "{source}");
+}
