@@ -66,7 +66,9 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<registry::Decision> {
     let production = match reg.production(&dataset.name) {
         Some(v) if v.bundle_sha256 == sha => {
             tracing::info!(version = %v.id, "the candidate is already in production");
-            return Ok(registry::Decision { promote: false, first_model: false, deltas: BTreeMap::new(), reasons: vec!["already in production".into()] });
+            let decision = registry::Decision { promote: false, first_model: false, deltas: BTreeMap::new(), reasons: vec!["already in production".into()] };
+            write_flat(&args.metrics, &decision, true)?;
+            return Ok(decision);
         }
         Some(v) => {
             let prod = Bundle::load(&production_path)?;
@@ -123,19 +125,25 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<registry::Decision> {
     reg.versions.push(version);
     reg.save(&args.registry)?;
 
-    let mut flat = serde_json::Map::new();
-    flat.insert("promoted".into(), u8::from(decision.promote).into());
-    flat.insert("first_model".into(), u8::from(decision.first_model).into());
-    for (m, d) in &decision.deltas {
-        flat.insert(format!("delta_{m}"), round(*d, 4).into());
-    }
-    write_json(&args.metrics, &flat)?;
+    write_flat(&args.metrics, &decision, decision.promote)?;
     if decision.promote {
         tracing::info!(version = %id, against = ?production.as_ref().map(|(v, _)| v), "promoted to production: {}", decision.reasons.join("; "));
     } else {
         tracing::warn!(version = %id, "not promoted: {}", decision.reasons.join("; "));
     }
     Ok(decision)
+}
+
+/// Flat metrics of a decision: promoted, first model, whether the candidate now serves, deltas.
+fn write_flat(path: &Path, decision: &registry::Decision, in_production: bool) -> Result<()> {
+    let mut flat = serde_json::Map::new();
+    flat.insert("promoted".into(), u8::from(decision.promote).into());
+    flat.insert("first_model".into(), u8::from(decision.first_model).into());
+    flat.insert("in_production".into(), u8::from(in_production).into());
+    for (m, d) in &decision.deltas {
+        flat.insert(format!("delta_{m}"), round(*d, 4).into());
+    }
+    write_json(path, &flat)
 }
 
 /// Put the previous production model of the configured dataset back.

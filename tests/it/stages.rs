@@ -280,9 +280,11 @@ fn first_model_is_promoted_and_rollback_restores_the_previous_bundle_byte_for_by
     let v1 = std::fs::read(p.path("models/production/toy.json")).unwrap();
     assert_eq!(v1, std::fs::read(p.path("models/model.json")).unwrap());
 
-    // The same candidate again: nothing changes.
+    // The same candidate again (DVC deletes the metrics file before a run): nothing changes.
+    std::fs::remove_file(p.path("metrics/promote.json")).unwrap();
     p.run("promote").success();
     assert_eq!(registry(&p)["versions"].as_array().unwrap().len(), 1);
+    assert_eq!(p.metrics("metrics/promote.json")["in_production"], 1);
 
     // A different model that is allowed to be worse (min_delta -1): promoted, v1 archived.
     p.edit("params.yaml", "  seed: 7\n  cv_folds", "  seed: 8\n  cv_folds");
