@@ -7,7 +7,7 @@
 mod column;
 mod csv;
 mod jsonl;
-mod open;
+pub(crate) mod open;
 mod parquet;
 pub mod split;
 

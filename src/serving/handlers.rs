@@ -285,7 +285,7 @@ async fn predict_csv_inner(state: &Arc<AppState>, req: Request, format: Format) 
         Format::Csv => {
             let mut w = csv::Writer::from_writer(Vec::with_capacity(rows.len() * 128));
             let mut head = header.clone();
-            head.extend(["threat_score".to_owned(), "label".to_owned()]);
+            head.extend(["threat_score".to_owned(), "prediction".to_owned()]);
             let _ = w.write_record(&head);
             for (r, &s) in rows.iter().zip(&scores) {
                 let mut out: Vec<String> = r.iter().map(str::to_owned).collect();

@@ -1,6 +1,7 @@
 //! The inference service: one model in memory, swapped atomically on reload, scoring JSON
 //! records and CSV uploads, with health, readiness and Prometheus endpoints.
 
+pub mod batch;
 mod handlers;
 pub mod metrics;
 mod page;

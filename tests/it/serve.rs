@@ -131,7 +131,7 @@ fn json_and_csv_scoring_answer_label_score_and_version() {
     let (code, body) = post(&s.url("/v1/predict/csv"), &[("Content-Type", "text/csv")], csv.as_bytes());
     assert_eq!(code, 200, "{body}");
     let lines: Vec<&str> = body.lines().collect();
-    assert_eq!(lines[0], "a,b,c,label,threat_score,label");
+    assert_eq!(lines[0], "a,b,c,label,threat_score,prediction");
     assert!(lines[1].ends_with(",threat") && lines[2].ends_with(",benign"), "{body}");
 
     let (_, body) = post(&s.url("/v1/predict/csv"), &[("Content-Type", "text/csv"), ("Accept", "application/json")], csv.as_bytes());
@@ -308,4 +308,28 @@ fn browser_uploads_a_csv_through_the_page_and_sees_the_table() {
     assert!(source.contains("id=\"predictions\""), "no table in the page:\n{source}");
     assert_eq!(source.matches("<tr class=").count(), 3, "{source}");
     assert!(source.contains("3 rows"), "{source}");
+}
+
+#[test]
+fn predict_scores_a_file_in_chunks_with_the_same_result_and_names_bad_cells() {
+    let (p, model) = served_project();
+    let run = |args: &[&str]| crate::common::Run::from(Command::new(bin("predict")).args(args).current_dir(p.dir.path()).output().unwrap());
+    let m = model.to_str().unwrap();
+    run(&["data/toy.csv", "out/small.csv", "--model", m, "--chunk", "7"]).success();
+    let big = run(&["data/toy.csv", "out/big.csv", "--model", m]);
+    big.success();
+    assert!(big.stdout.contains("400 rows scored") && big.stdout.contains("rows/s"), "{}", big.stdout);
+    assert_eq!(p.read("out/small.csv"), p.read("out/big.csv"));
+    let out = p.read("out/big.csv");
+    assert_eq!(out.lines().next().unwrap(), "a,b,c,label,threat_score,prediction");
+    assert_eq!(out.lines().count(), 401);
+    // Parquet input gives the same scores.
+    run(&["artifacts/split/test.parquet", "out/test.csv", "--model", m]).success();
+    assert!(p.read("out/test.csv").lines().count() > 50);
+    // A bad cell: an error naming the file, line and column, and no output file.
+    let mut lines: Vec<String> = p.read("data/toy.csv").lines().map(str::to_owned).collect();
+    lines[5] = "1,oops,0.1,attack".into();
+    p.write("data/bad.csv", lines.join("\n") + "\n");
+    run(&["data/bad.csv", "out/bad.csv", "--model", m]).fails_with(&["data/bad.csv: row 6, column `b`: expected a number, found \"oops\""]);
+    assert!(!p.path("out/bad.csv").exists());
 }

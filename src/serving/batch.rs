@@ -1,0 +1,154 @@
+//! Batch scoring of a CSV or Parquet file with bounded memory: rows are read, scored and
+//! written in chunks, so a file of any size needs memory for one chunk only.
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::time::Instant;
+
+use ndarray::Array2;
+use serde::Serialize;
+
+use super::Loaded;
+use crate::artifact::atomic_write;
+use crate::data::{column_keys, Format};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchSummary {
+    pub rows: u64,
+    pub threats: u64,
+    pub seconds: f64,
+    pub rows_per_second: f64,
+}
+
+/// Scores, labels and output of one chunk.
+struct Writer<'a, W: Write> {
+    out: csv::Writer<W>,
+    model: &'a Loaded,
+    summary: BatchSummary,
+}
+
+impl<W: Write> Writer<'_, W> {
+    fn chunk(&mut self, x: Array2<f64>, cells: &[Vec<String>], path: &Path) -> Result<()> {
+        let scores = self.model.score(&x);
+        let t = self.model.bundle.threshold;
+        for (row, &s) in cells.iter().zip(&scores) {
+            let label = if s >= t { "threat" } else { "benign" };
+            self.summary.threats += u64::from(s >= t);
+            let mut rec: Vec<&str> = row.iter().map(String::as_str).collect();
+            let score = format!("{s:.6}");
+            rec.push(&score);
+            rec.push(label);
+            self.out.write_record(&rec).map_err(|e| Error::file(path, format!("cannot write: {e}")))?;
+        }
+        self.summary.rows += scores.len() as u64;
+        Ok(())
+    }
+}
+
+fn parse(cell: &str, path: &Path, row: u64, column: &str) -> Result<f64> {
+    cell.trim().parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| Error::Row {
+        path: path.to_path_buf(),
+        row,
+        column: Some(column.to_owned()),
+        message: format!("expected a number, found {cell:?}"),
+    })
+}
+
+/// Score `input` (CSV, optionally gzip, or Parquet) into `output` (CSV: the input columns,
+/// `threat_score`, `prediction`), `chunk` rows at a time. The output appears only when complete.
+pub fn score_file(model: &Loaded, input: &Path, output: &Path, chunk: usize) -> Result<BatchSummary> {
+    let started = Instant::now();
+    let names = &model.bundle.feature_names;
+    let chunk = chunk.max(1);
+    let mut summary = None;
+    atomic_write(output, |file| {
+        let out = csv::Writer::from_writer(BufWriter::with_capacity(1 << 20, file));
+        let mut w = Writer { out, model, summary: BatchSummary { rows: 0, threats: 0, seconds: 0.0, rows_per_second: 0.0 } };
+        match Format::from_path(input)? {
+            Format::Parquet => parquet_chunks(&mut w, input, output, names, chunk)?,
+            _ => csv_chunks(&mut w, input, output, names, chunk)?,
+        }
+        w.out.flush().map_err(|e| Error::io(output, e))?;
+        summary = Some(w.summary);
+        Ok(())
+    })?;
+    let mut s = summary.expect("written");
+    s.seconds = started.elapsed().as_secs_f64();
+    s.rows_per_second = s.rows as f64 / s.seconds.max(1e-9);
+    Ok(s)
+}
+
+fn csv_chunks<W: Write>(w: &mut Writer<'_, W>, input: &Path, output: &Path, names: &[String], chunk: usize) -> Result<()> {
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(crate::data::open::open(input)?);
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| Error::file(input, format!("cannot read the header: {e}")))?
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}').trim().to_owned())
+        .collect();
+    let index: Vec<usize> = names
+        .iter()
+        .map(|n| header.iter().position(|h| h == n).ok_or_else(|| Error::file(input, format!("missing column `{n}` (the model's feature)"))))
+        .collect::<Result<_>>()?;
+    let mut head = header.clone();
+    head.extend(["threat_score".to_owned(), "prediction".to_owned()]);
+    w.out.write_record(&head).map_err(|e| Error::file(output, format!("cannot write: {e}")))?;
+    let (mut values, mut cells) = (Vec::with_capacity(chunk * names.len()), Vec::with_capacity(chunk));
+    for record in reader.records() {
+        let record = record.map_err(|e| Error::Row {
+            path: input.to_path_buf(),
+            row: e.position().map_or(0, |p| p.line()),
+            column: None,
+            message: e.to_string(),
+        })?;
+        let line = record.position().map_or(0, |p| p.line());
+        for (name, &at) in names.iter().zip(&index) {
+            values.push(parse(record.get(at).unwrap_or(""), input, line, name)?);
+        }
+        cells.push(record.iter().map(str::to_owned).collect());
+        if cells.len() == chunk {
+            let x = Array2::from_shape_vec((cells.len(), names.len()), std::mem::take(&mut values)).expect("shape");
+            w.chunk(x, &cells, output)?;
+            cells.clear();
+        }
+    }
+    if !cells.is_empty() {
+        let x = Array2::from_shape_vec((cells.len(), names.len()), values).expect("shape");
+        w.chunk(x, &cells, output)?;
+    }
+    Ok(())
+}
+
+fn parquet_chunks<W: Write>(w: &mut Writer<'_, W>, input: &Path, output: &Path, names: &[String], chunk: usize) -> Result<()> {
+    use polars::prelude::*;
+    let rows = ParquetReader::new(std::fs::File::open(input).map_err(|e| Error::io(input, e))?)
+        .num_rows()
+        .map_err(|e| Error::polars(input, e))?;
+    let mut wrote_header = false;
+    let mut offset = 0;
+    while offset < rows {
+        let file = std::fs::File::open(input).map_err(|e| Error::io(input, e))?;
+        let df = ParquetReader::new(file).with_slice(Some((offset, chunk))).finish().map_err(|e| Error::polars(input, e))?;
+        let header: Vec<String> = df.get_column_names().iter().map(|n| n.to_string()).filter(|n| n != crate::data::ROW).collect();
+        if !wrote_header {
+            let mut head = header.clone();
+            head.extend(["threat_score".to_owned(), "prediction".to_owned()]);
+            w.out.write_record(&head).map_err(|e| Error::file(output, format!("cannot write: {e}")))?;
+            wrote_header = true;
+        }
+        let keys: Vec<Vec<Option<String>>> = header.iter().map(|h| column_keys(df.column(h).expect("listed"))).collect();
+        let n = df.height();
+        let mut x = Array2::<f64>::zeros((n, names.len()));
+        for (j, name) in names.iter().enumerate() {
+            let at = header.iter().position(|h| h == name).ok_or_else(|| Error::file(input, format!("missing column `{name}` (the model's feature)")))?;
+            for i in 0..n {
+                x[[i, j]] = parse(keys[at][i].as_deref().unwrap_or(""), input, (offset + i + 1) as u64, name)?;
+            }
+        }
+        let cells: Vec<Vec<String>> = (0..n).map(|i| keys.iter().map(|c| c[i].clone().unwrap_or_default()).collect()).collect();
+        w.chunk(x, &cells, output)?;
+        offset += n.max(1);
+    }
+    Ok(())
+}
