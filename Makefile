@@ -8,7 +8,7 @@ CARGO ?= cargo
 CARGO_FLAGS ?= --release --locked
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: run test build venv chromium clean bench bench-train
+.PHONY: run test build venv chromium clean bench bench-train bench-serve
 run: build $(DVC)
 	$(DVC) pull data.dvc
 	$(DVC) repro
@@ -37,10 +37,13 @@ $(DVC): requirements.txt
 	@touch $(DVC)
 
 # Benchmarks beside the Python reference in ../shared/reference (figures, not pass/fail).
-bench: bench-train
+bench: bench-train bench-serve
 
 bench-train: build $(DVC)
 	bench/train.sh
+
+bench-serve: build $(DVC)
+	bench/serve.sh
 
 clean:
 	rm -rf artifacts models reports plots/roc.json
