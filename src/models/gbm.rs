@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::decision_tree::check_rows;
-use super::tree::{grow, normalized, Grown, Binned, Criterion, GrowParams, Tree};
+use super::tree::{accumulate, grow, normalized, Grown, Binned, Criterion, GrowParams, Tree};
 use super::{Classifier, Family};
 use crate::error::Result;
 
@@ -181,10 +181,7 @@ impl GbmModel {
         let mut done = 0;
         for &k in stages {
             let k = k.min(self.trees.len());
-            for (i, row) in x.rows().into_iter().enumerate() {
-                let row = row.to_vec();
-                f[i] += self.trees[done..k].iter().map(|t| t.predict_slice(&row)).sum::<f64>();
-            }
+            accumulate(self.trees[done..k].iter(), x, &mut f);
             done = k;
             out.push(f.iter().map(|&z| sigmoid(z)).collect());
         }
@@ -194,15 +191,9 @@ impl GbmModel {
 
 impl Classifier for GbmModel {
     fn predict_proba(&self, x: ArrayView2<'_, f64>) -> Array1<f64> {
-        let out: Vec<f64> = x
-            .rows()
-            .into_iter()
-            .map(|row| {
-                let row = row.to_vec();
-                sigmoid(self.init + self.trees.iter().map(|t| t.predict_slice(&row)).sum::<f64>())
-            })
-            .collect();
-        Array1::from(out)
+        let mut f = vec![self.init; x.nrows()];
+        accumulate(self.trees.iter(), x, &mut f);
+        Array1::from_iter(f.into_iter().map(sigmoid))
     }
 
     fn feature_importance(&self) -> Vec<f64> {

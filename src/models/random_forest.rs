@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::decision_tree::{check_rows, group_stats, FeatureRule, MaxFeatures, SplitCriterion};
-use super::tree::{grow, normalized, Grown, Binned, GrowParams, Tree};
+use super::tree::{accumulate, grow, normalized, Grown, Binned, GrowParams, Tree};
 use super::{Classifier, Family};
 use crate::error::Result;
 
@@ -109,11 +109,7 @@ impl RandomForestModel {
         let mut out = Vec::with_capacity(stages.len());
         let mut done = 0;
         for &k in stages {
-            for tree in &self.trees[done..k.min(self.trees.len())] {
-                for (s, v) in sum.iter_mut().zip(tree.predict(x)) {
-                    *s += v;
-                }
-            }
+            accumulate(self.trees[done..k.min(self.trees.len())].iter(), x, &mut sum);
             done = k.min(self.trees.len());
             out.push(sum.iter().map(|s| s / done.max(1) as f64).collect());
         }
@@ -124,10 +120,9 @@ impl RandomForestModel {
 impl Classifier for RandomForestModel {
     fn predict_proba(&self, x: ArrayView2<'_, f64>) -> Array1<f64> {
         let mut sum = vec![0.0; x.nrows()];
-        for (i, row) in x.rows().into_iter().enumerate() {
-            sum[i] = self.trees.iter().map(|t| t.predict_row(|f| row[f])).sum::<f64>() / self.trees.len() as f64;
-        }
-        Array1::from(sum)
+        accumulate(self.trees.iter(), x, &mut sum);
+        let n = self.trees.len() as f64;
+        Array1::from_iter(sum.into_iter().map(|s| s / n))
     }
 
     fn feature_importance(&self) -> Vec<f64> {

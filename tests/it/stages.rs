@@ -345,3 +345,20 @@ fn a_tampered_bundle_is_refused_naming_the_checksum() {
     p.run("evaluate").fails_with(&["models/model.json", "sha256 checksum mismatch"]);
     p.run("promote").fails_with(&["sha256 checksum mismatch"]);
 }
+
+#[test]
+fn header_less_files_take_their_column_names_from_the_schema() {
+    // As NSL-KDD: no header row; the schema lists the columns in order.
+    let p = Project::new();
+    let body: String = p.read("data/toy.csv").lines().skip(1).map(|l| format!("{l}\n")).collect();
+    p.write("data/toy.csv", body);
+    p.edit("schemas/toy.yaml", "header: true", "header: false");
+    p.run("ingest").success();
+    assert_eq!(p.metrics("metrics/ingest.json")["rows"], 400);
+    p.run("validate").success();
+    // A row with a missing field is still named by its line.
+    let mut lines: Vec<String> = p.read("data/toy.csv").lines().map(str::to_owned).collect();
+    lines[2] = "1,2".into();
+    p.write("data/toy.csv", lines.join("\n") + "\n");
+    p.run("ingest").fails_with(&["row 3: expected 4 fields, found 2"]);
+}
