@@ -36,7 +36,7 @@ TIME="%U %S %e %M"
 echo "== ours: train on the reference space" >&2
 /usr/bin/time -f "$TIME" -o "$OUT/ours.time" target/release/train -q --params "$OUT/params.yaml" \
   --model "$OUT/model.json" --leaderboard "$OUT/leaderboard.json" --metrics "$OUT/train.json"
-target/release/evaluate -q --params "$OUT/params.yaml" --model "$OUT/model.json" --metrics "$OUT/eval.json" --roc "$OUT/roc.json"
+target/release/evaluate -q --params "$OUT/params.yaml" --model "$OUT/model.json" --metrics "$OUT/eval.json" --plots "$OUT/plots"
 
 echo "== reference: pipeline.py (GridSearchCV over 5 families; a few minutes)" >&2
 /usr/bin/time -f "$TIME" -o "$OUT/ref.time" "$PY" "$REF/pipeline.py" --train-csv "$OUT/train.csv" \
