@@ -68,19 +68,8 @@ pub fn average_precision(scores: &[f64], labels: &[bool]) -> f64 {
     if pos == 0.0 {
         return f64::NAN;
     }
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    let (mut tp, mut fp, mut ap, mut last_recall, mut i) = (0.0, 0.0, 0.0, 0.0, 0);
-    while i < order.len() {
-        let s = scores[order[i]];
-        while i < order.len() && scores[order[i]] == s {
-            if labels[order[i]] {
-                tp += 1.0;
-            } else {
-                fp += 1.0;
-            }
-            i += 1;
-        }
+    let (mut ap, mut last_recall) = (0.0, 0.0);
+    for (_, tp, fp) in sweep(scores, labels) {
         let recall = tp / pos;
         ap += (recall - last_recall) * tp / (tp + fp);
         last_recall = recall;
@@ -95,6 +84,28 @@ fn ratio(a: u64, b: u64) -> f64 {
     } else {
         a as f64 / b as f64
     }
+}
+
+/// Walk the distinct scores from the highest down: at each, everything scored at or above it
+/// is called a threat. Yields (score, true positives, false positives) so far.
+fn sweep(scores: &[f64], labels: &[bool]) -> Vec<(f64, f64, f64)> {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let (mut tp, mut fp, mut i) = (0.0, 0.0, 0);
+    let mut out = Vec::new();
+    while i < order.len() {
+        let s = scores[order[i]];
+        while i < order.len() && scores[order[i]] == s {
+            if labels[order[i]] {
+                tp += 1.0;
+            } else {
+                fp += 1.0;
+            }
+            i += 1;
+        }
+        out.push((s, tp, fp));
+    }
+    out
 }
 
 /// Mean binary cross-entropy, with scores clipped to [1e-15, 1 - 1e-15] (as scikit-learn).
@@ -120,40 +131,24 @@ pub fn choose_threshold(scores: &[f64], labels: &[bool], policy: crate::params::
     if let ThresholdPolicy::Fixed { value } = policy {
         return value;
     }
-    // Walk the distinct scores from the highest down: at each, everything at or above it is
-    // called a threat.
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
     let pos = labels.iter().filter(|&&y| y).count() as f64;
-    let (mut tp, mut fp, mut i) = (0.0, 0.0, 0);
-    let (mut best, mut best_f1) = (0.5, -1.0);
-    while i < order.len() {
-        let s = scores[order[i]];
-        while i < order.len() && scores[order[i]] == s {
-            if labels[order[i]] {
-                tp += 1.0;
-            } else {
-                fp += 1.0;
-            }
-            i += 1;
-        }
-        match policy {
-            ThresholdPolicy::TargetRecall { recall } => {
-                if pos > 0.0 && tp / pos >= recall {
-                    return s;
-                }
-            }
-            _ => {
+    let points = sweep(scores, labels);
+    match policy {
+        ThresholdPolicy::TargetRecall { recall } => points
+            .iter()
+            .find(|&&(_, tp, _)| pos > 0.0 && tp / pos >= recall)
+            .or(points.last())
+            .map_or(0.5, |&(s, _, _)| s),
+        _ => {
+            let (mut best, mut best_f1) = (0.5, -1.0);
+            for &(s, tp, fp) in &points {
                 let f1 = 2.0 * tp / (tp + fp + pos);
                 if f1 > best_f1 {
                     (best, best_f1) = (s, f1);
                 }
             }
+            best
         }
-    }
-    match policy {
-        ThresholdPolicy::TargetRecall { .. } => order.last().map_or(0.5, |&i| scores[i]),
-        _ => best,
     }
 }
 
@@ -189,24 +184,10 @@ pub struct RocPoint {
 
 /// ROC curve with one point per distinct score, from (0, 0) to (1, 1).
 pub fn roc_curve(scores: &[f64], labels: &[bool]) -> Vec<RocPoint> {
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
     let pos = labels.iter().filter(|&&y| y).count().max(1) as f64;
     let neg = (labels.len() - labels.iter().filter(|&&y| y).count()).max(1) as f64;
     let mut points = vec![RocPoint { threshold: f64::INFINITY, fpr: 0.0, tpr: 0.0 }];
-    let (mut tp, mut fp, mut i) = (0.0, 0.0, 0);
-    while i < order.len() {
-        let s = scores[order[i]];
-        while i < order.len() && scores[order[i]] == s {
-            if labels[order[i]] {
-                tp += 1.0;
-            } else {
-                fp += 1.0;
-            }
-            i += 1;
-        }
-        points.push(RocPoint { threshold: s, fpr: fp / neg, tpr: tp / pos });
-    }
+    points.extend(sweep(scores, labels).into_iter().map(|(s, tp, fp)| RocPoint { threshold: s, fpr: fp / neg, tpr: tp / pos }));
     points
 }
 
