@@ -47,7 +47,13 @@ fn main() -> anyhow::Result<()> {
         (
             "gbm_100",
             // XGBoost's defaults: depth 6, eta 0.3, lambda 1, min_child_weight 1.
-            ModelSpec::Gbm(GbmParams { n_estimators: 100, learning_rate: 0.3, max_depth: 6, min_child_weight: 1.0, ..Default::default() }),
+            ModelSpec::Gbm(GbmParams {
+                n_estimators: 100,
+                learning_rate: 0.3,
+                max_depth: 6,
+                min_child_weight: 1.0,
+                ..Default::default()
+            }),
         ),
     ];
     let mut out = serde_json::Map::new();

@@ -15,10 +15,7 @@ pub fn atomic_write(path: &Path, write: impl FnOnce(&mut File) -> Result<()>) ->
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
     write(tmp.as_file_mut())?;
     tmp.as_file_mut().sync_all().map_err(|e| Error::io(path, e))?;
     // Temporary files are created private (0600); an artifact is an ordinary file.
@@ -35,8 +32,7 @@ pub fn atomic_write(path: &Path, write: impl FnOnce(&mut File) -> Result<()>) ->
 pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
     atomic_write(path, |file| {
         let mut w = BufWriter::new(file);
-        serde_json::to_writer_pretty(&mut w, value)
-            .map_err(|e| Error::io(path, std::io::Error::other(e)))?;
+        serde_json::to_writer_pretty(&mut w, value).map_err(|e| Error::io(path, std::io::Error::other(e)))?;
         w.write_all(b"\n").and_then(|_| w.flush()).map_err(|e| Error::io(path, e))
     })
 }

@@ -16,10 +16,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::artifact::atomic_write;
-use crate::schema::hex;
 use crate::error::{Error, Result};
 use crate::models::Model;
 use crate::preprocess::Preprocessor;
+use crate::schema::hex;
 use crate::schema::TargetSpec;
 use std::collections::BTreeMap;
 
@@ -58,7 +58,8 @@ impl Bundle {
     /// The file's bytes: header line, then the content line. The same model always gives the
     /// same bytes (no timestamps inside).
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let mut content = serde_json::to_vec(self).map_err(|e| Error::Model(format!("cannot serialize bundle: {e}")))?;
+        let mut content =
+            serde_json::to_vec(self).map_err(|e| Error::Model(format!("cannot serialize bundle: {e}")))?;
         content.push(b'\n');
         let header = Header { format: FORMAT.into(), version: VERSION, sha256: hex(&Sha256::digest(&content)) };
         let mut bytes = serde_json::to_vec(&header).expect("header serializes");
@@ -78,7 +79,10 @@ impl Bundle {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> std::result::Result<Self, String> {
-        let split = bytes.iter().position(|&b| b == b'\n').ok_or("not a model bundle (no header line); cannot verify its sha256 checksum")?;
+        let split = bytes
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or("not a model bundle (no header line); cannot verify its sha256 checksum")?;
         let (head, content) = (&bytes[..split], &bytes[split + 1..]);
         let header: Header = serde_json::from_slice(head)
             .map_err(|e| format!("unreadable bundle header ({e}); cannot verify its sha256 checksum"))?;
@@ -107,8 +111,9 @@ impl Bundle {
     /// sha256 of the content (what the header records): the model's identity.
     pub fn content_sha256(&self) -> Result<String> {
         let bytes = self.to_bytes()?;
-        let header: Header = serde_json::from_slice(&bytes[..bytes.iter().position(|&b| b == b'\n').expect("header line")])
-            .expect("own header parses");
+        let header: Header =
+            serde_json::from_slice(&bytes[..bytes.iter().position(|&b| b == b'\n').expect("header line")])
+                .expect("own header parses");
         Ok(header.sha256)
     }
 }
@@ -129,9 +134,16 @@ mod tests {
             feature_names: vec!["a".into(), "b".into()],
             preprocessor: Preprocessor {
                 impute: ImputeStrategy::Median,
-                features: vec![FeatureStep { name: "a".into(), fill: 0.0 }, FeatureStep { name: "b".into(), fill: 1.5 }],
+                features: vec![
+                    FeatureStep { name: "a".into(), fill: 0.0 },
+                    FeatureStep { name: "b".into(), fill: 1.5 },
+                ],
             },
-            model: Model::Logistic(LogisticModel { intercept: -0.25, coefficients: vec![1.0 / 3.0, -2.0], importance: vec![0.5, 0.5] }),
+            model: Model::Logistic(LogisticModel {
+                intercept: -0.25,
+                coefficients: vec![1.0 / 3.0, -2.0],
+                importance: vec![0.5, 0.5],
+            }),
             threshold: 0.4,
             hyperparameters: serde_json::json!({"alpha": 1.0}),
             params: serde_json::json!({"seed": 1}),

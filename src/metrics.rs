@@ -187,7 +187,11 @@ pub fn roc_curve(scores: &[f64], labels: &[bool]) -> Vec<RocPoint> {
     let pos = labels.iter().filter(|&&y| y).count().max(1) as f64;
     let neg = (labels.len() - labels.iter().filter(|&&y| y).count()).max(1) as f64;
     let mut points = vec![RocPoint { threshold: f64::INFINITY, fpr: 0.0, tpr: 0.0 }];
-    points.extend(sweep(scores, labels).into_iter().map(|(s, tp, fp)| RocPoint { threshold: s, fpr: fp / neg, tpr: tp / pos }));
+    points.extend(sweep(scores, labels).into_iter().map(|(s, tp, fp)| RocPoint {
+        threshold: s,
+        fpr: fp / neg,
+        tpr: tp / pos,
+    }));
     points
 }
 

@@ -23,8 +23,8 @@ impl ParamsFile {
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)
-            .map_err(|e| Error::params(&path, format!("not valid YAML: {e}")))?;
+        let value: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(&text).map_err(|e| Error::params(&path, format!("not valid YAML: {e}")))?;
         match value {
             serde_yaml_ng::Value::Mapping(root) => Ok(ParamsFile { path, root }),
             _ => Err(Error::params(&path, "expected a mapping of sections at the top level")),
@@ -36,26 +36,21 @@ impl ParamsFile {
     }
 
     fn raw(&self, key: &str) -> Result<&serde_yaml_ng::Value> {
-        self.root
-            .get(key)
-            .ok_or_else(|| Error::params(&self.path, format!("missing section `{key}`")))
+        self.root.get(key).ok_or_else(|| Error::params(&self.path, format!("missing section `{key}`")))
     }
 
     /// Deserialize section `key` strictly, then check its ranges.
     pub fn section<T: DeserializeOwned + Check>(&self, key: &str) -> Result<T> {
         let value = self.raw(key)?.clone();
-        let section: T = serde_yaml_ng::from_value(value)
-            .map_err(|e| Error::params(&self.path, format!("section `{key}`: {e}")))?;
-        section
-            .check()
-            .map_err(|m| Error::params(&self.path, format!("section `{key}`: {m}")))?;
+        let section: T =
+            serde_yaml_ng::from_value(value).map_err(|e| Error::params(&self.path, format!("section `{key}`: {e}")))?;
+        section.check().map_err(|m| Error::params(&self.path, format!("section `{key}`: {m}")))?;
         Ok(section)
     }
 
     /// The section as JSON, recorded in model bundles so a model says how it was made.
     pub fn section_json(&self, key: &str) -> Result<serde_json::Value> {
-        serde_json::to_value(self.raw(key)?)
-            .map_err(|e| Error::params(&self.path, format!("section `{key}`: {e}")))
+        serde_json::to_value(self.raw(key)?).map_err(|e| Error::params(&self.path, format!("section `{key}`: {e}")))
     }
 
     /// The dataset selected by the top-level `dataset` key, from the `datasets` registry.
@@ -65,10 +60,7 @@ impl ParamsFile {
         let registry: BTreeMap<String, DatasetParams> = self.section("datasets")?;
         let params = registry.get(&name).cloned().ok_or_else(|| {
             let known: Vec<_> = registry.keys().cloned().collect();
-            Error::params(
-                &self.path,
-                format!("`dataset: {name}` is not in `datasets` (known: {})", known.join(", ")),
-            )
+            Error::params(&self.path, format!("`dataset: {name}` is not in `datasets` (known: {})", known.join(", ")))
         })?;
         Ok(Dataset { name, params })
     }

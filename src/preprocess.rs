@@ -85,7 +85,10 @@ impl Preprocessor {
                 .map_err(|_| Error::artifact(part, format!("feature `{}` is missing", spec.name)))?;
             let present: Vec<f64> = numeric(col, part)?.into_iter().flatten().collect();
             if present.is_empty() {
-                return Err(Error::artifact(part, format!("feature `{}` has no values to learn imputation from", spec.name)));
+                return Err(Error::artifact(
+                    part,
+                    format!("feature `{}` has no values to learn imputation from", spec.name),
+                ));
             }
             let mut fill = statistic(strategy, present);
             if spec.kind == ColumnType::Integer && strategy != ImputeStrategy::Mean {

@@ -78,8 +78,13 @@ pub struct Decision {
 }
 
 /// The gate: every rule must pass. With no production model, only the minimums apply.
-pub fn decide(candidate: &BTreeMap<String, f64>, production: Option<&BTreeMap<String, f64>>, rules: &BTreeMap<String, Rule>) -> Decision {
-    let mut d = Decision { promote: true, first_model: production.is_none(), deltas: BTreeMap::new(), reasons: Vec::new() };
+pub fn decide(
+    candidate: &BTreeMap<String, f64>,
+    production: Option<&BTreeMap<String, f64>>,
+    rules: &BTreeMap<String, Rule>,
+) -> Decision {
+    let mut d =
+        Decision { promote: true, first_model: production.is_none(), deltas: BTreeMap::new(), reasons: Vec::new() };
     for (metric, rule) in rules {
         let c = candidate.get(metric).copied().unwrap_or(f64::NAN);
         let mut fail = |why: String| {
@@ -110,7 +115,11 @@ pub fn decide(candidate: &BTreeMap<String, f64>, production: Option<&BTreeMap<St
         }
     }
     if d.promote {
-        d.reasons.push(if d.first_model { "first model for this dataset".into() } else { "every gated metric passed".into() });
+        d.reasons.push(if d.first_model {
+            "first model for this dataset".into()
+        } else {
+            "every gated metric passed".into()
+        });
     }
     d
 }
@@ -147,17 +156,18 @@ impl Registry {
             .iter()
             .position(|v| v.dataset == dataset && v.status == Status::Production)
             .ok_or_else(|| registry_error(format!("no production model for dataset `{dataset}`")))?;
-        let previous = self
-            .versions
-            .iter()
-            .rposition(|v| v.dataset == dataset && v.status == Status::Archived)
-            .ok_or_else(|| registry_error(format!("no earlier production model of dataset `{dataset}` to roll back to")))?;
+        let previous =
+            self.versions.iter().rposition(|v| v.dataset == dataset && v.status == Status::Archived).ok_or_else(
+                || registry_error(format!("no earlier production model of dataset `{dataset}` to roll back to")),
+            )?;
         let bundle = self.versions[previous]
             .bundle
             .clone()
             .ok_or_else(|| registry_error(format!("version {} has no kept bundle", self.versions[previous].id)))?;
         let bytes = std::fs::read(&bundle).map_err(|e| Error::io(&bundle, e))?;
-        atomic_write(production_path, |f| std::io::Write::write_all(f, &bytes).map_err(|e| Error::io(production_path, e)))?;
+        atomic_write(production_path, |f| {
+            std::io::Write::write_all(f, &bytes).map_err(|e| Error::io(production_path, e))
+        })?;
         self.versions[current].status = Status::RolledBack;
         self.versions[previous].status = Status::Production;
         Ok(self.versions[previous].clone())

@@ -140,10 +140,8 @@ impl Schema {
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let schema: Schema = serde_yaml_ng::from_str(&text).map_err(|e| Error::Schema {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let schema: Schema = serde_yaml_ng::from_str(&text)
+            .map_err(|e| Error::Schema { path: path.to_path_buf(), message: e.to_string() })?;
         schema.check().map_err(|message| Error::Schema { path: path.to_path_buf(), message })?;
         Ok(schema)
     }
@@ -213,4 +211,3 @@ impl Schema {
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
-

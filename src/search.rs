@@ -128,7 +128,14 @@ fn groups(cands: &[ModelSpec]) -> Vec<Group> {
 
 /// Cross-validate every candidate. Results come back in candidate order; the same seed,
 /// data and candidates give the same scores whatever the thread count.
-pub fn cross_validate(cands: &[ModelSpec], x: ArrayView2<'_, f64>, y: &[bool], k: usize, seed: u64, threads: usize) -> Result<Vec<CandidateResult>> {
+pub fn cross_validate(
+    cands: &[ModelSpec],
+    x: ArrayView2<'_, f64>,
+    y: &[bool],
+    k: usize,
+    seed: u64,
+    threads: usize,
+) -> Result<Vec<CandidateResult>> {
     let fold_of = stratified_folds(y, k, seed);
     let folds: Vec<Fold> = (0..k)
         .map(|f| {
@@ -145,7 +152,11 @@ pub fn cross_validate(cands: &[ModelSpec], x: ArrayView2<'_, f64>, y: &[bool], k
     let tasks: Vec<(usize, usize)> = (0..groups.len()).flat_map(|g| (0..k).map(move |f| (g, f))).collect();
 
     let bar = ProgressBar::new(tasks.len() as u64);
-    bar.set_style(ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} fits, {elapsed}").expect("template").progress_chars("=> "));
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} fits, {elapsed}")
+            .expect("template")
+            .progress_chars("=> "),
+    );
     bar.set_message(format!("cross-validating {} candidates x {k} folds", cands.len()));
 
     let pool = rayon::ThreadPoolBuilder::new()
@@ -164,7 +175,8 @@ pub fn cross_validate(cands: &[ModelSpec], x: ArrayView2<'_, f64>, y: &[bool], k
                 let secs = started.elapsed().as_secs_f64();
                 let sizes: Vec<usize> = group.members.iter().map(|&(_, n)| n).collect();
                 let staged = model.staged_proba(fold.x_val.view(), &sizes);
-                let scores = staged.iter().map(|s| fold_scores(s.as_slice().expect("contiguous"), &fold.y_val)).collect();
+                let scores =
+                    staged.iter().map(|s| fold_scores(s.as_slice().expect("contiguous"), &fold.y_val)).collect();
                 bar.inc(1);
                 Ok((g, f, secs, scores))
             })
@@ -218,7 +230,14 @@ pub fn cross_validate(cands: &[ModelSpec], x: ArrayView2<'_, f64>, y: &[bool], k
 /// Out-of-fold scores of one candidate: each row scored by the model fitted on the other
 /// folds (the same folds and seeds as [`cross_validate`]). Used to pick the decision
 /// threshold without touching the test part.
-pub fn out_of_fold(spec: &ModelSpec, x: ArrayView2<'_, f64>, y: &[bool], k: usize, seed: u64, threads: usize) -> Result<Vec<f64>> {
+pub fn out_of_fold(
+    spec: &ModelSpec,
+    x: ArrayView2<'_, f64>,
+    y: &[bool],
+    k: usize,
+    seed: u64,
+    threads: usize,
+) -> Result<Vec<f64>> {
     let fold_of = stratified_folds(y, k, seed);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)

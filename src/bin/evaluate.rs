@@ -8,7 +8,11 @@ use netsec::cli::Common;
 use netsec::stages::evaluate;
 
 #[derive(Parser)]
-#[command(version, about = "Score the test part with the saved model bundle; write metrics and the ROC curve.", long_about = "Score the test part with the saved model bundle; write metrics and the ROC curve.\n\nReads the section `evaluate`. Metrics are for the threat class.")]
+#[command(
+    version,
+    about = "Score the test part with the saved model bundle; write metrics and the ROC curve.",
+    long_about = "Score the test part with the saved model bundle; write metrics and the ROC curve.\n\nReads the section `evaluate`. Metrics are for the threat class."
+)]
 struct Cli {
     #[command(flatten)]
     common: Common,

@@ -8,7 +8,11 @@ use netsec::cli::Common;
 use netsec::stages::ingest;
 
 #[derive(Parser)]
-#[command(version, about = "Read the raw dataset, count duplicates, write a seeded train/test split as Parquet.", long_about = "Read the raw dataset, count duplicates, write a seeded train/test split as Parquet.\n\nReads the dataset selected by `dataset` in params.yaml (CSV, Parquet or JSON Lines, gzip allowed), using the sections `datasets` and `ingest`.")]
+#[command(
+    version,
+    about = "Read the raw dataset, count duplicates, write a seeded train/test split as Parquet.",
+    long_about = "Read the raw dataset, count duplicates, write a seeded train/test split as Parquet.\n\nReads the dataset selected by `dataset` in params.yaml (CSV, Parquet or JSON Lines, gzip allowed), using the sections `datasets` and `ingest`."
+)]
 struct Cli {
     #[command(flatten)]
     common: Common,

@@ -26,6 +26,10 @@ fn exec(cli: Cli) -> anyhow::Result<()> {
     cli.common.init_logging();
     let params = cli.common.load_params()?;
     let restored = promote::rollback(&params, &cli.args).context("rollback failed")?;
-    println!("{} is in production again ({})", restored.id, restored.bundle.as_deref().map(|p| p.display().to_string()).unwrap_or_default());
+    println!(
+        "{} is in production again ({})",
+        restored.id,
+        restored.bundle.as_deref().map(|p| p.display().to_string()).unwrap_or_default()
+    );
     Ok(())
 }

@@ -8,7 +8,11 @@ use netsec::cli::Common;
 use netsec::stages::train;
 
 #[derive(Parser)]
-#[command(version, about = "Cross-validate the configured model family on the training part, fit it, save the bundle.", long_about = "Cross-validate the configured model family on the training part, fit it, save the bundle.\n\nReads the section `train`. The test part is never read here: selection is honest.")]
+#[command(
+    version,
+    about = "Cross-validate the configured model family on the training part, fit it, save the bundle.",
+    long_about = "Cross-validate the configured model family on the training part, fit it, save the bundle.\n\nReads the section `train`. The test part is never read here: selection is honest."
+)]
 struct Cli {
     #[command(flatten)]
     common: Common,

@@ -8,7 +8,11 @@ use netsec::cli::Common;
 use netsec::stages::transform;
 
 #[derive(Parser)]
-#[command(version, about = "Fit preprocessing (imputation) on the training part and apply it to both parts.", long_about = "Fit preprocessing (imputation) on the training part and apply it to both parts.\n\nReads the section `transform`. Writes the feature tables and the fitted preprocessor.")]
+#[command(
+    version,
+    about = "Fit preprocessing (imputation) on the training part and apply it to both parts.",
+    long_about = "Fit preprocessing (imputation) on the training part and apply it to both parts.\n\nReads the section `transform`. Writes the feature tables and the fitted preprocessor."
+)]
 struct Cli {
     #[command(flatten)]
     common: Common,

@@ -38,11 +38,7 @@ pub struct ReadOptions {
 
 impl ReadOptions {
     pub fn from_schema(schema: &Schema) -> Self {
-        ReadOptions {
-            delimiter: schema.delimiter as u8,
-            header: schema.header,
-            column_names: schema.column_names(),
-        }
+        ReadOptions { delimiter: schema.delimiter as u8, header: schema.header, column_names: schema.column_names() }
     }
 }
 
@@ -125,8 +121,11 @@ pub fn column_keys(col: &Column) -> Vec<Option<String>> {
 /// Write a frame as CSV with a header (missing cells empty), leaving out the [`ROW`] column.
 pub fn write_csv(df: &DataFrame, path: &Path) -> Result<()> {
     let names: Vec<String> = df.get_column_names().iter().map(|n| n.to_string()).filter(|n| n != ROW).collect();
-    let columns: Vec<Vec<Option<String>>> =
-        names.iter().map(|n| df.column(n).map(column_keys)).collect::<Result<_, _>>().map_err(|e| Error::polars(path, e))?;
+    let columns: Vec<Vec<Option<String>>> = names
+        .iter()
+        .map(|n| df.column(n).map(column_keys))
+        .collect::<Result<_, _>>()
+        .map_err(|e| Error::polars(path, e))?;
     crate::artifact::atomic_write(path, |file| {
         let mut w = ::csv::Writer::from_writer(std::io::BufWriter::new(file));
         let fail = |e: ::csv::Error| Error::file(path, format!("cannot write CSV: {e}"));

@@ -30,8 +30,7 @@ impl Source for ParquetSource {
         df = DataFrame::new(height, widened).map_err(|e| Error::polars(path, e))?;
         if df.column(ROW).is_err() {
             let rows: Vec<i64> = (1..=height as i64).collect();
-            df.with_column(Column::new(ROW.into(), rows))
-                .map_err(|e| Error::polars(path, e))?;
+            df.with_column(Column::new(ROW.into(), rows)).map_err(|e| Error::polars(path, e))?;
         }
         Ok(df)
     }

@@ -20,10 +20,9 @@ pub fn split(labels: &[bool], groups: &[usize], strategy: SplitStrategy, test_si
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let groups: Vec<Vec<usize>> = match strategy {
         SplitStrategy::Random => vec![(0..labels.len()).collect()],
-        SplitStrategy::Stratified => [false, true]
-            .iter()
-            .map(|&class| (0..labels.len()).filter(|&i| labels[i] == class).collect())
-            .collect(),
+        SplitStrategy::Stratified => {
+            [false, true].iter().map(|&class| (0..labels.len()).filter(|&i| labels[i] == class).collect()).collect()
+        }
         SplitStrategy::StratifiedGrouped => return grouped(labels, groups, test_size, &mut rng),
     };
     let mut train = Vec::with_capacity(labels.len());

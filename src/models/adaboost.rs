@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::decision_tree::{check_rows, group_stats, SplitCriterion};
-use super::tree::{grow, normalized, Grown, Binned, GrowParams, Tree};
+use super::tree::{grow, normalized, Binned, GrowParams, Grown, Tree};
 use super::{Classifier, Family};
 use crate::error::Result;
 
@@ -25,7 +25,13 @@ pub struct AdaBoostParams {
 
 impl Default for AdaBoostParams {
     fn default() -> Self {
-        AdaBoostParams { n_estimators: 50, learning_rate: 1.0, max_depth: 1, criterion: SplitCriterion::Gini, max_bins: 255 }
+        AdaBoostParams {
+            n_estimators: 50,
+            learning_rate: 1.0,
+            max_depth: 1,
+            criterion: SplitCriterion::Gini,
+            max_bins: 255,
+        }
     }
 }
 
@@ -69,7 +75,8 @@ impl Family for AdaBoostParams {
             let ([a, b, c], mut rows) = group_stats(n, &group_of, &reps, y, |r| (w[r], 1.0));
             let Grown { tree, gains, .. } = grow(&data, &mut rows, [&a, &b, &c], &grow_params, &mut rng);
             // One prediction per group: its rows are identical to the tree.
-            let says_threat: Vec<bool> = reps.iter().map(|&r| tree.predict_binned(data.row(r as usize)) >= 0.5).collect();
+            let says_threat: Vec<bool> =
+                reps.iter().map(|&r| tree.predict_binned(data.row(r as usize)) >= 0.5).collect();
             let wrong: Vec<bool> = (0..n).map(|r| says_threat[group_of[r] as usize] != y[r]).collect();
             let total: f64 = w.iter().sum();
             let err = w.iter().zip(&wrong).filter(|(_, &m)| m).map(|(w, _)| w).sum::<f64>() / total;

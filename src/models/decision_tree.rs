@@ -5,7 +5,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::tree::{grow, normalized, Grown, Binned, Criterion, GrowParams, Tree};
+use super::tree::{grow, normalized, Binned, Criterion, GrowParams, Grown, Tree};
 use super::{Classifier, Family};
 use crate::error::{Error, Result};
 

@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::decision_tree::check_rows;
-use super::tree::{accumulate, grow, normalized, Grown, Binned, Criterion, GrowParams, Tree};
+use super::tree::{accumulate, grow, normalized, Binned, Criterion, GrowParams, Grown, Tree};
 use super::{Classifier, Family};
 use crate::error::Result;
 

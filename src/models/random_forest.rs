@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::decision_tree::{check_rows, group_stats, FeatureRule, MaxFeatures, SplitCriterion};
-use super::tree::{accumulate, grow, normalized, Grown, Binned, GrowParams, Tree};
+use super::tree::{accumulate, grow, normalized, Binned, GrowParams, Grown, Tree};
 use super::{Classifier, Family};
 use crate::error::Result;
 
@@ -98,7 +98,10 @@ impl Family for RandomForestParams {
         for (_, g) in &fitted {
             importance.iter_mut().zip(g).for_each(|(i, g)| *i += g);
         }
-        Ok(RandomForestModel { trees: fitted.into_iter().map(|(t, _)| t).collect(), importance: normalized(importance) })
+        Ok(RandomForestModel {
+            trees: fitted.into_iter().map(|(t, _)| t).collect(),
+            importance: normalized(importance),
+        })
     }
 }
 

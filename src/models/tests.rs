@@ -76,7 +76,10 @@ fn trees_learn_an_interaction_that_needs_depth() {
     // (as linfa-trees 0.8.1 does on tied features) stays at chance.
     let (x, y) = data(2000, 5);
     let (xt, yt) = data(1000, 6);
-    for spec in all_families().into_iter().filter(|s| matches!(s, ModelSpec::DecisionTree(_) | ModelSpec::RandomForest(_) | ModelSpec::Gbm(_))) {
+    for spec in all_families()
+        .into_iter()
+        .filter(|s| matches!(s, ModelSpec::DecisionTree(_) | ModelSpec::RandomForest(_) | ModelSpec::Gbm(_)))
+    {
         let model = spec.fit(x.view(), &y, 1).unwrap();
         let p = model.predict_proba(xt.view());
         let acc = p.iter().zip(&yt).filter(|(p, &y)| (**p >= 0.5) == y).count() as f64 / yt.len() as f64;

@@ -64,7 +64,8 @@ pub fn score_file(model: &Loaded, input: &Path, output: &Path, chunk: usize) -> 
     let mut summary = None;
     atomic_write(output, |file| {
         let out = csv::Writer::from_writer(BufWriter::with_capacity(1 << 20, file));
-        let mut w = Writer { out, model, summary: BatchSummary { rows: 0, threats: 0, seconds: 0.0, rows_per_second: 0.0 } };
+        let mut w =
+            Writer { out, model, summary: BatchSummary { rows: 0, threats: 0, seconds: 0.0, rows_per_second: 0.0 } };
         match Format::from_path(input)? {
             Format::Parquet => parquet_chunks(&mut w, input, output, names, chunk)?,
             _ => csv_chunks(&mut w, input, output, names, chunk)?,
@@ -79,7 +80,13 @@ pub fn score_file(model: &Loaded, input: &Path, output: &Path, chunk: usize) -> 
     Ok(s)
 }
 
-fn csv_chunks<W: Write>(w: &mut Writer<'_, W>, input: &Path, output: &Path, names: &[String], chunk: usize) -> Result<()> {
+fn csv_chunks<W: Write>(
+    w: &mut Writer<'_, W>,
+    input: &Path,
+    output: &Path,
+    names: &[String],
+    chunk: usize,
+) -> Result<()> {
     let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(crate::data::open::open(input)?);
     let header: Vec<String> = reader
         .headers()
@@ -89,7 +96,12 @@ fn csv_chunks<W: Write>(w: &mut Writer<'_, W>, input: &Path, output: &Path, name
         .collect();
     let index: Vec<usize> = names
         .iter()
-        .map(|n| header.iter().position(|h| h == n).ok_or_else(|| Error::file(input, format!("missing column `{n}` (the model's feature)"))))
+        .map(|n| {
+            header
+                .iter()
+                .position(|h| h == n)
+                .ok_or_else(|| Error::file(input, format!("missing column `{n}` (the model's feature)")))
+        })
         .collect::<Result<_>>()?;
     let mut head = header.clone();
     head.extend(["threat_score".to_owned(), "prediction".to_owned()]);
@@ -120,7 +132,13 @@ fn csv_chunks<W: Write>(w: &mut Writer<'_, W>, input: &Path, output: &Path, name
     Ok(())
 }
 
-fn parquet_chunks<W: Write>(w: &mut Writer<'_, W>, input: &Path, output: &Path, names: &[String], chunk: usize) -> Result<()> {
+fn parquet_chunks<W: Write>(
+    w: &mut Writer<'_, W>,
+    input: &Path,
+    output: &Path,
+    names: &[String],
+    chunk: usize,
+) -> Result<()> {
     use polars::prelude::*;
     let rows = ParquetReader::new(std::fs::File::open(input).map_err(|e| Error::io(input, e))?)
         .num_rows()
@@ -129,24 +147,31 @@ fn parquet_chunks<W: Write>(w: &mut Writer<'_, W>, input: &Path, output: &Path, 
     let mut offset = 0;
     while offset < rows {
         let file = std::fs::File::open(input).map_err(|e| Error::io(input, e))?;
-        let df = ParquetReader::new(file).with_slice(Some((offset, chunk))).finish().map_err(|e| Error::polars(input, e))?;
-        let header: Vec<String> = df.get_column_names().iter().map(|n| n.to_string()).filter(|n| n != crate::data::ROW).collect();
+        let df =
+            ParquetReader::new(file).with_slice(Some((offset, chunk))).finish().map_err(|e| Error::polars(input, e))?;
+        let header: Vec<String> =
+            df.get_column_names().iter().map(|n| n.to_string()).filter(|n| n != crate::data::ROW).collect();
         if !wrote_header {
             let mut head = header.clone();
             head.extend(["threat_score".to_owned(), "prediction".to_owned()]);
             w.out.write_record(&head).map_err(|e| Error::file(output, format!("cannot write: {e}")))?;
             wrote_header = true;
         }
-        let keys: Vec<Vec<Option<String>>> = header.iter().map(|h| column_keys(df.column(h).expect("listed"))).collect();
+        let keys: Vec<Vec<Option<String>>> =
+            header.iter().map(|h| column_keys(df.column(h).expect("listed"))).collect();
         let n = df.height();
         let mut x = Array2::<f64>::zeros((n, names.len()));
         for (j, name) in names.iter().enumerate() {
-            let at = header.iter().position(|h| h == name).ok_or_else(|| Error::file(input, format!("missing column `{name}` (the model's feature)")))?;
+            let at = header
+                .iter()
+                .position(|h| h == name)
+                .ok_or_else(|| Error::file(input, format!("missing column `{name}` (the model's feature)")))?;
             for i in 0..n {
                 x[[i, j]] = parse(keys[at][i].as_deref().unwrap_or(""), input, (offset + i + 1) as u64, name)?;
             }
         }
-        let cells: Vec<Vec<String>> = (0..n).map(|i| keys.iter().map(|c| c[i].clone().unwrap_or_default()).collect()).collect();
+        let cells: Vec<Vec<String>> =
+            (0..n).map(|i| keys.iter().map(|c| c[i].clone().unwrap_or_default()).collect()).collect();
         w.chunk(x, &cells, output)?;
         offset += n.max(1);
     }

@@ -93,7 +93,11 @@ fn body_error(e: axum::extract::rejection::BytesRejection, limit: usize) -> ApiE
     }
 }
 
-pub async fn predict_json(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> ApiResult<Json<Value>> {
+pub async fn predict_json(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<Json<Value>> {
     let limit = state.config.max_body_bytes;
     let body = body.map_err(|e| body_error(e, limit))?;
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -101,16 +105,26 @@ pub async fn predict_json(State(state): State<Arc<AppState>>, headers: HeaderMap
         return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("expected application/json, got {ct}")));
     }
     let value: Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")).with("line", e.line()).with("column", e.column())
+        ApiError::new(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}"))
+            .with("line", e.line())
+            .with("column", e.column())
     })?;
     let records: Vec<Value> = match value {
         Value::Object(mut o) if o.contains_key("records") => match o.remove("records") {
             Some(Value::Array(a)) => a,
-            _ => return Err(ApiError::new(StatusCode::BAD_REQUEST, "`records` must be an array of objects").with("field", "records")),
+            _ => {
+                return Err(ApiError::new(StatusCode::BAD_REQUEST, "`records` must be an array of objects")
+                    .with("field", "records"))
+            }
         },
         Value::Object(o) => vec![Value::Object(o)],
         Value::Array(a) => a,
-        _ => return Err(ApiError::new(StatusCode::BAD_REQUEST, "expected a record (object), an array of records, or {\"records\": [...]}")),
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "expected a record (object), an array of records, or {\"records\": [...]}",
+            ))
+        }
     };
     if records.is_empty() {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "no records"));
@@ -123,11 +137,15 @@ pub async fn predict_json(State(state): State<Arc<AppState>>, headers: HeaderMap
     let mut x = Array2::<f64>::zeros((records.len(), names.len()));
     for (i, rec) in records.iter().enumerate() {
         let Value::Object(rec) = rec else {
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("record {i}: expected an object")).with("record", i));
+            return Err(
+                ApiError::new(StatusCode::BAD_REQUEST, format!("record {i}: expected an object")).with("record", i)
+            );
         };
         for (j, name) in names.iter().enumerate() {
             x[[i, j]] = feature(rec, name).map_err(|m| {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("record {i}, feature `{name}`: {m}")).with("record", i).with("field", name.as_str())
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("record {i}, feature `{name}`: {m}"))
+                    .with("record", i)
+                    .with("field", name.as_str())
             })?;
         }
     }
@@ -191,27 +209,41 @@ async fn csv_body(state: &Arc<AppState>, req: Request) -> ApiResult<Bytes> {
     let limit = state.config.max_body_bytes;
     let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     if ct.starts_with("multipart/form-data") {
-        let mut form = Multipart::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+        let mut form =
+            Multipart::from_request(req, state).await.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
         while let Some(field) = form.next_field().await.map_err(|e| {
             let status = e.status();
-            let msg = if status == StatusCode::PAYLOAD_TOO_LARGE { format!("upload is larger than {limit} bytes") } else { e.body_text() };
+            let msg = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                format!("upload is larger than {limit} bytes")
+            } else {
+                e.body_text()
+            };
             ApiError::new(status, msg)
         })? {
             if field.name() == Some("file") {
                 return field.bytes().await.map_err(|e| {
                     let status = e.status();
-                    let msg = if status == StatusCode::PAYLOAD_TOO_LARGE { format!("upload is larger than {limit} bytes") } else { e.body_text() };
+                    let msg = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                        format!("upload is larger than {limit} bytes")
+                    } else {
+                        e.body_text()
+                    };
                     ApiError::new(status, msg).with("limit", limit)
                 });
             }
         }
         Err(ApiError::new(StatusCode::BAD_REQUEST, "the form has no `file` field").with("field", "file"))
-    } else if ct.is_empty() || ct.starts_with("text/csv") || ct.starts_with("text/plain") || ct.starts_with("application/octet-stream") {
+    } else if ct.is_empty()
+        || ct.starts_with("text/csv")
+        || ct.starts_with("text/plain")
+        || ct.starts_with("application/octet-stream")
+    {
         Bytes::from_request(req, state).await.map_err(|e| body_error(e, limit))
     } else {
-        Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("expected multipart/form-data or text/csv, got {ct}")))
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("expected multipart/form-data or text/csv, got {ct}"),
+        ))
     }
 }
 
@@ -221,7 +253,8 @@ pub async fn predict_csv(State(state): State<Arc<AppState>>, req: Request) -> Re
         Ok(r) => r,
         Err(e) if format == Format::Html => {
             let status = e.0;
-            (status, axum::response::Html(super::page::error_page(e.1["error"].as_str().unwrap_or("error")))).into_response()
+            (status, axum::response::Html(super::page::error_page(e.1["error"].as_str().unwrap_or("error"))))
+                .into_response()
         }
         Err(e) => e.into_response(),
     }
@@ -241,7 +274,8 @@ async fn predict_csv_inner(state: &Arc<AppState>, req: Request, format: Format) 
     let mut index = Vec::with_capacity(names.len());
     for name in names {
         let at = header.iter().position(|h| h == name).ok_or_else(|| {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("missing column `{name}`")).with("column", name.as_str())
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("missing column `{name}`"))
+                .with("column", name.as_str())
         })?;
         index.push(at);
     }
@@ -259,9 +293,12 @@ async fn predict_csv_inner(state: &Arc<AppState>, req: Request, format: Format) 
         for (name, &at) in names.iter().zip(&index) {
             let cell = record.get(at).unwrap_or("").trim();
             let v: f64 = cell.parse().ok().filter(|v: &f64| v.is_finite()).ok_or_else(|| {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("row {line}, column `{name}`: expected a number, found {cell:?}"))
-                    .with("row", line)
-                    .with("column", name.as_str())
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("row {line}, column `{name}`: expected a number, found {cell:?}"),
+                )
+                .with("row", line)
+                .with("column", name.as_str())
             })?;
             values.push(v);
         }
@@ -294,10 +331,17 @@ async fn predict_csv_inner(state: &Arc<AppState>, req: Request, format: Format) 
                 let _ = w.write_record(&out);
             }
             let bytes = w.into_inner().unwrap_or_default();
-            ([(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::HeaderName::from_static("x-model-version"), version.as_str())], bytes)
+            (
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                    (header::HeaderName::from_static("x-model-version"), version.as_str()),
+                ],
+                bytes,
+            )
                 .into_response()
         }
-        Format::Html => axum::response::Html(super::page::result_table(&header, &rows, &scores, threshold, &version)).into_response(),
+        Format::Html => axum::response::Html(super::page::result_table(&header, &rows, &scores, threshold, &version))
+            .into_response(),
     })
 }
 
@@ -307,7 +351,9 @@ pub async fn healthz() -> &'static str {
 
 pub async fn readyz(State(state): State<Arc<AppState>>) -> Json<Value> {
     let m = state.model.load();
-    Json(json!({ "ready": true, "model_version": m.version, "family": m.bundle.model.family(), "dataset": m.bundle.dataset }))
+    Json(
+        json!({ "ready": true, "model_version": m.version, "family": m.bundle.model.family(), "dataset": m.bundle.dataset }),
+    )
 }
 
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
@@ -323,13 +369,19 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 
 pub async fn reload(State(state): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
     let Some(token) = state.config.admin_token.as_deref() else {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "reload over HTTP is disabled: start the server with NETSEC_ADMIN_TOKEN set"));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "reload over HTTP is disabled: start the server with NETSEC_ADMIN_TOKEN set",
+        ));
     };
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "missing `Authorization: Bearer <token>` header").with("field", "Authorization"))?;
+        .ok_or_else(|| {
+            ApiError::new(StatusCode::UNAUTHORIZED, "missing `Authorization: Bearer <token>` header")
+                .with("field", "Authorization")
+        })?;
     if !same(given.as_bytes(), token.as_bytes()) {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "wrong token").with("field", "Authorization"));
     }
@@ -338,8 +390,12 @@ pub async fn reload(State(state): State<Arc<AppState>>, headers: HeaderMap) -> A
     let outcome = tokio::task::spawn_blocking(move || state2.reload()).await;
     match outcome {
         Ok(Ok(version)) => Ok(Json(json!({ "model_version": version, "previous": before }))),
-        Ok(Err(e)) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("reload failed, still serving {before}: {e}"))),
-        Err(e) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("reload failed, still serving {before}: {e}"))),
+        Ok(Err(e)) => {
+            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("reload failed, still serving {before}: {e}")))
+        }
+        Err(e) => {
+            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("reload failed, still serving {before}: {e}")))
+        }
     }
 }
 

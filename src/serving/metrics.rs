@@ -70,7 +70,11 @@ impl Metrics {
         }
         let count = self.latency_count.load(Ordering::Relaxed);
         let _ = writeln!(s, "netsec_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(s, "netsec_request_duration_seconds_sum {}", self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6);
+        let _ = writeln!(
+            s,
+            "netsec_request_duration_seconds_sum {}",
+            self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6
+        );
         let _ = writeln!(s, "netsec_request_duration_seconds_count {count}");
         let _ = writeln!(s, "# HELP netsec_predictions_total Records scored, by predicted class.");
         let _ = writeln!(s, "# TYPE netsec_predictions_total counter");

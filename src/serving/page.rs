@@ -2,7 +2,8 @@
 
 use axum::response::Html;
 
-const STYLE: &str = "body{font-family:sans-serif;margin:2em;max-width:90em}table{border-collapse:collapse;font-size:13px}\
+const STYLE: &str =
+    "body{font-family:sans-serif;margin:2em;max-width:90em}table{border-collapse:collapse;font-size:13px}\
 td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}tr.threat td{background:#fde2e2}th{background:#eee}";
 
 pub async fn index() -> Html<String> {
@@ -32,7 +33,13 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-pub fn result_table(header: &[String], rows: &[csv::StringRecord], scores: &[f64], threshold: f64, version: &str) -> String {
+pub fn result_table(
+    header: &[String],
+    rows: &[csv::StringRecord],
+    scores: &[f64],
+    threshold: f64,
+    version: &str,
+) -> String {
     let threats = scores.iter().filter(|&&s| s >= threshold).count();
     let mut s = format!(
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>netsec: predictions</title><style>{STYLE}</style></head><body>\

@@ -111,7 +111,10 @@ fn class(threat: bool) -> &'static str {
 pub fn load_bundle(path: &std::path::Path, schema: &Schema) -> Result<Bundle> {
     let bundle = Bundle::load(path)?;
     if bundle.schema_hash != schema.hash() {
-        return Err(Error::artifact(path, format!("was trained under another version of schema `{}`: re-run train", schema.name)));
+        return Err(Error::artifact(
+            path,
+            format!("was trained under another version of schema `{}`: re-run train", schema.name),
+        ));
     }
     Ok(bundle)
 }
@@ -143,8 +146,11 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<EvalMetrics> {
         })
         .collect();
     write_json(&args.plots.join("pr.json"), &Curve { points: pr })?;
-    let cells: Vec<Cell> =
-        scores.iter().zip(&y).map(|(&s, &t)| Cell { actual: class(t), predicted: class(s >= bundle.threshold) }).collect();
+    let cells: Vec<Cell> = scores
+        .iter()
+        .zip(&y)
+        .map(|(&s, &t)| Cell { actual: class(t), predicted: class(s >= bundle.threshold) })
+        .collect();
     write_json(&args.plots.join("confusion.json"), &Curve { points: cells })?;
     let imp = bundle.model.feature_importance();
     let mut ranked: Vec<Importance<'_>> = bundle
@@ -157,6 +163,12 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<EvalMetrics> {
     ranked.truncate(p.importance_top);
     write_json(&args.plots.join("importance.json"), &Curve { points: ranked })?;
 
-    tracing::info!(accuracy = metrics.accuracy, f1 = metrics.f1, roc_auc = metrics.roc_auc, threshold = metrics.threshold, "evaluated on the test part");
+    tracing::info!(
+        accuracy = metrics.accuracy,
+        f1 = metrics.f1,
+        roc_auc = metrics.roc_auc,
+        threshold = metrics.threshold,
+        "evaluated on the test part"
+    );
     Ok(metrics)
 }

@@ -63,10 +63,8 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<IngestMetrics> {
 
     let df = read_table(source, dataset.params.format, &ReadOptions::from_schema(&schema))?;
     let labels = super::labels(&df, &schema, source)?;
-    let all: Vec<String> =
-        df.get_column_names().iter().map(|n| n.to_string()).filter(|n| n != ROW).collect();
-    let features: Vec<String> =
-        schema.features().map(|c| c.name.clone()).filter(|n| all.contains(n)).collect();
+    let all: Vec<String> = df.get_column_names().iter().map(|n| n.to_string()).filter(|n| n != ROW).collect();
+    let features: Vec<String> = schema.features().map(|c| c.name.clone()).filter(|n| all.contains(n)).collect();
     let by_row = row_keys(&df, &all).map_err(|e| Error::polars(source, e))?;
     let distinct: HashSet<&String> = by_row.iter().collect();
     let duplicate_rows = df.height() - distinct.len();
@@ -74,7 +72,13 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<IngestMetrics> {
     // Group id per row = its feature vector; and which vectors carry both labels.
     let by_features = row_keys(&df, &features).map_err(|e| Error::polars(source, e))?;
     let mut ids: HashMap<&String, usize> = HashMap::new();
-    let groups: Vec<usize> = by_features.iter().map(|k| { let n = ids.len(); *ids.entry(k).or_insert(n) }).collect();
+    let groups: Vec<usize> = by_features
+        .iter()
+        .map(|k| {
+            let n = ids.len();
+            *ids.entry(k).or_insert(n)
+        })
+        .collect();
     let mut seen_label = vec![[false; 2]; ids.len()];
     for (&g, &y) in groups.iter().zip(&labels) {
         seen_label[g][y as usize] = true;

@@ -48,10 +48,9 @@ pub fn read_features(path: &Path, names: &[String]) -> Result<(Array2<f64>, Vec<
     let df = crate::data::read_parquet(path)?;
     let mut x = Array2::<f64>::zeros((df.height(), names.len()));
     for (j, name) in names.iter().enumerate() {
-        let col = df
-            .column(name)
-            .and_then(|c| c.f64().cloned())
-            .map_err(|_| Error::artifact(path, format!("feature `{name}` is missing or not Float64: re-run transform")))?;
+        let col = df.column(name).and_then(|c| c.f64().cloned()).map_err(|_| {
+            Error::artifact(path, format!("feature `{name}` is missing or not Float64: re-run transform"))
+        })?;
         for (i, v) in col.iter().enumerate() {
             x[[i, j]] = v.unwrap_or(f64::NAN);
         }
@@ -68,11 +67,8 @@ pub fn read_features(path: &Path, names: &[String]) -> Result<(Array2<f64>, Vec<
 
 /// Write a feature table: one Float64 column per feature, the label, the source row.
 pub fn write_features(path: &Path, names: &[String], x: &Array2<f64>, labels: &[bool], rows: &[i64]) -> Result<()> {
-    let mut columns: Vec<Column> = names
-        .iter()
-        .enumerate()
-        .map(|(j, name)| Column::new(name.as_str().into(), x.column(j).to_vec()))
-        .collect();
+    let mut columns: Vec<Column> =
+        names.iter().enumerate().map(|(j, name)| Column::new(name.as_str().into(), x.column(j).to_vec())).collect();
     columns.push(Column::new(LABEL.into(), labels.iter().map(|&t| t as i64).collect::<Vec<i64>>()));
     columns.push(Column::new(ROW.into(), rows.to_vec()));
     let mut df = DataFrame::new(x.nrows(), columns).map_err(|e| Error::polars(path, e))?;

@@ -66,14 +66,22 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<registry::Decision> {
     let production = match reg.production(&dataset.name) {
         Some(v) if v.bundle_sha256 == sha => {
             tracing::info!(version = %v.id, "the candidate is already in production");
-            let decision = registry::Decision { promote: false, first_model: false, deltas: BTreeMap::new(), reasons: vec!["already in production".into()] };
+            let decision = registry::Decision {
+                promote: false,
+                first_model: false,
+                deltas: BTreeMap::new(),
+                reasons: vec!["already in production".into()],
+            };
             write_flat(&args.metrics, &decision, true)?;
             return Ok(decision);
         }
         Some(v) => {
             let prod = Bundle::load(&production_path)?;
             if prod.content_sha256()? != v.bundle_sha256 {
-                return Err(Error::artifact(&production_path, format!("is not the bundle the registry records for {} (sha256 differs)", v.id)));
+                return Err(Error::artifact(
+                    &production_path,
+                    format!("is not the bundle the registry records for {} (sha256 differs)", v.id),
+                ));
             }
             if prod.schema_hash == candidate.schema_hash && prod.feature_names == candidate.feature_names {
                 Some((v.id.clone(), score(&prod, &args.test)?))

@@ -9,10 +9,10 @@ use serde::Serialize;
 use crate::artifact::{atomic_write, read_json, round, write_json};
 use crate::bundle::Bundle;
 use crate::error::{Error, Result};
+use crate::metrics::choose_threshold;
 use crate::params::{ParamsFile, TrainParams};
 use crate::preprocess::Preprocessor;
 use crate::schema::Schema;
-use crate::metrics::choose_threshold;
 use crate::search::{candidates, cross_validate, out_of_fold, rank, CandidateResult, CV_METRICS};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -56,9 +56,10 @@ Fit seconds are wall time over all folds; `shared` marks ensembles scored from a
     s.push_str(&"---|".repeat(CV_METRICS.len() + 1));
     s.push('\n');
     for (i, r) in board.ranking.iter().enumerate() {
-        let params = r.params.as_object().map_or(String::new(), |o| {
-            o.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
-        });
+        let params = r
+            .params
+            .as_object()
+            .map_or(String::new(), |o| o.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "));
         s.push_str(&format!("| {} | {} | {} |", i + 1, r.family, params));
         for m in CV_METRICS {
             let v = &r.scores[*m];
@@ -139,4 +140,3 @@ fn flat_metrics(winner: &CandidateResult, candidates: usize) -> serde_json::Map<
     m.insert("candidates".into(), candidates.into());
     m
 }
-

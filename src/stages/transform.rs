@@ -55,8 +55,14 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<TransformMetrics> {
         imputed.push(n);
     }
     write_json(&args.preprocessor, &pre)?;
-    let metrics = TransformMetrics { features: names.len(), imputed_train_cells: imputed[0], imputed_test_cells: imputed[1] };
+    let metrics =
+        TransformMetrics { features: names.len(), imputed_train_cells: imputed[0], imputed_test_cells: imputed[1] };
     write_json(&args.metrics, &metrics)?;
-    tracing::info!(features = metrics.features, imputed_train = imputed[0], imputed_test = imputed[1], "features written");
+    tracing::info!(
+        features = metrics.features,
+        imputed_train = imputed[0],
+        imputed_test = imputed[1],
+        "features written"
+    );
     Ok(metrics)
 }

@@ -150,7 +150,9 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<DriftSummary> {
 
     let mut violations = check_frame(&schema, &train, "train", Expect::AllColumns);
     violations.extend(check_frame(&schema, &test, "test", Expect::AllColumns));
-    for (name, df, path, level) in [("train", &train, &args.train, Level::Error), ("test", &test, &args.test, Level::Warning)] {
+    for (name, df, path, level) in
+        [("train", &train, &args.train, Level::Error), ("test", &test, &args.test, Level::Warning)]
+    {
         if let Ok(labels) = super::labels(df, &schema, path) {
             violations.extend(check_classes(name, &labels, level, &schema.target.column));
         }

@@ -89,9 +89,8 @@ fn numeric_profile(mut v: Vec<f64>) -> Distribution {
     let values: Vec<f64> = if distinct.len() <= EXACT_DISTINCT {
         distinct.clone()
     } else {
-        let mut q: Vec<f64> = (1..=EXACT_DISTINCT)
-            .map(|i| v[((i * v.len()).div_ceil(EXACT_DISTINCT)).saturating_sub(1)])
-            .collect();
+        let mut q: Vec<f64> =
+            (1..=EXACT_DISTINCT).map(|i| v[((i * v.len()).div_ceil(EXACT_DISTINCT)).saturating_sub(1)]).collect();
         q.dedup();
         q
     };
@@ -181,7 +180,14 @@ impl Profile {
     }
 }
 
-fn numeric_drift(n: usize, values: &[f64], cdf: &[f64], bins: &[f64], expected: &[f64], mut cur: Vec<f64>) -> (&'static str, f64, f64, f64) {
+fn numeric_drift(
+    n: usize,
+    values: &[f64],
+    cdf: &[f64],
+    bins: &[f64],
+    expected: &[f64],
+    mut cur: Vec<f64>,
+) -> (&'static str, f64, f64, f64) {
     cur.sort_by(f64::total_cmp);
     let reference = |x: f64| match values.partition_point(|&v| v <= x) {
         0 => 0.0,
@@ -195,7 +201,11 @@ fn numeric_drift(n: usize, values: &[f64], cdf: &[f64], bins: &[f64], expected: 
     ("ks", d, p, psi(expected, &bin_shares(bins, &cur)))
 }
 
-fn categorical_drift(n: usize, reference: &BTreeMap<String, usize>, col: &Column) -> Option<(&'static str, f64, f64, f64)> {
+fn categorical_drift(
+    n: usize,
+    reference: &BTreeMap<String, usize>,
+    col: &Column,
+) -> Option<(&'static str, f64, f64, f64)> {
     let mut current: BTreeMap<String, usize> = BTreeMap::new();
     for k in column_keys(col).into_iter().flatten() {
         *current.entry(k).or_insert(0) += 1;

@@ -115,12 +115,7 @@ pub enum Expect {
 /// Check one part (a whole frame) against the schema.
 pub fn check_frame(schema: &Schema, df: &DataFrame, part: &str, expect: Expect) -> Vec<Violation> {
     let mut c = Checker { part, rows: source_rows(df), out: Vec::new() };
-    let present: Vec<String> = df
-        .get_column_names()
-        .into_iter()
-        .map(|n| n.to_string())
-        .filter(|n| n != ROW)
-        .collect();
+    let present: Vec<String> = df.get_column_names().into_iter().map(|n| n.to_string()).filter(|n| n != ROW).collect();
     let present_set: HashSet<&str> = present.iter().map(String::as_str).collect();
 
     for spec in &schema.columns {
@@ -132,7 +127,14 @@ pub fn check_frame(schema: &Schema, df: &DataFrame, part: &str, expect: Expect) 
     }
     for name in &present {
         if schema.column(name).is_none() {
-            c.add(name, "unexpected_column", Level::Error, "only the schema's columns".into(), "a column the schema does not list".into(), &[]);
+            c.add(
+                name,
+                "unexpected_column",
+                Level::Error,
+                "only the schema's columns".into(),
+                "a column the schema does not list".into(),
+                &[],
+            );
         }
     }
     let expected_order: Vec<&str> =

@@ -12,7 +12,8 @@ fn every_corpus_input_is_refused_with_its_message() {
     let mut checked = 0;
     let mut failures = Vec::new();
     for line in cases.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
-        let [file, stage, expected]: [&str; 3] = line.splitn(3, '\t').collect::<Vec<_>>().try_into().expect("3 tab-separated fields");
+        let [file, stage, expected]: [&str; 3] =
+            line.splitn(3, '\t').collect::<Vec<_>>().try_into().expect("3 tab-separated fields");
         let p = Project::new();
         p.write(&format!("data/{file}"), std::fs::read(dir.join(file)).unwrap());
         p.edit("params.yaml", "source: data/toy.csv", &format!("source: data/{file}"));
@@ -27,7 +28,10 @@ fn every_corpus_input_is_refused_with_its_message() {
             p.run(stage)
         };
         if outcome.code != Some(1) || outcome.stderr.contains("panicked") || !outcome.stderr.contains(expected) {
-            failures.push(format!("{file}: exit {:?}, expected message {expected:?}, stderr:\n{}", outcome.code, outcome.stderr));
+            failures.push(format!(
+                "{file}: exit {:?}, expected message {expected:?}, stderr:\n{}",
+                outcome.code, outcome.stderr
+            ));
         }
         checked += 1;
     }

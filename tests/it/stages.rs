@@ -22,7 +22,21 @@ fn stages_chain_on_a_small_dataset_and_write_flat_metrics() {
     assert_eq!(ingest["train_rows"].as_u64().unwrap() + ingest["test_rows"].as_u64().unwrap(), 400);
     let eval = p.metrics("metrics/eval.json");
     assert!(eval["accuracy"].as_f64().unwrap() > 0.8, "{eval:?}");
-    for key in ["threshold", "precision", "recall", "f1", "roc_auc", "pr_auc", "balanced_accuracy", "mcc", "log_loss", "tp", "fp", "tn", "fn"] {
+    for key in [
+        "threshold",
+        "precision",
+        "recall",
+        "f1",
+        "roc_auc",
+        "pr_auc",
+        "balanced_accuracy",
+        "mcc",
+        "log_loss",
+        "tp",
+        "fp",
+        "tn",
+        "fn",
+    ] {
         assert!(eval.contains_key(key), "eval.json lacks {key}");
     }
     let train = p.metrics("metrics/train.json");
@@ -132,7 +146,14 @@ fn out_of_domain_value_and_nan_are_reported_together() {
     lines[9] = format!("{},NaN,{},{}", f[0], f[2], f[3]); // line 10: b = NaN, not nullable
     p.write("data/toy.csv", lines.join("\n") + "\n");
     p.run("ingest").success();
-    p.run("validate").fails_with(&["2 violations", "column `a` [allowed]", "found '5'", "rows 4", "column `b` [not_null]", "rows 10"]);
+    p.run("validate").fails_with(&[
+        "2 violations",
+        "column `a` [allowed]",
+        "found '5'",
+        "rows 4",
+        "column `b` [not_null]",
+        "rows 10",
+    ]);
 }
 
 #[test]
@@ -273,7 +294,8 @@ fn grouped_split_leaves_no_test_row_with_a_train_twin() {
 fn first_model_is_promoted_and_rollback_restores_the_previous_bundle_byte_for_byte() {
     let p = Project::new();
     p.run_all();
-    let registry = |p: &Project| -> serde_json::Value { serde_json::from_str(&p.read("models/registry.json")).unwrap() };
+    let registry =
+        |p: &Project| -> serde_json::Value { serde_json::from_str(&p.read("models/registry.json")).unwrap() };
     let reg = registry(&p);
     assert_eq!(reg["versions"][0]["status"], "production", "{reg}");
     assert_eq!(p.metrics("metrics/promote.json")["first_model"], 1);

@@ -14,7 +14,9 @@ pub enum Criterion {
     Gini,
     Entropy,
     /// Second-order boosting (XGBoost's gain) with L2 penalty `lambda` on leaf values.
-    Newton { lambda: f64 },
+    Newton {
+        lambda: f64,
+    },
 }
 
 impl Criterion {
@@ -157,7 +159,14 @@ fn expand(data: &Binned, packs: &[Cell]) -> Vec<Cell> {
 
 impl Grower<'_> {
     fn leaf(&mut self, start: usize, len: usize, a: f64, b: f64) -> u32 {
-        self.nodes.push(Node { feature: LEAF, threshold: 0.0, bin: 0, left: 0, right: 0, value: self.p.criterion.leaf(a, b) });
+        self.nodes.push(Node {
+            feature: LEAF,
+            threshold: 0.0,
+            bin: 0,
+            left: 0,
+            right: 0,
+            value: self.p.criterion.leaf(a, b),
+        });
         let id = (self.nodes.len() - 1) as u32;
         self.leaves.push((start, start + len, id));
         id
@@ -201,7 +210,14 @@ impl Grower<'_> {
 
     /// `hist`: the node's pack histogram when the parent derived it; `tot`: its totals when
     /// known.
-    fn grow(&mut self, rows: &mut [u32], start: usize, depth: usize, hist: Option<Vec<Cell>>, tot: Option<Cell>) -> u32 {
+    fn grow(
+        &mut self,
+        rows: &mut [u32],
+        start: usize,
+        depth: usize,
+        hist: Option<Vec<Cell>>,
+        tot: Option<Cell>,
+    ) -> u32 {
         let all_features = self.p.features_per_split >= self.data.n_features;
         let mut hist = hist;
         let tot = match tot {
@@ -285,7 +301,11 @@ impl Grower<'_> {
         let (left_hist, right_hist) = if let (Some(parent), true) = (pack_hist, needs_hist) {
             // Build the smaller child's histogram, derive the larger one by subtraction.
             let small_is_left = left_tot[2] <= right_tot[2];
-            let small = build_pack_hist(self.data, [self.a, self.b, self.c], if small_is_left { left_rows } else { right_rows });
+            let small = build_pack_hist(
+                self.data,
+                [self.a, self.b, self.c],
+                if small_is_left { left_rows } else { right_rows },
+            );
             let large: Vec<Cell> =
                 parent.iter().zip(&small).map(|(p, s)| [p[0] - s[0], p[1] - s[1], p[2] - s[2]]).collect();
             if small_is_left {
