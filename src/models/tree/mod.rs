@@ -55,11 +55,6 @@ impl Tree {
     }
 
     #[inline]
-    pub fn predict_row(&self, x: impl Fn(usize) -> f64) -> f64 {
-        self.walk(|n| x(n.feature as usize) <= n.threshold)
-    }
-
-    #[inline]
     pub fn predict_slice(&self, x: &[f64]) -> f64 {
         self.walk(|n| x[n.feature as usize] <= n.threshold)
     }
@@ -105,22 +100,9 @@ impl Tree {
 
     /// Leaf value for every row of `x`.
     pub fn predict(&self, x: ArrayView2<'_, f64>) -> Vec<f64> {
-        match x.as_slice() {
-            Some(flat) if x.ncols() > 0 => flat.chunks_exact(x.ncols()).map(|row| self.predict_slice(row)).collect(),
-            _ => x.rows().into_iter().map(|row| self.predict_row(|f| row[f])).collect(),
-        }
-    }
-
-    pub fn depth(&self) -> usize {
-        fn walk(t: &Tree, i: usize) -> usize {
-            let n = &t.nodes[i];
-            if n.feature == LEAF {
-                0
-            } else {
-                1 + walk(t, n.left as usize).max(walk(t, n.right as usize))
-            }
-        }
-        walk(self, 0)
+        let mut out = vec![0.0; x.nrows()];
+        accumulate(std::iter::once(self), x, &mut out);
+        out
     }
 
     pub fn scale_leaves(&mut self, factor: f64) {
