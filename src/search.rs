@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::split::stratified_folds;
 use crate::error::{Error, Result};
 use crate::metrics::{average_precision, roc_auc, Confusion};
-use crate::models::{Classifier, ModelSpec};
+use crate::models::ModelSpec;
 use crate::params::{SearchKind, TrainParams};
 
 /// Metrics computed on every validation fold (threshold 0.5 where one is needed).
@@ -43,6 +43,10 @@ pub struct CandidateResult {
     /// candidates (see the module doc), the shared fit's time.
     pub fit_seconds: f64,
     pub shared_fit: bool,
+    /// Out-of-fold scores: each training row scored by the fit that did not see it. The
+    /// decision threshold is chosen on these, without refitting.
+    #[serde(skip)]
+    pub oof: Vec<f64>,
 }
 
 /// Expand the chosen space into candidates (grid, or a seeded random draw of `budget`).
@@ -93,6 +97,8 @@ pub fn fold_scores(scores: &[f64], y: &[bool]) -> [f64; 5] {
 }
 
 struct Fold {
+    /// Rows of the validation part, in the full training matrix.
+    val: Vec<usize>,
     x_train: Array2<f64>,
     y_train: Vec<bool>,
     x_val: Array2<f64>,
@@ -145,6 +151,7 @@ pub fn cross_validate(
                 y_train: train.iter().map(|&i| y[i]).collect(),
                 x_val: x.select(Axis(0), &val),
                 y_val: val.iter().map(|&i| y[i]).collect(),
+                val,
             }
         })
         .collect();
@@ -164,7 +171,9 @@ pub fn cross_validate(
         .build()
         .map_err(|e| Error::Model(format!("thread pool: {e}")))?;
     // Per task: (group, fold, seconds, per member: fold scores).
-    let results: Vec<(usize, usize, f64, Vec<[f64; 5]>)> = pool.install(|| {
+    // Per task: (group, fold, seconds, per member: fold scores and validation predictions).
+    type TaskOut = (usize, usize, f64, Vec<([f64; 5], Vec<f64>)>);
+    let results: Vec<TaskOut> = pool.install(|| {
         tasks
             .par_iter()
             .map(|&(g, f)| {
@@ -175,8 +184,13 @@ pub fn cross_validate(
                 let secs = started.elapsed().as_secs_f64();
                 let sizes: Vec<usize> = group.members.iter().map(|&(_, n)| n).collect();
                 let staged = model.staged_proba(fold.x_val.view(), &sizes);
-                let scores =
-                    staged.iter().map(|s| fold_scores(s.as_slice().expect("contiguous"), &fold.y_val)).collect();
+                let scores = staged
+                    .into_iter()
+                    .map(|s| {
+                        let s = s.to_vec();
+                        (fold_scores(&s, &fold.y_val), s)
+                    })
+                    .collect();
                 bar.inc(1);
                 Ok((g, f, secs, scores))
             })
@@ -185,11 +199,15 @@ pub fn cross_validate(
     bar.finish_and_clear();
 
     let mut per_cand: Vec<Vec<[f64; 5]>> = vec![Vec::new(); cands.len()];
+    let mut oof: Vec<Vec<f64>> = vec![vec![0.0; y.len()]; cands.len()];
     let mut seconds = vec![0.0; cands.len()];
-    for (g, _, secs, scores) in results {
-        for (&(c, _), s) in groups[g].members.iter().zip(scores) {
+    for (g, f, secs, scores) in results {
+        for (&(c, _), (s, pred)) in groups[g].members.iter().zip(scores) {
             per_cand[c].push(s);
             seconds[c] += secs;
+            for (&row, p) in folds[f].val.iter().zip(pred) {
+                oof[c][row] = p;
+            }
         }
     }
     let shared: Vec<bool> = {
@@ -203,8 +221,9 @@ pub fn cross_validate(
     };
     Ok(cands
         .iter()
+        .zip(oof)
         .enumerate()
-        .map(|(c, spec)| {
+        .map(|(c, (spec, oof))| {
             let scores = CV_METRICS
                 .iter()
                 .enumerate()
@@ -222,45 +241,10 @@ pub fn cross_validate(
                 scores,
                 fit_seconds: seconds[c],
                 shared_fit: shared[c],
+                oof,
             }
         })
         .collect())
-}
-
-/// Out-of-fold scores of one candidate: each row scored by the model fitted on the other
-/// folds (the same folds and seeds as [`cross_validate`]). Used to pick the decision
-/// threshold without touching the test part.
-pub fn out_of_fold(
-    spec: &ModelSpec,
-    x: ArrayView2<'_, f64>,
-    y: &[bool],
-    k: usize,
-    seed: u64,
-    threads: usize,
-) -> Result<Vec<f64>> {
-    let fold_of = stratified_folds(y, k, seed);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| Error::Model(format!("thread pool: {e}")))?;
-    let parts: Vec<(Vec<usize>, Vec<f64>)> = pool.install(|| {
-        (0..k)
-            .into_par_iter()
-            .map(|f| {
-                let (val, train): (Vec<usize>, Vec<usize>) = (0..y.len()).partition(|&i| fold_of[i] == f);
-                let y_train: Vec<bool> = train.iter().map(|&i| y[i]).collect();
-                let model = spec.fit(x.select(Axis(0), &train).view(), &y_train, seed.wrapping_add(f as u64))?;
-                Ok((val.clone(), model.predict_proba(x.select(Axis(0), &val).view()).to_vec()))
-            })
-            .collect::<Result<Vec<_>>>()
-    })?;
-    let mut scores = vec![0.0; y.len()];
-    for (rows, s) in parts {
-        for (r, v) in rows.into_iter().zip(s) {
-            scores[r] = v;
-        }
-    }
-    Ok(scores)
 }
 
 /// Candidates best first by `metric` (mean), ties by candidate order.
@@ -336,6 +320,7 @@ spaces:
             scores: BTreeMap::from([("f1".to_string(), MeanStd { mean: f1, std: 0.0 })]),
             fit_seconds: 0.0,
             shared_fit: false,
+            oof: vec![],
         };
         let ranked = rank(vec![r(0, f64::NAN), r(1, 0.5), r(2, 0.9), r(3, 0.9)], "f1");
         assert_eq!(ranked.iter().map(|c| c.id).collect::<Vec<_>>(), [2, 3, 1, 0]);

@@ -13,7 +13,7 @@ use crate::metrics::choose_threshold;
 use crate::params::{ParamsFile, TrainParams};
 use crate::preprocess::Preprocessor;
 use crate::schema::Schema;
-use crate::search::{candidates, cross_validate, out_of_fold, rank, CandidateResult, CV_METRICS};
+use crate::search::{candidates, cross_validate, rank, CandidateResult, CV_METRICS};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -89,8 +89,7 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<CandidateResult> {
     tracing::info!(family = %winner.family, score = winner.scores[p.metric.name()].mean, secs = search_seconds, "search done");
 
     let spec = &cands[winner.id];
-    let oof = out_of_fold(spec, x.view(), &y, folds, p.seed, p.thread_count())?;
-    let threshold = choose_threshold(&oof, &y, p.threshold);
+    let threshold = choose_threshold(&winner.oof, &y, p.threshold);
     tracing::info!(threshold, policy = ?p.threshold, "decision threshold chosen on out-of-fold scores");
     let started = Instant::now();
     let model = spec.fit(x.view(), &y, p.seed)?;
