@@ -29,6 +29,12 @@ struct Writer<'a, W: Write> {
 }
 
 impl<W: Write> Writer<'_, W> {
+    /// The input's columns, then the two this stage adds.
+    fn header(&mut self, input_columns: &[String], path: &Path) -> Result<()> {
+        let head = input_columns.iter().map(String::as_str).chain(["threat_score", "prediction"]);
+        self.out.write_record(head).map_err(|e| Error::file(path, format!("cannot write: {e}")))
+    }
+
     fn chunk(&mut self, x: Array2<f64>, cells: &[Vec<String>], path: &Path) -> Result<()> {
         let scores = self.model.score(&x);
         let t = self.model.bundle.threshold;
@@ -103,9 +109,7 @@ fn csv_chunks<W: Write>(
                 .ok_or_else(|| Error::file(input, format!("missing column `{n}` (the model's feature)")))
         })
         .collect::<Result<_>>()?;
-    let mut head = header.clone();
-    head.extend(["threat_score".to_owned(), "prediction".to_owned()]);
-    w.out.write_record(&head).map_err(|e| Error::file(output, format!("cannot write: {e}")))?;
+    w.header(&header, output)?;
     let (mut values, mut cells) = (Vec::with_capacity(chunk * names.len()), Vec::with_capacity(chunk));
     for record in reader.records() {
         let record = record.map_err(|e| Error::Row {
@@ -152,9 +156,7 @@ fn parquet_chunks<W: Write>(
         let header: Vec<String> =
             df.get_column_names().iter().map(|n| n.to_string()).filter(|n| n != crate::data::ROW).collect();
         if !wrote_header {
-            let mut head = header.clone();
-            head.extend(["threat_score".to_owned(), "prediction".to_owned()]);
-            w.out.write_record(&head).map_err(|e| Error::file(output, format!("cannot write: {e}")))?;
+            w.header(&header, output)?;
             wrote_header = true;
         }
         let keys: Vec<Vec<Option<String>>> =
