@@ -135,8 +135,8 @@ mod tests {
             preprocessor: Preprocessor {
                 impute: ImputeStrategy::Median,
                 features: vec![
-                    FeatureStep { name: "a".into(), fill: 0.0 },
-                    FeatureStep { name: "b".into(), fill: 1.5 },
+                    FeatureStep::Numeric { name: "a".into(), fill: 0.0 },
+                    FeatureStep::Numeric { name: "b".into(), fill: 1.5 },
                 ],
             },
             model: Model::Logistic(LogisticModel {

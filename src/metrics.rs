@@ -133,22 +133,28 @@ pub fn choose_threshold(scores: &[f64], labels: &[bool], policy: crate::params::
     }
     let pos = labels.iter().filter(|&&y| y).count() as f64;
     let points = sweep(scores, labels);
-    match policy {
-        ThresholdPolicy::TargetRecall { recall } => points
-            .iter()
-            .find(|&&(_, tp, _)| pos > 0.0 && tp / pos >= recall)
-            .or(points.last())
-            .map_or(0.5, |&(s, _, _)| s),
+    let at = match policy {
+        ThresholdPolicy::TargetRecall { recall } => {
+            points.iter().position(|&(_, tp, _)| pos > 0.0 && tp / pos >= recall).unwrap_or(points.len() - 1)
+        }
         _ => {
-            let (mut best, mut best_f1) = (0.5, -1.0);
-            for &(s, tp, fp) in &points {
+            let (mut best, mut best_f1) = (0, -1.0);
+            for (i, &(_, tp, fp)) in points.iter().enumerate() {
                 let f1 = 2.0 * tp / (tp + fp + pos);
                 if f1 > best_f1 {
-                    (best, best_f1) = (s, f1);
+                    (best, best_f1) = (i, f1);
                 }
             }
             best
         }
+    };
+    // Every threshold between the chosen score and the next lower one gives the same
+    // training-part figures; take the midpoint rather than the edge (as a tree split does),
+    // so the threshold does not sit on a training score.
+    match (points.get(at), points.get(at + 1)) {
+        (Some(&(s, _, _)), Some(&(next, _, _))) => (s + next) / 2.0,
+        (Some(&(s, _, _)), None) => s,
+        _ => 0.5,
     }
 }
 
@@ -238,10 +244,14 @@ mod tests {
         use crate::params::ThresholdPolicy;
         let scores = [0.9, 0.8, 0.7, 0.6, 0.4, 0.3, 0.2];
         let labels = [true, true, false, true, false, true, false];
-        // F1 at >= 0.6: tp 3, fp 1, pos 4 -> 6/8; at >= 0.3: tp 4, fp 2 -> 8/10 (best).
-        assert_eq!(choose_threshold(&scores, &labels, ThresholdPolicy::MaxF1), 0.3);
-        assert_eq!(choose_threshold(&scores, &labels, ThresholdPolicy::TargetRecall { recall: 0.5 }), 0.8);
-        assert_eq!(choose_threshold(&scores, &labels, ThresholdPolicy::TargetRecall { recall: 0.75 }), 0.6);
+        // F1 at >= 0.6: tp 3, fp 1, pos 4 -> 6/8; at >= 0.3: tp 4, fp 2 -> 8/10 (best). Any
+        // threshold in (0.2, 0.3] gives that; the midpoint is taken.
+        let mid = |a: f64, b: f64| (a + b) / 2.0;
+        assert_eq!(choose_threshold(&scores, &labels, ThresholdPolicy::MaxF1), mid(0.3, 0.2));
+        assert_eq!(choose_threshold(&scores, &labels, ThresholdPolicy::TargetRecall { recall: 0.5 }), mid(0.8, 0.7));
+        assert_eq!(choose_threshold(&scores, &labels, ThresholdPolicy::TargetRecall { recall: 0.75 }), mid(0.6, 0.4));
+        // The lowest score has no lower neighbour: it is the threshold itself.
+        assert_eq!(choose_threshold(&[0.9, 0.1], &[true, true], ThresholdPolicy::TargetRecall { recall: 1.0 }), 0.1);
         assert_eq!(choose_threshold(&scores, &labels, ThresholdPolicy::Fixed { value: 0.42 }), 0.42);
     }
 

@@ -99,14 +99,55 @@ pub struct Dataset {
 pub struct DatasetParams {
     /// Schema file (see `schemas/`).
     pub schema: PathBuf,
-    /// Raw data file: CSV, Parquet or JSON Lines, optionally gzip-compressed.
-    pub source: PathBuf,
-    /// Overrides the format guessed from the file name.
+    /// One raw data file (CSV, Parquet or JSON Lines, optionally gzip-compressed), split by
+    /// the `ingest` section.
+    #[serde(default)]
+    pub source: Option<PathBuf>,
+    /// A dataset published already split (such as NSL-KDD): its training part. Give `train`
+    /// and `test` instead of `source`; `ingest` then keeps the official split as it is.
+    #[serde(default)]
+    pub train: Option<PathBuf>,
+    /// The published test part (with `train`).
+    #[serde(default)]
+    pub test: Option<PathBuf>,
+    /// Overrides the format guessed from the file names.
     #[serde(default)]
     pub format: Option<crate::data::Format>,
+    /// The entry of `train.spaces` searched on this dataset when `train.space` is `auto`
+    /// (a grid sized for the dataset: 126k rows need a smaller one than 9k).
+    #[serde(default)]
+    pub space: Option<String>,
 }
 
-impl Check for DatasetParams {}
+/// Where a dataset's rows come from.
+#[derive(Debug, Clone, Copy)]
+pub enum Sources<'a> {
+    /// One file, split by `ingest`.
+    One(&'a Path),
+    /// The publisher's own split.
+    PreSplit { train: &'a Path, test: &'a Path },
+}
+
+impl DatasetParams {
+    pub fn sources(&self) -> Sources<'_> {
+        match (&self.source, &self.train, &self.test) {
+            (Some(s), _, _) => Sources::One(s),
+            (None, Some(train), Some(test)) => Sources::PreSplit { train, test },
+            _ => unreachable!("checked by DatasetParams::check"),
+        }
+    }
+}
+
+impl Check for DatasetParams {
+    fn check(&self) -> std::result::Result<(), String> {
+        match (&self.source, &self.train, &self.test) {
+            (Some(_), None, None) | (None, Some(_), Some(_)) => Ok(()),
+            (Some(_), _, _) => Err("give either `source` (split by `ingest`) or `train` and `test`, not both".into()),
+            (None, None, None) => Err("missing `source` (or `train` and `test` for a pre-split dataset)".into()),
+            (None, _, _) => Err("a pre-split dataset needs both `train` and `test`".into()),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -169,6 +210,20 @@ pub enum ImputeStrategy {
 #[serde(deny_unknown_fields)]
 pub struct TransformParams {
     pub impute: ImputeStrategy,
+    /// How categorical features become numbers (fitted on the training part only).
+    #[serde(default)]
+    pub encode: Encoding,
+}
+
+/// Encoding of categorical features.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Encoding {
+    /// One 0/1 feature per category seen in training; an unseen category sets none of them.
+    #[default]
+    OneHot,
+    /// One feature holding the category's index (categories sorted); unseen categories get -1.
+    Ordinal,
 }
 
 impl Check for TransformParams {}
@@ -237,7 +292,7 @@ pub struct TrainParams {
     pub budget: usize,
     /// Worker threads; 0 = one per core. The NETSEC_THREADS environment variable overrides.
     pub threads: usize,
-    /// Which entry of `spaces` to search.
+    /// Which entry of `spaces` to search; `auto` = the dataset's own `space`, else `default`.
     pub space: String,
     pub spaces: BTreeMap<String, Space>,
     /// Decision threshold of the saved model.
@@ -258,11 +313,28 @@ impl Check for TrainParams {
             }
             ThresholdPolicy::MaxF1 => {}
         }
+        if self.space == AUTO {
+            return Ok(()); // checked once the dataset is known: see `resolve_space`
+        }
         crate::search::candidates(self).map(|_| ())
     }
 }
 
+/// `train.space` value that defers to the dataset's `space`.
+pub const AUTO: &str = "auto";
+
 impl TrainParams {
+    /// Replace `auto` by the dataset's space (or `default`), then check the space.
+    pub fn resolve_space(&mut self, dataset: &DatasetParams) -> std::result::Result<(), String> {
+        if self.space == AUTO {
+            self.space = dataset.space.clone().unwrap_or_else(|| "default".into());
+        }
+        if self.folds() < 2 {
+            return Err(format!("`cv_folds` must be at least 2, got {}", self.folds()));
+        }
+        crate::search::candidates(self).map(|_| ())
+    }
+
     pub fn chosen_space(&self) -> std::result::Result<&Space, String> {
         self.spaces.get(&self.space).ok_or_else(|| {
             let known: Vec<&str> = self.spaces.keys().map(String::as_str).collect();

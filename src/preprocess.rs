@@ -1,20 +1,132 @@
 //! Preprocessing fitted on the training part only, then applied to any data: imputation of
-//! missing values now; categorical encoders plug in here as further column steps.
+//! missing numeric values, and one-hot or ordinal encoding of categorical features. A
+//! category never seen in training is encoded as "none of the known ones" and counted, so a
+//! new value in production data never crashes scoring.
+
+use std::collections::BTreeMap;
 
 use ndarray::Array2;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::data::{column_keys, source_rows};
 use crate::error::{Error, Result};
-use crate::params::ImputeStrategy;
-use crate::schema::{ColumnType, Schema};
+use crate::params::{Encoding, ImputeStrategy, TransformParams};
+use crate::schema::{float_key, ColumnType, Schema};
 
-/// What to do with one feature column.
+/// What to do with one raw feature column. Numeric steps serialize as `{name, fill}` (the
+/// form bundles had before encoders existed, so older bundles still load).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FeatureStep {
-    pub name: String,
-    /// Value substituted for a missing cell (a statistic of the training part).
-    pub fill: f64,
+#[serde(untagged)]
+pub enum FeatureStep {
+    Numeric {
+        name: String,
+        /// Value substituted for a missing cell (a statistic of the training part).
+        fill: f64,
+    },
+    Categorical {
+        name: String,
+        encoding: Encoding,
+        /// The categories seen in training, sorted; a category's index is its code.
+        categories: Vec<String>,
+    },
+}
+
+/// One raw input value, as a client or a file gives it.
+#[derive(Debug, Clone, Copy)]
+pub enum Raw<'a> {
+    Missing,
+    Number(f64),
+    /// Text: parsed for numeric features, taken as the category for categorical ones.
+    Text(&'a str),
+}
+
+/// Value of an unseen (or missing) category under ordinal encoding: below every learned code.
+pub const UNSEEN_CODE: f64 = -1.0;
+
+impl FeatureStep {
+    /// The raw column this step reads.
+    pub fn name(&self) -> &str {
+        match self {
+            FeatureStep::Numeric { name, .. } | FeatureStep::Categorical { name, .. } => name,
+        }
+    }
+
+    pub fn is_categorical(&self) -> bool {
+        matches!(self, FeatureStep::Categorical { .. })
+    }
+
+    /// How many model features the step produces.
+    pub fn width(&self) -> usize {
+        match self {
+            FeatureStep::Categorical { encoding: Encoding::OneHot, categories, .. } => categories.len(),
+            _ => 1,
+        }
+    }
+
+    /// Names of the model features the step produces: the column's own name, or
+    /// `column=category` per one-hot category.
+    pub fn output_names(&self) -> Vec<String> {
+        match self {
+            FeatureStep::Categorical { name, encoding: Encoding::OneHot, categories } => {
+                categories.iter().map(|c| format!("{name}={c}")).collect()
+            }
+            _ => vec![self.name().to_owned()],
+        }
+    }
+
+    /// Encode one raw value into `out` (exactly [`Self::width`] values). `Ok(true)` means the
+    /// value was a category never seen in training: it is encoded as "none of the known ones"
+    /// (all one-hot columns 0, or [`UNSEEN_CODE`]), never an error.
+    pub fn encode(&self, raw: Raw<'_>, out: &mut [f64]) -> std::result::Result<bool, String> {
+        match self {
+            FeatureStep::Numeric { fill, .. } => {
+                out[0] = match raw {
+                    Raw::Missing => *fill,
+                    Raw::Number(v) if v.is_finite() => v,
+                    Raw::Number(_) => return Err("not a finite number".into()),
+                    Raw::Text(t) => match t.trim().parse::<f64>() {
+                        Ok(v) if v.is_finite() => v,
+                        _ => return Err(format!("expected a number, found {t:?}")),
+                    },
+                };
+                Ok(false)
+            }
+            FeatureStep::Categorical { encoding, categories, .. } => {
+                let number;
+                let key = match raw {
+                    Raw::Missing => None,
+                    Raw::Text(t) => Some(t.trim()),
+                    Raw::Number(v) => {
+                        number = float_key(v);
+                        Some(number.as_str())
+                    }
+                };
+                let code = key.and_then(|k| categories.binary_search_by(|c| c.as_str().cmp(k)).ok());
+                match encoding {
+                    Encoding::OneHot => {
+                        out.fill(0.0);
+                        if let Some(i) = code {
+                            out[i] = 1.0;
+                        }
+                    }
+                    Encoding::Ordinal => out[0] = code.map_or(UNSEEN_CODE, |i| i as f64),
+                }
+                Ok(key.is_some() && code.is_none())
+            }
+        }
+    }
+}
+
+/// What encoding a part of the data involved, for the transform metrics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EncodeStats {
+    /// Missing numeric cells replaced by the training statistic.
+    pub imputed: usize,
+    /// Cells holding a category never seen in training, per column.
+    pub unseen: BTreeMap<String, usize>,
+    /// Rows with at least one unseen category.
+    pub unseen_rows: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,21 +180,22 @@ fn statistic(strategy: ImputeStrategy, mut v: Vec<f64>) -> f64 {
 
 impl Preprocessor {
     /// Fit on the training part. `part` names the file in errors.
-    pub fn fit(schema: &Schema, train: &DataFrame, strategy: ImputeStrategy, part: &str) -> Result<Self> {
+    pub fn fit(schema: &Schema, train: &DataFrame, p: &TransformParams, part: &str) -> Result<Self> {
         let mut features = Vec::new();
         for spec in schema.features() {
-            if !spec.kind.is_numeric() {
-                return Err(Error::artifact(
-                    part,
-                    format!(
-                        "feature `{}` is {}: only numeric features are supported so far (encoders are planned)",
-                        spec.name, spec.kind
-                    ),
-                ));
-            }
             let col = train
                 .column(&spec.name)
                 .map_err(|_| Error::artifact(part, format!("feature `{}` is missing", spec.name)))?;
+            if !spec.kind.is_numeric() {
+                let mut categories: Vec<String> = column_keys(col).into_iter().flatten().collect();
+                categories.sort_unstable();
+                categories.dedup();
+                if categories.is_empty() {
+                    return Err(Error::artifact(part, format!("feature `{}` has no categories to learn", spec.name)));
+                }
+                features.push(FeatureStep::Categorical { name: spec.name.clone(), encoding: p.encode, categories });
+                continue;
+            }
             let present: Vec<f64> = numeric(col, part)?.into_iter().flatten().collect();
             if present.is_empty() {
                 return Err(Error::artifact(
@@ -90,35 +203,91 @@ impl Preprocessor {
                     format!("feature `{}` has no values to learn imputation from", spec.name),
                 ));
             }
-            let mut fill = statistic(strategy, present);
-            if spec.kind == ColumnType::Integer && strategy != ImputeStrategy::Mean {
+            let mut fill = statistic(p.impute, present);
+            if spec.kind == ColumnType::Integer && p.impute != ImputeStrategy::Mean {
                 fill = fill.round();
             }
-            features.push(FeatureStep { name: spec.name.clone(), fill });
+            features.push(FeatureStep::Numeric { name: spec.name.clone(), fill });
         }
-        Ok(Preprocessor { impute: strategy, features })
+        Ok(Preprocessor { impute: p.impute, features })
     }
 
+    /// Names of the model's features, in matrix column order.
     pub fn feature_names(&self) -> Vec<String> {
-        self.features.iter().map(|f| f.name.clone()).collect()
+        self.features.iter().flat_map(FeatureStep::output_names).collect()
     }
 
-    /// Feature matrix of a frame, and how many cells were imputed.
-    pub fn transform(&self, df: &DataFrame, part: &str) -> Result<(Array2<f64>, usize)> {
-        let mut x = Array2::<f64>::zeros((df.height(), self.features.len()));
-        let mut imputed = 0;
-        for (j, step) in self.features.iter().enumerate() {
-            let col = df
-                .column(&step.name)
-                .map_err(|_| Error::artifact(part, format!("feature `{}` is missing", step.name)))?;
-            for (i, v) in numeric(col, part)?.into_iter().enumerate() {
-                x[[i, j]] = v.unwrap_or_else(|| {
-                    imputed += 1;
-                    step.fill
-                });
+    /// Width of an encoded row.
+    pub fn width(&self) -> usize {
+        self.features.iter().map(FeatureStep::width).sum()
+    }
+
+    /// Encode one record into `out` ([`Self::width`] values). `raw(k, step)` gives the value of
+    /// input column k (`self.features[k]`); the indices of columns that held an unseen
+    /// category are pushed onto `unseen`. An error names the input column's index.
+    pub fn encode_row<'a>(
+        &self,
+        mut raw: impl FnMut(usize, &FeatureStep) -> std::result::Result<Raw<'a>, String>,
+        out: &mut [f64],
+        unseen: &mut Vec<usize>,
+    ) -> std::result::Result<(), (usize, String)> {
+        let mut at = 0;
+        for (k, step) in self.features.iter().enumerate() {
+            let w = step.width();
+            let value = raw(k, step).map_err(|m| (k, m))?;
+            if step.encode(value, &mut out[at..at + w]).map_err(|m| (k, m))? {
+                unseen.push(k);
             }
+            at += w;
         }
-        Ok((x, imputed))
+        Ok(())
+    }
+
+    /// Feature matrix of a frame, and what it took (imputation, unseen categories).
+    pub fn transform(&self, df: &DataFrame, part: &str) -> Result<(Array2<f64>, EncodeStats)> {
+        let n = df.height();
+        let mut x = Array2::<f64>::zeros((n, self.width()));
+        let mut stats = EncodeStats::default();
+        let mut row_unseen = vec![false; n];
+        let mut at = 0;
+        let rows = source_rows(df);
+        for step in &self.features {
+            let name = step.name();
+            let col = df.column(name).map_err(|_| Error::artifact(part, format!("feature `{name}` is missing")))?;
+            let w = step.width();
+            let mut buf = vec![0.0; w];
+            let mut unseen = 0;
+            let mut put = |i: usize, raw: Raw<'_>, x: &mut Array2<f64>| -> Result<()> {
+                let new = step.encode(raw, &mut buf).map_err(|message| Error::Row {
+                    path: part.into(),
+                    row: rows[i] as u64,
+                    column: Some(name.to_owned()),
+                    message,
+                })?;
+                if new {
+                    unseen += 1;
+                    row_unseen[i] = true;
+                }
+                x.slice_mut(ndarray::s![i, at..at + w]).assign(&ndarray::ArrayView1::from(&buf));
+                Ok(())
+            };
+            if step.is_categorical() {
+                for (i, key) in column_keys(col).iter().enumerate() {
+                    put(i, key.as_deref().map_or(Raw::Missing, Raw::Text), &mut x)?;
+                }
+            } else {
+                for (i, v) in numeric(col, part)?.into_iter().enumerate() {
+                    stats.imputed += usize::from(v.is_none());
+                    put(i, v.map_or(Raw::Missing, Raw::Number), &mut x)?;
+                }
+            }
+            if unseen > 0 {
+                stats.unseen.insert(name.to_owned(), unseen);
+            }
+            at += w;
+        }
+        stats.unseen_rows = row_unseen.iter().filter(|&&u| u).count();
+        Ok((x, stats))
     }
 }
 
@@ -132,5 +301,60 @@ mod tests {
         assert_eq!(statistic(ImputeStrategy::Mean, vec![1.0, 2.0, 6.0]), 3.0);
         assert_eq!(statistic(ImputeStrategy::MostFrequent, vec![1.0, 2.0, 2.0, -1.0, -1.0, 2.0]), 2.0);
         assert_eq!(statistic(ImputeStrategy::MostFrequent, vec![0.0, 1.0]), 0.0);
+    }
+
+    fn categorical(encoding: Encoding) -> FeatureStep {
+        FeatureStep::Categorical {
+            name: "proto".into(),
+            encoding,
+            categories: vec!["icmp".into(), "tcp".into(), "udp".into()],
+        }
+    }
+
+    #[test]
+    fn one_hot_and_ordinal_encode_seen_and_unseen_categories() {
+        let one_hot = categorical(Encoding::OneHot);
+        assert_eq!(one_hot.output_names(), ["proto=icmp", "proto=tcp", "proto=udp"]);
+        let mut out = [9.0; 3];
+        assert_eq!(one_hot.encode(Raw::Text(" tcp "), &mut out), Ok(false));
+        assert_eq!(out, [0.0, 1.0, 0.0]);
+        assert_eq!(one_hot.encode(Raw::Text("sctp"), &mut out), Ok(true), "unseen is flagged, not an error");
+        assert_eq!(out, [0.0; 3]);
+        assert_eq!(one_hot.encode(Raw::Missing, &mut out), Ok(false), "missing is not 'unseen'");
+
+        let ordinal = categorical(Encoding::Ordinal);
+        let mut one = [0.0];
+        assert_eq!(ordinal.encode(Raw::Text("udp"), &mut one), Ok(false));
+        assert_eq!(one, [2.0]);
+        assert_eq!(ordinal.encode(Raw::Text("gre"), &mut one), Ok(true));
+        assert_eq!(one, [UNSEEN_CODE]);
+        // A number given for a categorical feature is matched by its text.
+        let codes =
+            FeatureStep::Categorical { name: "c".into(), encoding: Encoding::Ordinal, categories: vec!["6".into()] };
+        assert_eq!(codes.encode(Raw::Number(6.0), &mut one), Ok(false));
+        assert_eq!(one, [0.0]);
+    }
+
+    #[test]
+    fn numeric_steps_parse_impute_and_refuse() {
+        let step = FeatureStep::Numeric { name: "bytes".into(), fill: 3.0 };
+        let mut out = [0.0];
+        assert_eq!(step.encode(Raw::Missing, &mut out), Ok(false));
+        assert_eq!(out, [3.0]);
+        assert_eq!(step.encode(Raw::Text(" 2.5"), &mut out), Ok(false));
+        assert_eq!(out, [2.5]);
+        assert!(step.encode(Raw::Text("abc"), &mut out).unwrap_err().contains("expected a number"));
+        assert!(step.encode(Raw::Number(f64::NAN), &mut out).is_err());
+    }
+
+    #[test]
+    fn numeric_steps_keep_the_form_older_bundles_have() {
+        let step = FeatureStep::Numeric { name: "a".into(), fill: 1.5 };
+        let json = serde_json::to_string(&step).unwrap();
+        assert_eq!(json, r#"{"name":"a","fill":1.5}"#);
+        assert_eq!(serde_json::from_str::<FeatureStep>(&json).unwrap(), step);
+        let cat = categorical(Encoding::OneHot);
+        let back: FeatureStep = serde_json::from_str(&serde_json::to_string(&cat).unwrap()).unwrap();
+        assert_eq!(back, cat);
     }
 }

@@ -41,6 +41,12 @@ fn main() -> std::process::ExitCode {
             s.rows_per_second,
             cli.output.display()
         );
+        if s.unseen_category_cells > 0 {
+            tracing::warn!(
+                cells = s.unseen_category_cells,
+                "categories never seen in training were scored as unknown categories"
+            );
+        }
         Ok(())
     })
 }

@@ -1,6 +1,6 @@
-//! `transform` stage: Fit preprocessing (imputation) on the training part and apply it to both parts.
+//! `transform` stage: Fit preprocessing (imputation, categorical encoders) on the training part and apply it to both parts.
 //!
-//! Reads the section `transform`. Writes the feature tables and the fitted preprocessor.
+//! Reads the section `transform`. Writes the feature tables, the fitted preprocessor and the unseen-category report.
 
 use anyhow::Context;
 use clap::Parser;
@@ -10,8 +10,8 @@ use netsec::stages::transform;
 #[derive(Parser)]
 #[command(
     version,
-    about = "Fit preprocessing (imputation) on the training part and apply it to both parts.",
-    long_about = "Fit preprocessing (imputation) on the training part and apply it to both parts.\n\nReads the section `transform`. Writes the feature tables and the fitted preprocessor."
+    about = "Fit preprocessing (imputation, categorical encoders) on the training part and apply it to both parts.",
+    long_about = "Fit preprocessing (imputation, categorical encoders) on the training part and apply it to both parts.\n\nReads the section `transform`. Writes the feature tables, the fitted preprocessor and the unseen-category report."
 )]
 struct Cli {
     #[command(flatten)]

@@ -19,12 +19,15 @@ pub struct LogisticParams {
     /// L2 penalty strength (linfa's `alpha`).
     pub alpha: f64,
     pub max_iterations: u64,
+    /// Stop when the gradient of the MEAN log-loss is this small. (linfa minimizes the summed
+    /// loss, whose gradient grows with the row count: the tolerance is scaled by it, so the
+    /// solver stops at the same precision on 8k rows as on 126k.)
     pub gradient_tolerance: f64,
 }
 
 impl Default for LogisticParams {
     fn default() -> Self {
-        LogisticParams { alpha: 1.0, max_iterations: 200, gradient_tolerance: 1e-4 }
+        LogisticParams { alpha: 1.0, max_iterations: 200, gradient_tolerance: 1e-3 }
     }
 }
 
@@ -56,7 +59,7 @@ impl Family for LogisticParams {
         let fitted = LogisticRegression::default()
             .alpha(self.alpha)
             .max_iterations(self.max_iterations)
-            .gradient_tolerance(self.gradient_tolerance)
+            .gradient_tolerance(self.gradient_tolerance * y.len() as f64)
             .fit(&dataset)
             .map_err(|e| Error::Model(format!("logistic regression: {e}")))?;
         let sign = if fitted.labels().pos.class { 1.0 } else { -1.0 };

@@ -12,11 +12,14 @@ use super::Loaded;
 use crate::artifact::atomic_write;
 use crate::data::{column_keys, Format};
 use crate::error::{Error, Result};
+use crate::preprocess::{Preprocessor, Raw};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BatchSummary {
     pub rows: u64,
     pub threats: u64,
+    /// Categorical cells holding a value never seen in training (scored as unknown).
+    pub unseen_category_cells: u64,
     pub seconds: f64,
     pub rows_per_second: f64,
 }
@@ -52,29 +55,55 @@ impl<W: Write> Writer<'_, W> {
     }
 }
 
-fn parse(cell: &str, path: &Path, row: u64, column: &str) -> Result<f64> {
-    cell.trim().parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| Error::Row {
-        path: path.to_path_buf(),
-        row,
-        column: Some(column.to_owned()),
-        message: format!("expected a number, found {cell:?}"),
-    })
+/// Encode one row of text cells (`cell(k)` for input column k) onto the end of `values`.
+fn encode<'a>(
+    pre: &Preprocessor,
+    cell: impl Fn(usize) -> &'a str,
+    values: &mut Vec<f64>,
+    unseen_cells: &mut u64,
+    path: &Path,
+    row: u64,
+) -> Result<()> {
+    let start = values.len();
+    values.resize(start + pre.width(), 0.0);
+    let mut unseen = Vec::new();
+    pre.encode_row(|k, _| Ok(Raw::Text(cell(k))), &mut values[start..], &mut unseen).map_err(|(k, message)| {
+        Error::Row { path: path.to_path_buf(), row, column: Some(pre.features[k].name().to_owned()), message }
+    })?;
+    *unseen_cells += unseen.len() as u64;
+    Ok(())
+}
+
+/// Where each input column of the model sits in a file's header.
+fn positions(pre: &Preprocessor, header: &[String], input: &Path) -> Result<Vec<usize>> {
+    pre.features
+        .iter()
+        .map(|step| {
+            header
+                .iter()
+                .position(|h| h == step.name())
+                .ok_or_else(|| Error::file(input, format!("missing column `{}` (an input of the model)", step.name())))
+        })
+        .collect()
 }
 
 /// Score `input` (CSV, optionally gzip, or Parquet) into `output` (CSV: the input columns,
 /// `threat_score`, `prediction`), `chunk` rows at a time. The output appears only when complete.
 pub fn score_file(model: &Loaded, input: &Path, output: &Path, chunk: usize) -> Result<BatchSummary> {
     let started = Instant::now();
-    let names = &model.bundle.feature_names;
+    let pre = &model.bundle.preprocessor;
     let chunk = chunk.max(1);
     let mut summary = None;
     atomic_write(output, |file| {
         let out = csv::Writer::from_writer(BufWriter::with_capacity(1 << 20, file));
-        let mut w =
-            Writer { out, model, summary: BatchSummary { rows: 0, threats: 0, seconds: 0.0, rows_per_second: 0.0 } };
+        let mut w = Writer {
+            out,
+            model,
+            summary: BatchSummary { rows: 0, threats: 0, unseen_category_cells: 0, seconds: 0.0, rows_per_second: 0.0 },
+        };
         match Format::from_path(input)? {
-            Format::Parquet => parquet_chunks(&mut w, input, output, names, chunk)?,
-            _ => csv_chunks(&mut w, input, output, names, chunk)?,
+            Format::Parquet => parquet_chunks(&mut w, input, output, pre, chunk)?,
+            _ => csv_chunks(&mut w, input, output, pre, chunk)?,
         }
         w.out.flush().map_err(|e| Error::io(output, e))?;
         summary = Some(w.summary);
@@ -90,7 +119,7 @@ fn csv_chunks<W: Write>(
     w: &mut Writer<'_, W>,
     input: &Path,
     output: &Path,
-    names: &[String],
+    pre: &Preprocessor,
     chunk: usize,
 ) -> Result<()> {
     let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(crate::data::open::open(input)?);
@@ -100,17 +129,10 @@ fn csv_chunks<W: Write>(
         .iter()
         .map(|h| h.trim_start_matches('\u{feff}').trim().to_owned())
         .collect();
-    let index: Vec<usize> = names
-        .iter()
-        .map(|n| {
-            header
-                .iter()
-                .position(|h| h == n)
-                .ok_or_else(|| Error::file(input, format!("missing column `{n}` (the model's feature)")))
-        })
-        .collect::<Result<_>>()?;
+    let index = positions(pre, &header, input)?;
     w.header(&header, output)?;
-    let (mut values, mut cells) = (Vec::with_capacity(chunk * names.len()), Vec::with_capacity(chunk));
+    let width = pre.width();
+    let (mut values, mut cells) = (Vec::with_capacity(chunk * width), Vec::with_capacity(chunk));
     for record in reader.records() {
         let record = record.map_err(|e| Error::Row {
             path: input.to_path_buf(),
@@ -119,18 +141,23 @@ fn csv_chunks<W: Write>(
             message: e.to_string(),
         })?;
         let line = record.position().map_or(0, |p| p.line());
-        for (name, &at) in names.iter().zip(&index) {
-            values.push(parse(record.get(at).unwrap_or(""), input, line, name)?);
-        }
+        encode(
+            pre,
+            |k| record.get(index[k]).unwrap_or(""),
+            &mut values,
+            &mut w.summary.unseen_category_cells,
+            input,
+            line,
+        )?;
         cells.push(record.iter().map(str::to_owned).collect());
         if cells.len() == chunk {
-            let x = Array2::from_shape_vec((cells.len(), names.len()), std::mem::take(&mut values)).expect("shape");
+            let x = Array2::from_shape_vec((cells.len(), width), std::mem::take(&mut values)).expect("shape");
             w.chunk(x, &cells, output)?;
             cells.clear();
         }
     }
     if !cells.is_empty() {
-        let x = Array2::from_shape_vec((cells.len(), names.len()), values).expect("shape");
+        let x = Array2::from_shape_vec((cells.len(), width), values).expect("shape");
         w.chunk(x, &cells, output)?;
     }
     Ok(())
@@ -140,7 +167,7 @@ fn parquet_chunks<W: Write>(
     w: &mut Writer<'_, W>,
     input: &Path,
     output: &Path,
-    names: &[String],
+    pre: &Preprocessor,
     chunk: usize,
 ) -> Result<()> {
     use polars::prelude::*;
@@ -162,16 +189,13 @@ fn parquet_chunks<W: Write>(
         let keys: Vec<Vec<Option<String>>> =
             header.iter().map(|h| column_keys(df.column(h).expect("listed"))).collect();
         let n = df.height();
-        let mut x = Array2::<f64>::zeros((n, names.len()));
-        for (j, name) in names.iter().enumerate() {
-            let at = header
-                .iter()
-                .position(|h| h == name)
-                .ok_or_else(|| Error::file(input, format!("missing column `{name}` (the model's feature)")))?;
-            for i in 0..n {
-                x[[i, j]] = parse(keys[at][i].as_deref().unwrap_or(""), input, (offset + i + 1) as u64, name)?;
-            }
+        let index = positions(pre, &header, input)?;
+        let mut values = Vec::with_capacity(n * pre.width());
+        for i in 0..n {
+            let cell = |k: usize| keys[index[k]][i].as_deref().unwrap_or("");
+            encode(pre, cell, &mut values, &mut w.summary.unseen_category_cells, input, (offset + i + 1) as u64)?;
         }
+        let x = Array2::from_shape_vec((n, pre.width()), values).expect("shape");
         let cells: Vec<Vec<String>> =
             (0..n).map(|i| keys.iter().map(|c| c[i].clone().unwrap_or_default()).collect()).collect();
         w.chunk(x, &cells, output)?;

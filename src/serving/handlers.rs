@@ -14,6 +14,7 @@ use ndarray::Array2;
 use serde_json::{json, Map, Value};
 
 use super::{AppState, Loaded};
+use crate::preprocess::{FeatureStep, Raw};
 
 pub struct ApiError(StatusCode, Value);
 
@@ -133,32 +134,39 @@ pub async fn predict_json(
         return Err(too_many(records.len(), state.config.max_rows, "records"));
     }
     let model = state.model.load_full();
-    let names = &model.bundle.feature_names;
-    let mut x = Array2::<f64>::zeros((records.len(), names.len()));
+    let pre = &model.bundle.preprocessor;
+    let mut x = Array2::<f64>::zeros((records.len(), pre.width()));
+    let mut unseen: Vec<Vec<usize>> = vec![Vec::new(); records.len()];
     for (i, rec) in records.iter().enumerate() {
         let Value::Object(rec) = rec else {
             return Err(
                 ApiError::new(StatusCode::BAD_REQUEST, format!("record {i}: expected an object")).with("record", i)
             );
         };
-        for (j, name) in names.iter().enumerate() {
-            x[[i, j]] = feature(rec, name).map_err(|m| {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("record {i}, feature `{name}`: {m}"))
-                    .with("record", i)
-                    .with("field", name.as_str())
-            })?;
-        }
+        let row = x.row_mut(i).into_slice().expect("standard layout");
+        pre.encode_row(|_, step| feature(rec, step), row, &mut unseen[i]).map_err(|(k, m)| {
+            let name = pre.features[k].name();
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("record {i}, feature `{name}`: {m}"))
+                .with("record", i)
+                .with("field", name)
+        })?;
     }
+    state.metrics.unseen(unseen.iter().map(|u| u.len() as u64).sum());
     let threshold = model.bundle.threshold;
     let version = model.version.clone();
-    let scores = score(&state, model, x).await?;
+    let scores = score(&state, model.clone(), x).await?;
     let predictions: Vec<Value> = scores
         .iter()
         .zip(&records)
-        .map(|(&s, rec)| {
+        .zip(&unseen)
+        .map(|((&s, rec), unseen)| {
             let mut p = json!({ "label": label(s, threshold), "score": s, "model_version": version });
             if let Some(id) = rec.get("id") {
                 p["id"] = id.clone();
+            }
+            if !unseen.is_empty() {
+                let names: Vec<&str> = unseen.iter().map(|&k| pre.features[k].name()).collect();
+                p["unseen_categories"] = json!(names);
             }
             p
         })
@@ -166,13 +174,17 @@ pub async fn predict_json(
     Ok(Json(json!({ "model_version": version, "threshold": threshold, "predictions": predictions })))
 }
 
-fn feature(rec: &Map<String, Value>, name: &str) -> Result<f64, String> {
-    match rec.get(name) {
+/// The raw value of one input column of a JSON record. Numeric features take numbers only;
+/// categorical ones take a string (or a number, matched by its text).
+fn feature<'a>(rec: &'a Map<String, Value>, step: &FeatureStep) -> Result<Raw<'a>, String> {
+    let expected = if step.is_categorical() { "a category (string)" } else { "a number" };
+    match rec.get(step.name()) {
         None => Err("missing".into()),
-        Some(Value::Null) => Err("is null; a number is expected".into()),
-        Some(Value::Number(n)) => n.as_f64().filter(|v| v.is_finite()).ok_or_else(|| "not a finite number".into()),
+        Some(Value::Null) => Err(format!("is null; {expected} is expected")),
+        Some(Value::Number(n)) => n.as_f64().map(Raw::Number).ok_or_else(|| "not a finite number".into()),
+        Some(Value::String(s)) if step.is_categorical() => Ok(Raw::Text(s)),
         Some(Value::String(s)) => Err(format!("expected a number, found the string {s:?}")),
-        Some(other) => Err(format!("expected a number, found {}", kind(other))),
+        Some(other) => Err(format!("expected {expected}, found {}", kind(other))),
     }
 }
 
@@ -270,17 +282,19 @@ async fn predict_csv_inner(state: &Arc<AppState>, req: Request, format: Format) 
         .map(|h| h.trim_start_matches('\u{feff}').trim().to_owned())
         .collect();
     let model = state.model.load_full();
-    let names = &model.bundle.feature_names;
-    let mut index = Vec::with_capacity(names.len());
-    for name in names {
+    let pre = &model.bundle.preprocessor;
+    let mut index = Vec::with_capacity(pre.features.len());
+    for step in &pre.features {
+        let name = step.name();
         let at = header.iter().position(|h| h == name).ok_or_else(|| {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("missing column `{name}`"))
-                .with("column", name.as_str())
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("missing column `{name}`")).with("column", name)
         })?;
         index.push(at);
     }
+    let width = pre.width();
     let mut rows: Vec<csv::StringRecord> = Vec::new();
     let mut values: Vec<f64> = Vec::new();
+    let mut unseen = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| {
             let line = e.position().map(|p| p.line()).unwrap_or(0);
@@ -290,24 +304,22 @@ async fn predict_csv_inner(state: &Arc<AppState>, req: Request, format: Format) 
         if rows.len() == state.config.max_rows {
             return Err(too_many(rows.len() + 1, state.config.max_rows, "rows or more"));
         }
-        for (name, &at) in names.iter().zip(&index) {
-            let cell = record.get(at).unwrap_or("").trim();
-            let v: f64 = cell.parse().ok().filter(|v: &f64| v.is_finite()).ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    format!("row {line}, column `{name}`: expected a number, found {cell:?}"),
-                )
-                .with("row", line)
-                .with("column", name.as_str())
+        let start = values.len();
+        values.resize(start + width, 0.0);
+        pre.encode_row(|k, _| Ok(Raw::Text(record.get(index[k]).unwrap_or(""))), &mut values[start..], &mut unseen)
+            .map_err(|(k, m)| {
+                let name = pre.features[k].name();
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("row {line}, column `{name}`: {m}"))
+                    .with("row", line)
+                    .with("column", name)
             })?;
-            values.push(v);
-        }
         rows.push(record);
     }
     if rows.is_empty() {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "the CSV has no data rows"));
     }
-    let x = Array2::from_shape_vec((rows.len(), names.len()), values).expect("one value per feature per row");
+    state.metrics.unseen(unseen.len() as u64);
+    let x = Array2::from_shape_vec((rows.len(), width), values).expect("one value per feature per row");
     let (threshold, version) = (model.bundle.threshold, model.version.clone());
     let scores = score(state, model, x).await?;
     Ok(match format {

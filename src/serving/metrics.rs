@@ -21,6 +21,7 @@ pub struct Metrics {
     threats: AtomicU64,
     benign: AtomicU64,
     reloads: AtomicU64,
+    unseen: AtomicU64,
 }
 
 impl Metrics {
@@ -46,6 +47,11 @@ impl Metrics {
     pub fn predictions(&self, threats: u64, benign: u64) {
         self.threats.fetch_add(threats, Ordering::Relaxed);
         self.benign.fetch_add(benign, Ordering::Relaxed);
+    }
+
+    /// Categorical values never seen in training (scored as "unknown category").
+    pub fn unseen(&self, cells: u64) {
+        self.unseen.fetch_add(cells, Ordering::Relaxed);
     }
 
     pub fn reloaded(&self) {
@@ -80,6 +86,9 @@ impl Metrics {
         let _ = writeln!(s, "# TYPE netsec_predictions_total counter");
         let _ = writeln!(s, "netsec_predictions_total{{class=\"threat\"}} {}", self.threats.load(Ordering::Relaxed));
         let _ = writeln!(s, "netsec_predictions_total{{class=\"benign\"}} {}", self.benign.load(Ordering::Relaxed));
+        let _ = writeln!(s, "# HELP netsec_unseen_categories_total Categorical values never seen in training.");
+        let _ = writeln!(s, "# TYPE netsec_unseen_categories_total counter");
+        let _ = writeln!(s, "netsec_unseen_categories_total {}", self.unseen.load(Ordering::Relaxed));
         let _ = writeln!(s, "# HELP netsec_model_reloads_total Successful model reloads.");
         let _ = writeln!(s, "# TYPE netsec_model_reloads_total counter");
         let _ = writeln!(s, "netsec_model_reloads_total {}", self.reloads.load(Ordering::Relaxed));

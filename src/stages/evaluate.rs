@@ -28,6 +28,14 @@ pub struct Args {
     pub plots: PathBuf,
 }
 
+/// The metrics file: which dataset, then the figures.
+#[derive(Serialize)]
+struct Labeled<'a> {
+    dataset: &'a str,
+    #[serde(flatten)]
+    metrics: &'a EvalMetrics,
+}
+
 /// Test metrics for the threat class at the bundle's threshold.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EvalMetrics {
@@ -127,7 +135,7 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<EvalMetrics> {
     let (x, y) = super::read_features(&args.test, &bundle.feature_names)?;
     let scores = bundle.model.predict_proba(x.view()).to_vec();
     let metrics = EvalMetrics::compute(&scores, &y, bundle.threshold);
-    write_json(&args.metrics, &metrics)?;
+    write_json(&args.metrics, &Labeled { dataset: &bundle.dataset, metrics: &metrics })?;
 
     let roc: Vec<RocPoint> = thin_curve(roc_curve(&scores, &y), 0.005)
         .into_iter()

@@ -1,7 +1,8 @@
-//! ingest: read the configured raw source, count duplicates, split with a seed, write Parquet.
+//! ingest: read the configured raw source, count duplicates, split with a seed (or keep the
+//! publisher's split of a pre-split dataset), write Parquet.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 use serde::Serialize;
@@ -10,7 +11,7 @@ use crate::artifact::{round, write_json};
 use crate::data::split::{split, Split};
 use crate::data::{read_table, row_keys, write_parquet, ReadOptions, ROW};
 use crate::error::{Error, Result};
-use crate::params::{IngestParams, ParamsFile, SplitStrategy};
+use crate::params::{IngestParams, ParamsFile, Sources, SplitStrategy};
 use crate::schema::Schema;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -29,6 +30,10 @@ pub struct Args {
 /// Flat metrics of the stage.
 #[derive(Debug, Clone, Serialize)]
 pub struct IngestMetrics {
+    /// Which entry of `datasets` these figures belong to.
+    pub dataset: String,
+    /// 1 when the publisher's own train/test split was kept, 0 when `ingest` split one file.
+    pub official_split: u8,
     pub rows: usize,
     /// Rows identical to an earlier row (all columns).
     pub duplicate_rows: usize,
@@ -40,11 +45,12 @@ pub struct IngestMetrics {
     pub train_rows: usize,
     pub test_rows: usize,
     pub threat_share: f64,
+    pub test_threat_share: f64,
     /// Test rows whose feature vector also appears in the training part: their scores are
     /// closer to memorisation than to generalisation.
     pub test_rows_with_train_twin: usize,
     pub test_twin_share: f64,
-    /// The same figure for a plain random split with the same seed, for comparison.
+    /// The same figure for a plain random split of all rows with the same seed, for comparison.
     pub random_split_test_twin_share: f64,
 }
 
@@ -58,19 +64,31 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<IngestMetrics> {
     let dataset = params.dataset()?;
     let p: IngestParams = params.section("ingest")?;
     let schema = Schema::load(&dataset.params.schema)?;
-    let source = &dataset.params.source;
-    tracing::info!(dataset = %dataset.name, source = %source.display(), "reading");
-
-    let df = read_table(source, dataset.params.format, &ReadOptions::from_schema(&schema))?;
-    let labels = super::labels(&df, &schema, source)?;
-    let all: Vec<String> = df.get_column_names().iter().map(|n| n.to_string()).filter(|n| n != ROW).collect();
-    let features: Vec<String> = schema.features().map(|c| c.name.clone()).filter(|n| all.contains(n)).collect();
-    let by_row = row_keys(&df, &all).map_err(|e| Error::polars(source, e))?;
+    let opts = ReadOptions::from_schema(&schema);
+    let read = |path: &Path| {
+        tracing::info!(dataset = %dataset.name, source = %path.display(), "reading");
+        read_table(path, dataset.params.format, &opts)
+    };
+    // One frame per file; row i of the dataset is row i of their concatenation.
+    let frames: Vec<(DataFrame, &Path)> = match dataset.params.sources() {
+        Sources::One(source) => vec![(read(source)?, source)],
+        Sources::PreSplit { train, test } => vec![(read(train)?, train), (read(test)?, test)],
+    };
+    let mut labels = Vec::new();
+    let mut by_row = Vec::new();
+    let mut by_features = Vec::new();
+    for (df, path) in &frames {
+        labels.extend(super::labels(df, &schema, path)?);
+        let all: Vec<String> = df.get_column_names().iter().map(|n| n.to_string()).filter(|n| n != ROW).collect();
+        let features: Vec<String> = schema.features().map(|c| c.name.clone()).filter(|n| all.contains(n)).collect();
+        by_row.extend(row_keys(df, &all).map_err(|e| Error::polars(path, e))?);
+        by_features.extend(row_keys(df, &features).map_err(|e| Error::polars(path, e))?);
+    }
+    let rows = labels.len();
     let distinct: HashSet<&String> = by_row.iter().collect();
-    let duplicate_rows = df.height() - distinct.len();
+    let duplicate_rows = rows - distinct.len();
 
     // Group id per row = its feature vector; and which vectors carry both labels.
-    let by_features = row_keys(&df, &features).map_err(|e| Error::polars(source, e))?;
     let mut ids: HashMap<&String, usize> = HashMap::new();
     let groups: Vec<usize> = by_features
         .iter()
@@ -85,25 +103,42 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<IngestMetrics> {
     }
     let conflicting = seen_label.iter().filter(|s| s[0] && s[1]).count();
 
-    let parts = split(&labels, &groups, p.split, p.test_size, p.seed);
+    let official = frames.len() == 2;
+    let parts = if official {
+        let n_train = frames[0].0.height();
+        Split { train: (0..n_train).collect(), test: (n_train..rows).collect() }
+    } else {
+        split(&labels, &groups, p.split, p.test_size, p.seed)
+    };
     let twins_here = twins(&groups, &parts);
     let random = split(&labels, &groups, SplitStrategy::Random, p.test_size, p.seed);
     let share = |t: usize, n: usize| round(t as f64 / n.max(1) as f64, 4);
 
-    for (idx, path) in [(&parts.train, &args.train_out), (&parts.test, &args.test_out)] {
-        let take = IdxCa::from_vec("idx".into(), idx.iter().map(|&i| i as IdxSize).collect());
-        let mut part = df.take(&take).map_err(|e| Error::polars(path, e))?;
-        write_parquet(&mut part, path)?;
+    if official {
+        for ((df, _), out) in frames.into_iter().zip([&args.train_out, &args.test_out]) {
+            let mut df = df;
+            write_parquet(&mut df, out)?;
+        }
+    } else {
+        let df = &frames[0].0;
+        for (idx, path) in [(&parts.train, &args.train_out), (&parts.test, &args.test_out)] {
+            let take = IdxCa::from_vec("idx".into(), idx.iter().map(|&i| i as IdxSize).collect());
+            let mut part = df.take(&take).map_err(|e| Error::polars(path, e))?;
+            write_parquet(&mut part, path)?;
+        }
     }
 
     let metrics = IngestMetrics {
-        rows: df.height(),
+        dataset: dataset.name.clone(),
+        official_split: u8::from(official),
+        rows,
         duplicate_rows,
-        duplicate_feature_vectors: df.height() - ids.len(),
+        duplicate_feature_vectors: rows - ids.len(),
         conflicting_feature_vectors: conflicting,
         train_rows: parts.train.len(),
         test_rows: parts.test.len(),
         threat_share: share(labels.iter().filter(|&&t| t).count(), labels.len()),
+        test_threat_share: share(parts.test.iter().filter(|&&i| labels[i]).count(), parts.test.len()),
         test_rows_with_train_twin: twins_here,
         test_twin_share: share(twins_here, parts.test.len()),
         random_split_test_twin_share: share(twins(&groups, &random), random.test.len()),
@@ -114,6 +149,7 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<IngestMetrics> {
         duplicates = metrics.duplicate_rows,
         train = metrics.train_rows,
         test = metrics.test_rows,
+        official_split = official,
         test_twins = twins_here,
         "split written"
     );

@@ -72,7 +72,8 @@ Fit seconds are wall time over all folds; `shared` marks ensembles scored from a
 
 pub fn run(params: &ParamsFile, args: &Args) -> Result<CandidateResult> {
     let dataset = params.dataset()?;
-    let p: TrainParams = params.section("train")?;
+    let mut p: TrainParams = params.section("train")?;
+    p.resolve_space(&dataset.params).map_err(|m| Error::params(params.path(), format!("section `train`: {m}")))?;
     let cands = candidates(&p).map_err(|m| Error::params(params.path(), format!("section `train`: {m}")))?;
     let schema = Schema::load(&dataset.params.schema)?;
     let pre: Preprocessor = read_json(&args.preprocessor)?;

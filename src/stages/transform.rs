@@ -1,5 +1,7 @@
-//! transform: fit preprocessing on the training part only, apply it to both parts.
+//! transform: fit preprocessing (imputation, categorical encoders) on the training part only,
+//! apply it to both parts.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -7,7 +9,7 @@ use serde::Serialize;
 use crate::artifact::write_json;
 use crate::data::{source_rows, ParquetSource, ReadOptions, Source};
 use crate::error::Result;
-use crate::params::{ParamsFile, TransformParams};
+use crate::params::{Encoding, ParamsFile, TransformParams};
 use crate::preprocess::Preprocessor;
 use crate::schema::Schema;
 
@@ -25,6 +27,9 @@ pub struct Args {
     /// The fitted preprocessor (JSON).
     #[arg(long, default_value = "artifacts/preprocessor.json")]
     pub preprocessor: PathBuf,
+    /// Unseen categories per column (JSON).
+    #[arg(long, default_value = "reports/encoding.json")]
+    pub report: PathBuf,
     /// Flat metrics (JSON).
     #[arg(long, default_value = "metrics/transform.json")]
     pub metrics: PathBuf,
@@ -32,9 +37,21 @@ pub struct Args {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TransformMetrics {
+    /// Columns of the feature matrix (after one-hot encoding).
     pub features: usize,
+    pub categorical_features: usize,
     pub imputed_train_cells: usize,
     pub imputed_test_cells: usize,
+    /// Test cells holding a category never seen in training (encoded as unknown).
+    pub unseen_category_test_cells: usize,
+    pub unseen_category_test_rows: usize,
+}
+
+/// `reports/encoding.json`: which columns met unseen categories in the test part.
+#[derive(Serialize)]
+struct EncodingReport<'a> {
+    encoding: Encoding,
+    unseen_in_test: &'a BTreeMap<String, usize>,
 }
 
 pub fn run(params: &ParamsFile, args: &Args) -> Result<TransformMetrics> {
@@ -45,23 +62,35 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<TransformMetrics> {
     let train = ParquetSource.read(&args.train, &opts)?;
     let test = ParquetSource.read(&args.test, &opts)?;
 
-    let pre = Preprocessor::fit(&schema, &train, p.impute, &args.train.display().to_string())?;
+    let pre = Preprocessor::fit(&schema, &train, &p, &args.train.display().to_string())?;
     let names = pre.feature_names();
-    let mut imputed = Vec::new();
+    let mut stats = Vec::new();
     for (df, path, out) in [(&train, &args.train, &args.train_out), (&test, &args.test, &args.test_out)] {
-        let (x, n) = pre.transform(df, &path.display().to_string())?;
+        let (x, s) = pre.transform(df, &path.display().to_string())?;
         let labels = super::labels(df, &schema, path)?;
         super::write_features(out, &names, &x, &labels, &source_rows(df))?;
-        imputed.push(n);
+        stats.push(s);
     }
+    let test = &stats[1];
+    for (column, n) in &test.unseen {
+        tracing::warn!(column = %column, cells = n, "test part: categories never seen in training (encoded as unknown)");
+    }
+    let metrics = TransformMetrics {
+        features: names.len(),
+        categorical_features: pre.features.iter().filter(|f| f.is_categorical()).count(),
+        imputed_train_cells: stats[0].imputed,
+        imputed_test_cells: test.imputed,
+        unseen_category_test_cells: test.unseen.values().sum(),
+        unseen_category_test_rows: test.unseen_rows,
+    };
     write_json(&args.preprocessor, &pre)?;
-    let metrics =
-        TransformMetrics { features: names.len(), imputed_train_cells: imputed[0], imputed_test_cells: imputed[1] };
+    write_json(&args.report, &EncodingReport { encoding: p.encode, unseen_in_test: &test.unseen })?;
     write_json(&args.metrics, &metrics)?;
     tracing::info!(
         features = metrics.features,
-        imputed_train = imputed[0],
-        imputed_test = imputed[1],
+        imputed_train = metrics.imputed_train_cells,
+        imputed_test = metrics.imputed_test_cells,
+        unseen_test_cells = metrics.unseen_category_test_cells,
         "features written"
     );
     Ok(metrics)

@@ -3,6 +3,7 @@
 
 mod common;
 mod corpus;
+mod datasets;
 mod pipeline;
 mod serve;
 mod stages;

@@ -112,7 +112,8 @@ fn fresh_clone_pulls_offline_reproduces_and_reruns_only_what_changed() {
     let eval: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(clone.join("metrics/eval.json")).unwrap()).unwrap();
     let eval = eval.as_object().expect("flat object");
-    assert!(eval.values().all(|v| v.is_number()), "{eval:?}");
+    assert_eq!(eval["dataset"], "phishing");
+    assert!(eval.iter().all(|(k, v)| v.is_number() || k == "dataset"), "{eval:?}");
     assert!(eval["accuracy"].as_f64().unwrap() >= 0.92, "{eval:?}");
 
     // `dvc plots show` renders all four charts in headless Chromium with the network off.
