@@ -3,6 +3,8 @@
 SHELL := /bin/bash
 VENV  ?= .venv
 DVC   := $(VENV)/bin/dvc
+# MLflow server for the tracking test, in its own venv.
+MLFLOW := .venv-mlflow/bin/mlflow
 CARGO ?= cargo
 # One cargo profile (release) for the pipeline and the tests: a clean polars build is ~10 minutes.
 CARGO_FLAGS ?= --release --locked
@@ -18,7 +20,7 @@ run: build $(DVC)
 	@echo "  $(DVC) exp show --no-pager"
 	@echo "Model bundle: models/model.json   ROC points: plots/roc.json   reports: reports/"
 
-test: build $(DVC) chromium
+test: build $(DVC) $(MLFLOW) chromium
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test $(CARGO_FLAGS)
 
 # Browser tests (dvc plots, the upload page) use Debian's headless Chromium and ChromeDriver.
@@ -35,6 +37,11 @@ $(DVC): requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
 	@touch $(DVC)
+
+$(MLFLOW): requirements-mlflow.txt
+	python3 -m venv .venv-mlflow
+	.venv-mlflow/bin/pip install --quiet --disable-pip-version-check -r requirements-mlflow.txt
+	@touch $(MLFLOW)
 
 # Benchmarks beside the Python reference in ../shared/reference (figures, not pass/fail).
 bench: bench-train bench-serve

@@ -42,6 +42,14 @@ pub enum Error {
     #[error("model: {0}")]
     Model(String),
 
+    /// A DVC remote refused the credentials or could not be reached.
+    #[error("DVC remote {url}: {message}")]
+    Remote { url: String, message: String },
+
+    /// The experiment tracker (MLflow) refused a request or could not be reached.
+    #[error("tracking server {uri}: {message}")]
+    Tracking { uri: String, message: String },
+
     #[error("{}: {err}", path.display())]
     Polars { path: PathBuf, err: polars::error::PolarsError },
 }

@@ -21,10 +21,12 @@ pub mod models;
 pub mod params;
 pub mod preprocess;
 pub mod registry;
+pub mod remote;
 pub mod schema;
 pub mod search;
 pub mod serving;
 pub mod stages;
+pub mod tracking;
 pub mod validate;
 
 pub use error::{Error, Result};

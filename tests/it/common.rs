@@ -121,8 +121,17 @@ impl Project {
     }
 
     pub fn run(&self, stage: &str) -> Run {
-        let out = Command::new(bin(stage)).current_dir(self.dir.path()).output().expect("run stage");
-        Run::from(out)
+        self.run_env(stage, &[])
+    }
+
+    /// Run a stage with extra environment variables.
+    pub fn run_env(&self, stage: &str, env: &[(&str, &str)]) -> Run {
+        let mut cmd = Command::new(bin(stage));
+        cmd.current_dir(self.dir.path());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Run::from(cmd.output().expect("run stage"))
     }
 
     pub fn run_all(&self) {

@@ -7,3 +7,5 @@ mod datasets;
 mod pipeline;
 mod serve;
 mod stages;
+mod tracking;
+mod workflows;

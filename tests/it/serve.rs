@@ -13,7 +13,7 @@ use crate::common::{bin, Project};
 
 const TOKEN: &str = "test-admin-token";
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 

@@ -1,0 +1,67 @@
+//! The GitHub Actions workflows: lint-clean under actionlint, and doing what the README says.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn workflows() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(".github/workflows");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_workflow_passes_actionlint() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let actionlint =
+        std::env::var_os("NETSEC_ACTIONLINT").map(PathBuf::from).unwrap_or_else(|| root.join(".venv/bin/actionlint"));
+    let files = workflows();
+    let names: Vec<String> = files.iter().map(|f| f.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, ["ci.yml", "release.yml", "retrain.yml"]);
+    let out = Command::new(&actionlint).args(&files).output().unwrap_or_else(|e| {
+        panic!("cannot run {} ({e}); `make test` installs actionlint into .venv", actionlint.display())
+    });
+    assert!(
+        out.status.success(),
+        "actionlint:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn workflows_run_the_real_steps_and_keep_secrets_out() {
+    let read = |name: &str| {
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(".github/workflows").join(name)).unwrap()
+    };
+    let ci = read("ci.yml");
+    for step in [
+        "cargo fmt --check",
+        "-D warnings",
+        "make test",
+        "make run",
+        "dvc metrics diff --md",
+        "dvc params diff --md",
+        "GITHUB_STEP_SUMMARY",
+    ] {
+        assert!(ci.contains(step), "ci.yml lacks {step:?}");
+    }
+    let retrain = read("retrain.yml");
+    for step in [
+        "schedule:",
+        "workflow_dispatch:",
+        "secrets.DAGSHUB_TOKEN",
+        "--local password",
+        "scripts/dvc-pull origin",
+        "dvc repro",
+        "dvc push -r origin",
+        "create-pull-request",
+    ] {
+        assert!(retrain.contains(step), "retrain.yml lacks {step:?}");
+    }
+    let release = read("release.yml");
+    assert!(release.contains("tags:") && release.contains("build-push-action") && release.contains("push: true"));
+    // The README's test command is what CI runs.
+    let ci_run = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/run")).unwrap();
+    assert!(ci_run.contains("make test"), "{ci_run}");
+}
