@@ -20,9 +20,18 @@ fn dvc_binary() -> PathBuf {
 }
 
 fn in_clone(dir: &Path, program: &Path, args: &[&str]) -> Run {
+    // DVC's queue worker and scripts/dvc-pull find `dvc` on the PATH: put the absolute venv
+    // folder first (a relative `.venv/bin` would not resolve inside the clone).
+    let mut path = std::ffi::OsString::new();
+    if let Some(venv) = dvc_binary().parent().filter(|p| p.is_absolute()) {
+        path.push(venv);
+        path.push(":");
+    }
+    path.push(std::env::var_os("PATH").unwrap_or_default());
     let out = Command::new(program)
         .args(args)
         .current_dir(dir)
+        .env("PATH", path)
         // Prebuilt stage binaries: the clone has no target/ and must not rebuild polars.
         .env("NETSEC_BIN_DIR", bin("ingest").parent().unwrap())
         .env("DVC_NO_ANALYTICS", "1")
