@@ -88,7 +88,6 @@ struct Grower<'a> {
     rng: &'a mut ChaCha8Rng,
     nodes: Vec<Node>,
     importance: Vec<f64>,
-    features: Vec<usize>,
     /// (start, end, node) of each leaf's rows in the final order of `rows`.
     leaves: Vec<(usize, usize, u32)>,
     scratch: Vec<u32>,
@@ -102,21 +101,18 @@ struct Best {
     left: Cell,
 }
 
-/// Histogram over the sampled `features` only (random forests).
-fn build_feature_hist(data: &Binned, s: [&[f64]; 3], rows: &[u32], features: &[usize]) -> Vec<Cell> {
-    let mut hist = vec![[0.0; 3]; data.total_bins()];
+/// Add feature `f`'s histogram over `rows` into its cells of `hist` (random forests draw
+/// features one at a time).
+fn add_feature_hist(data: &Binned, s: [&[f64]; 3], rows: &[u32], f: usize, hist: &mut [Cell]) {
+    let column = data.column(f);
+    let cells = &mut hist[data.offsets[f]..data.offsets[f + 1]];
     for &r in rows {
         let r = r as usize;
-        let (ar, br, cr) = (s[0][r], s[1][r], s[2][r]);
-        let codes = data.row(r);
-        for &f in features {
-            let cell = &mut hist[data.offsets[f] + codes[f] as usize];
-            cell[0] += ar;
-            cell[1] += br;
-            cell[2] += cr;
-        }
+        let cell = &mut cells[column[r] as usize];
+        cell[0] += s[0][r];
+        cell[1] += s[1][r];
+        cell[2] += s[2][r];
     }
-    hist
 }
 
 /// Histogram over pack codes (all features), see [`super::bins::Pack`].
@@ -217,6 +213,8 @@ impl Grower<'_> {
         depth: usize,
         hist: Option<Vec<Cell>>,
         tot: Option<Cell>,
+        // Features known to be constant in this node (random forests' feature draws skip them).
+        mut constants: Vec<usize>,
     ) -> u32 {
         let all_features = self.p.features_per_split >= self.data.n_features;
         let mut hist = hist;
@@ -247,17 +245,34 @@ impl Grower<'_> {
             let per_feature = expand(self.data, &packs);
             (Some(packs), per_feature, (0..self.data.n_features).collect())
         } else {
-            // Draw features for this split (partial Fisher-Yates), in ascending order so ties
-            // between features resolve the same way whatever the draw order.
+            // Draw features for this split without replacement (partial Fisher-Yates), as
+            // scikit-learn does: never among features already known to be constant in this
+            // node (constant in an ancestor), and a drawn feature that turns out constant here
+            // does not end the search: drawing goes on until `k` features were visited AND one
+            // of them can split the node. (Stopping at `k` constant draws made leaves too early
+            // on data with few distinct values, such as the phishing table.)
             let k = self.p.features_per_split;
-            let n = self.features.len();
-            for i in 0..k {
-                let j = self.rng.gen_range(i..n);
-                self.features.swap(i, j);
+            let mut pool: Vec<usize> = (0..self.data.n_features).filter(|f| !constants.contains(f)).collect();
+            let mut hist = vec![[0.0; 3]; self.data.total_bins()];
+            let mut chosen = Vec::with_capacity(k);
+            for i in 0..pool.len() {
+                if i >= k && !chosen.is_empty() {
+                    break;
+                }
+                let j = self.rng.gen_range(i..pool.len());
+                pool.swap(i, j);
+                let f = pool[i];
+                add_feature_hist(self.data, [self.a, self.b, self.c], rows, f, &mut hist);
+                let cells = &hist[self.data.offsets[f]..self.data.offsets[f + 1]];
+                if cells.iter().filter(|c| c[2] > 0.0).count() > 1 {
+                    chosen.push(f);
+                } else {
+                    constants.push(f);
+                }
             }
-            let mut chosen = self.features[..k].to_vec();
+            // Ascending, so ties between features resolve the same way whatever the draw order.
             chosen.sort_unstable();
-            (None, build_feature_hist(self.data, [self.a, self.b, self.c], rows, &chosen), chosen)
+            (None, hist, chosen)
         };
 
         let Some(best) = self.best_split(&hist, &features, tot) else {
@@ -316,8 +331,8 @@ impl Grower<'_> {
         } else {
             (None, None)
         };
-        let left = self.grow(left_rows, start, depth + 1, left_hist, Some(left_tot));
-        let right = self.grow(right_rows, start + split, depth + 1, right_hist, Some(right_tot));
+        let left = self.grow(left_rows, start, depth + 1, left_hist, Some(left_tot), constants.clone());
+        let right = self.grow(right_rows, start + split, depth + 1, right_hist, Some(right_tot), constants);
         self.nodes[id].left = left;
         self.nodes[id].right = right;
         id as u32
@@ -346,10 +361,9 @@ pub fn grow(data: &Binned, rows: &mut [u32], stats: [&[f64]; 3], p: &GrowParams,
         rng,
         nodes: Vec::new(),
         importance: vec![0.0; data.n_features],
-        features: (0..data.n_features).collect(),
         leaves: Vec::new(),
         scratch: Vec::with_capacity(rows.len()),
     };
-    g.grow(rows, 0, 0, None, None);
+    g.grow(rows, 0, 0, None, None, Vec::new());
     Grown { tree: Tree { nodes: g.nodes }, gains: g.importance, leaves: g.leaves }
 }
