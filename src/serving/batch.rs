@@ -191,10 +191,11 @@ fn parquet_chunks<W: Write>(
         let n = df.height();
         let index = positions(pre, &header, input)?;
         let mut values = Vec::with_capacity(n * pre.width());
-        for i in 0..n {
+        let unseen = &mut w.summary.unseen_category_cells;
+        (0..n).try_for_each(|i| {
             let cell = |k: usize| keys[index[k]][i].as_deref().unwrap_or("");
-            encode(pre, cell, &mut values, &mut w.summary.unseen_category_cells, input, (offset + i + 1) as u64)?;
-        }
+            encode(pre, cell, &mut values, unseen, input, (offset + i + 1) as u64)
+        })?;
         let x = Array2::from_shape_vec((n, pre.width()), values).expect("shape");
         let cells: Vec<Vec<String>> =
             (0..n).map(|i| keys.iter().map(|c| c[i].clone().unwrap_or_default()).collect()).collect();
