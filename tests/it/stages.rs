@@ -4,8 +4,17 @@ use crate::common::{bin, Project, STAGES};
 use std::process::Command;
 
 #[test]
-fn every_stage_answers_help() {
-    for stage in STAGES.iter().chain(&["rollback", "export"]) {
+fn every_binary_answers_help() {
+    // Every file of src/bin, so a new binary cannot skip this.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/bin");
+    let mut binaries: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().to_str()?.strip_suffix(".rs").map(str::to_owned))
+        .collect();
+    binaries.sort();
+    assert!(STAGES.iter().all(|s| binaries.iter().any(|b| b == s)), "{binaries:?}");
+    assert!(binaries.len() >= 11, "{binaries:?}");
+    for stage in &binaries {
         let out = Command::new(bin(stage)).arg("--help").output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{stage} --help failed");
