@@ -179,19 +179,21 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<EvalMetrics> {
         "evaluated on the test part"
     );
     // MLflow (when configured): the test metrics, on the run train opened for this model.
-    let test_metrics = serde_json::to_value(&metrics).map_err(|e| Error::Model(e.to_string()))?;
-    crate::tracking::report(&crate::tracking::Report {
-        dataset: bundle.dataset.clone(),
-        model_sha256: bundle.content_sha256()?,
-        run_name: format!("{} evaluate", bundle.dataset),
-        metrics: test_metrics
-            .as_object()
-            .into_iter()
-            .flatten()
-            .filter_map(|(k, v)| v.as_f64().map(|f| (format!("test_{k}"), f)))
-            .collect(),
-        artifacts: vec![("eval.json".to_owned(), args.metrics.clone())],
-        ..Default::default()
+    crate::tracking::report(|| {
+        let test_metrics = serde_json::to_value(&metrics).map_err(|e| Error::Model(e.to_string()))?;
+        Ok(crate::tracking::Report {
+            dataset: bundle.dataset.clone(),
+            model_sha256: bundle.content_sha256()?,
+            run_name: format!("{} evaluate", bundle.dataset),
+            metrics: test_metrics
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, v)| v.as_f64().map(|f| (format!("test_{k}"), f)))
+                .collect(),
+            artifacts: vec![("eval.json".to_owned(), args.metrics.clone())],
+            ..Default::default()
+        })
     })?;
     Ok(metrics)
 }

@@ -128,30 +128,32 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<CandidateResult> {
     write_json(&args.metrics, &flat)?;
 
     // MLflow (when MLFLOW_TRACKING_URI is set): params, CV metrics, the bundle, the leaderboard.
-    let mut params_out = vec![
-        ("dataset".to_owned(), dataset.name.clone()),
-        ("family".to_owned(), winner.family.clone()),
-        ("space".to_owned(), p.space.clone()),
-        ("cv_folds".to_owned(), folds.to_string()),
-        ("metric".to_owned(), p.metric.name().to_owned()),
-        ("search".to_owned(), format!("{:?}", p.search).to_lowercase()),
-        ("seed".to_owned(), p.seed.to_string()),
-        ("threshold_policy".to_owned(), serde_json::to_string(&p.threshold).unwrap_or_default()),
-    ];
-    if let Some(hp) = bundle.hyperparameters.as_object() {
-        params_out.extend(hp.iter().map(|(k, v)| (format!("model.{k}"), v.to_string().trim_matches('"').to_owned())));
-    }
-    let metrics_out = flat.iter().filter_map(|(k, v)| v.as_f64().map(|f| (k.clone(), f))).collect();
-    crate::tracking::report(&crate::tracking::Report {
-        dataset: dataset.name.clone(),
-        model_sha256: bundle.content_sha256()?,
-        run_name: format!("{} {}", dataset.name, winner.family),
-        params: params_out,
-        metrics: metrics_out,
-        artifacts: vec![
-            (format!("model/{}.json", dataset.name), args.model.clone()),
-            ("leaderboard.md".to_owned(), md_path.clone()),
-        ],
+    crate::tracking::report(|| {
+        let mut params_out = vec![
+            ("dataset".to_owned(), dataset.name.clone()),
+            ("family".to_owned(), winner.family.clone()),
+            ("space".to_owned(), p.space.clone()),
+            ("cv_folds".to_owned(), folds.to_string()),
+            ("metric".to_owned(), p.metric.name().to_owned()),
+            ("search".to_owned(), format!("{:?}", p.search).to_lowercase()),
+            ("seed".to_owned(), p.seed.to_string()),
+            ("threshold_policy".to_owned(), serde_json::to_string(&p.threshold).unwrap_or_default()),
+        ];
+        if let Some(hp) = bundle.hyperparameters.as_object() {
+            params_out
+                .extend(hp.iter().map(|(k, v)| (format!("model.{k}"), v.to_string().trim_matches('"').to_owned())));
+        }
+        Ok(crate::tracking::Report {
+            dataset: dataset.name.clone(),
+            model_sha256: bundle.content_sha256()?,
+            run_name: format!("{} {}", dataset.name, winner.family),
+            params: params_out,
+            metrics: flat.iter().filter_map(|(k, v)| v.as_f64().map(|f| (k.clone(), f))).collect(),
+            artifacts: vec![
+                (format!("model/{}.json", dataset.name), args.model.clone()),
+                ("leaderboard.md".to_owned(), md_path.clone()),
+            ],
+        })
     })?;
     Ok(winner)
 }

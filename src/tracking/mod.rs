@@ -49,10 +49,12 @@ pub fn from_env() -> Option<Box<dyn Tracker>> {
     MlflowTracker::from_env().map(|t| Box::new(t) as Box<dyn Tracker>)
 }
 
-/// Report to the configured tracker; a no-op without one.
-pub fn report(report: &Report) -> Result<()> {
+/// Report to the configured tracker; a no-op without one. The report is only built (which
+/// hashes the whole bundle) when a tracker is configured.
+pub fn report(build: impl FnOnce() -> Result<Report>) -> Result<()> {
     if let Some(tracker) = from_env() {
-        let run = tracker.report(report)?;
+        let report = build()?;
+        let run = tracker.report(&report)?;
         tracing::info!(run = %run, metrics = report.metrics.len(), artifacts = report.artifacts.len(), "logged to the tracking server");
     }
     Ok(())
