@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::decision_tree::{check_rows, group_stats, SplitCriterion};
-use super::tree::{grow, normalized, Binned, GrowParams, Grown, Tree};
+use super::tree::{add_leaves, grow, normalized, Binned, GrowParams, Grown, ScorerCache, Tree};
 use super::{Classifier, Family};
 use crate::error::Result;
 
@@ -49,6 +49,8 @@ pub struct AdaBoostModel {
     pub trees: Vec<Tree>,
     pub alphas: Vec<f64>,
     pub importance: Vec<f64>,
+    #[serde(skip)]
+    scorer: ScorerCache,
 }
 
 impl Family for AdaBoostParams {
@@ -104,7 +106,7 @@ impl Family for AdaBoostParams {
         if trees.is_empty() {
             return Err(crate::error::Error::Model("adaboost: the first weak learner is no better than chance".into()));
         }
-        Ok(AdaBoostModel { trees, alphas, importance: normalized(importance) })
+        Ok(AdaBoostModel { trees, alphas, importance: normalized(importance), scorer: ScorerCache::default() })
     }
 }
 
@@ -119,11 +121,10 @@ impl AdaBoostModel {
         let mut done = 0;
         for &k in stages {
             let k = k.min(self.trees.len());
-            for (tree, alpha) in self.trees[done..k].iter().zip(&self.alphas[done..k]) {
-                for (fi, v) in f.iter_mut().zip(tree.predict(x)) {
-                    *fi += if v >= 0.5 { *alpha } else { -alpha };
-                }
-            }
+            // Each weak learner votes its weight for the class its leaf holds.
+            let alphas = &self.alphas;
+            let vote = |t: usize, v: f64| if v >= 0.5 { alphas[t] } else { -alphas[t] };
+            add_leaves(&self.trees, &self.scorer, vote, x, done..k, &mut f);
             done = k;
             out.push(f.iter().map(|&z| sigmoid(2.0 * z)).collect());
         }

@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::decision_tree::check_rows;
-use super::tree::{accumulate, grow, normalized, Binned, Criterion, GrowParams, Grown, Tree};
+use super::tree::{add_leaves, grow, normalized, Binned, Criterion, GrowParams, Grown, ScorerCache, Tree};
 use super::{Classifier, Family};
 use crate::error::Result;
 
@@ -65,6 +65,8 @@ pub struct GbmModel {
     /// Trees with the learning rate already applied to their leaves.
     pub trees: Vec<Tree>,
     pub importance: Vec<f64>,
+    #[serde(skip)]
+    scorer: ScorerCache,
 }
 
 /// SplitMix64 (Steele, Lea and Flood, 2014): a tiny, fast generator for bulk draws.
@@ -170,7 +172,7 @@ impl Family for GbmParams {
             importance.iter_mut().zip(&gains).for_each(|(i, g)| *i += g);
             trees.push(tree);
         }
-        Ok(GbmModel { init, trees, importance: normalized(importance) })
+        Ok(GbmModel { init, trees, importance: normalized(importance), scorer: ScorerCache::default() })
     }
 }
 
@@ -181,7 +183,7 @@ impl GbmModel {
         let mut done = 0;
         for &k in stages {
             let k = k.min(self.trees.len());
-            accumulate(self.trees[done..k].iter(), x, &mut f);
+            add_leaves(&self.trees, &self.scorer, |_, v| v, x, done..k, &mut f);
             done = k;
             out.push(f.iter().map(|&z| sigmoid(z)).collect());
         }
@@ -192,7 +194,7 @@ impl GbmModel {
 impl Classifier for GbmModel {
     fn predict_proba(&self, x: ArrayView2<'_, f64>) -> Array1<f64> {
         let mut f = vec![self.init; x.nrows()];
-        accumulate(self.trees.iter(), x, &mut f);
+        add_leaves(&self.trees, &self.scorer, |_, v| v, x, 0..self.trees.len(), &mut f);
         Array1::from_iter(f.into_iter().map(sigmoid))
     }
 

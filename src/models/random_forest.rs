@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::decision_tree::{check_rows, group_stats, FeatureRule, MaxFeatures, SplitCriterion};
-use super::tree::{accumulate, grow, normalized, Binned, GrowParams, Grown, Tree};
+use super::tree::{add_leaves, grow, normalized, Binned, GrowParams, Grown, ScorerCache, Tree};
 use super::{Classifier, Family};
 use crate::error::Result;
 
@@ -58,6 +58,8 @@ impl RandomForestParams {
 pub struct RandomForestModel {
     pub trees: Vec<Tree>,
     pub importance: Vec<f64>,
+    #[serde(skip)]
+    scorer: ScorerCache,
 }
 
 impl Family for RandomForestParams {
@@ -101,19 +103,25 @@ impl Family for RandomForestParams {
         Ok(RandomForestModel {
             trees: fitted.into_iter().map(|(t, _)| t).collect(),
             importance: normalized(importance),
+            scorer: ScorerCache::default(),
         })
     }
 }
 
 impl RandomForestModel {
+    fn add(&self, x: ArrayView2<'_, f64>, trees: std::ops::Range<usize>, sum: &mut [f64]) {
+        add_leaves(&self.trees, &self.scorer, |_, v| v, x, trees, sum);
+    }
+
     /// Mean probability over the first `k` trees, for each `k` in `stages` (ascending).
     pub fn staged_proba(&self, x: ArrayView2<'_, f64>, stages: &[usize]) -> Vec<Array1<f64>> {
         let mut sum = vec![0.0; x.nrows()];
         let mut out = Vec::with_capacity(stages.len());
         let mut done = 0;
         for &k in stages {
-            accumulate(self.trees[done..k.min(self.trees.len())].iter(), x, &mut sum);
-            done = k.min(self.trees.len());
+            let k = k.min(self.trees.len());
+            self.add(x, done..k, &mut sum);
+            done = k;
             out.push(sum.iter().map(|s| s / done.max(1) as f64).collect());
         }
         out
@@ -123,7 +131,7 @@ impl RandomForestModel {
 impl Classifier for RandomForestModel {
     fn predict_proba(&self, x: ArrayView2<'_, f64>) -> Array1<f64> {
         let mut sum = vec![0.0; x.nrows()];
-        accumulate(self.trees.iter(), x, &mut sum);
+        self.add(x, 0..self.trees.len(), &mut sum);
         let n = self.trees.len() as f64;
         Array1::from_iter(sum.into_iter().map(|s| s / n))
     }

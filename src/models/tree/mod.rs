@@ -8,12 +8,14 @@
 //! subtraction), which is what makes a 441-fit grid search take seconds.
 
 mod bins;
+pub mod compiled;
 mod grow;
 
 use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
 
 pub use bins::Binned;
+pub use compiled::{Compiled, ScorerCache};
 pub use grow::{grow, Criterion, GrowParams, Grown};
 
 /// A node: a split (`feature`, `threshold`, children) or a leaf (`feature == LEAF`).
@@ -127,6 +129,33 @@ pub fn accumulate<'a>(trees: impl Iterator<Item = &'a Tree> + Clone, x: ArrayVie
         let rows = &flat[start * d..end * d];
         for tree in trees.clone() {
             tree.add_block(rows, d.max(1), &mut out[start..end]);
+        }
+    }
+}
+
+/// Add to `out` what the trees in `range` give every row of `x`: `leaf(t, v)` for a leaf of
+/// value `v` in tree `t`. Uses the trees' compiled block scorer, built into `cache` on first
+/// use; walks them row by row only if they cannot be compiled.
+pub fn add_leaves(
+    trees: &[Tree],
+    cache: &ScorerCache,
+    leaf: impl Fn(usize, f64) -> f64 + Copy,
+    x: ArrayView2<'_, f64>,
+    range: std::ops::Range<usize>,
+    out: &mut [f64],
+) {
+    // Below a few dozen rows, walking each row is cheaper than a pass over every node.
+    match cache.get(|| Compiled::new(trees, leaf)) {
+        Some(compiled) if x.nrows() >= 512 => compiled.add_fast::<16>(x, range, out),
+        Some(compiled) if x.nrows() >= 32 => compiled.add::<4>(x, range, out),
+        _ => {
+            let x = x.as_standard_layout();
+            for (o, row) in out.iter_mut().zip(x.rows()) {
+                let row = row.to_slice().expect("standard layout");
+                for t in range.clone() {
+                    *o += leaf(t, trees[t].predict_slice(row));
+                }
+            }
         }
     }
 }
