@@ -1,7 +1,7 @@
 //! HTTP handlers. Every error is JSON naming the record, field, row or column at fault, with
 //! a 4xx status when the request is to blame.
 
-use std::fmt::Write as _;
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -293,34 +293,45 @@ async fn predict_csv_inner(state: &Arc<AppState>, req: Request, format: Format) 
         index.push(at);
     }
     let width = pre.width();
-    let mut rows: Vec<csv::StringRecord> = Vec::new();
+    // One record buffer for the whole upload. Kept per row: the line (JSON), where it starts
+    // in the body (CSV echoes the uploaded bytes), and the fields only for the HTML table.
+    let mut record = csv::StringRecord::new();
+    let (mut lines, mut starts, mut kept) = (Vec::new(), Vec::new(), Vec::new());
     let mut values: Vec<f64> = Vec::new();
     let mut unseen = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| {
-            let line = e.position().map(|p| p.line()).unwrap_or(0);
-            ApiError::new(StatusCode::BAD_REQUEST, format!("row {line}: {e}")).with("row", line)
-        })?;
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
-        if rows.len() == state.config.max_rows {
-            return Err(too_many(rows.len() + 1, state.config.max_rows, "rows or more"));
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("row {line}: {e}")).with("row", line));
+            }
         }
-        let start = values.len();
-        values.resize(start + width, 0.0);
-        pre.encode_row(|k, _| Ok(Raw::Text(record.get(index[k]).unwrap_or(""))), &mut values[start..], &mut unseen)
+        let (line, start) = record.position().map(|p| (p.line(), p.byte() as usize)).unwrap_or((0, 0));
+        if lines.len() == state.config.max_rows {
+            return Err(too_many(lines.len() + 1, state.config.max_rows, "rows or more"));
+        }
+        let at = values.len();
+        values.resize(at + width, 0.0);
+        pre.encode_row(|k, _| Ok(Raw::Text(record.get(index[k]).unwrap_or(""))), &mut values[at..], &mut unseen)
             .map_err(|(k, m)| {
                 let name = pre.features[k].name();
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("row {line}, column `{name}`: {m}"))
                     .with("row", line)
                     .with("column", name)
             })?;
-        rows.push(record);
+        lines.push(line);
+        starts.push(start);
+        if format == Format::Html {
+            kept.push(record.clone());
+        }
     }
-    if rows.is_empty() {
+    if lines.is_empty() {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "the CSV has no data rows"));
     }
     state.metrics.unseen(unseen.len() as u64);
-    let x = Array2::from_shape_vec((rows.len(), width), values).expect("one value per feature per row");
+    let x = Array2::from_shape_vec((lines.len(), width), values).expect("one value per feature per row");
     let (threshold, version) = (model.bundle.threshold, model.version.clone());
     let scores = score(state, model, x).await?;
     Ok(match format {
@@ -328,21 +339,23 @@ async fn predict_csv_inner(state: &Arc<AppState>, req: Request, format: Format) 
             let predictions: Vec<Value> = scores
                 .iter()
                 .enumerate()
-                .map(|(i, &s)| json!({ "row": rows[i].position().map(|p| p.line()).unwrap_or(0), "score": s, "label": label(s, threshold) }))
+                .map(|(i, &s)| json!({ "row": lines[i], "score": s, "label": label(s, threshold) }))
                 .collect();
-            Json(json!({ "model_version": version, "threshold": threshold, "rows": rows.len(), "predictions": predictions })).into_response()
+            Json(json!({ "model_version": version, "threshold": threshold, "rows": lines.len(), "predictions": predictions })).into_response()
         }
         Format::Csv => {
-            // Written field by field from the parsed rows: no string is allocated per row.
-            let mut w = csv::Writer::from_writer(Vec::with_capacity(rows.len() * 128));
+            // Each uploaded row as it came (its bytes up to the next row, line end trimmed),
+            // then the score and the label: nothing is re-quoted or allocated per row.
+            let mut w = csv::Writer::from_writer(Vec::with_capacity(body.len() + lines.len() * 24));
             let _ = w.write_record(header.iter().map(String::as_str).chain(["threat_score", "prediction"]));
-            let mut score = String::with_capacity(16);
-            for (r, &s) in rows.iter().zip(&scores) {
-                score.clear();
-                let _ = write!(score, "{s:.6}");
-                let _ = w.write_record(r.iter().chain([score.as_str(), label(s, threshold)]));
+            let mut bytes = w.into_inner().unwrap_or_default();
+            let ends = starts.iter().skip(1).copied().chain([body.len()]);
+            for ((&start, end), &s) in starts.iter().zip(ends).zip(&scores) {
+                let raw = &body[start..end];
+                let len = raw.iter().rposition(|&b| b != b'\n' && b != b'\r').map_or(0, |i| i + 1);
+                bytes.extend_from_slice(&raw[..len]);
+                let _ = write!(bytes, ",{s:.6},{}\n", label(s, threshold));
             }
-            let bytes = w.into_inner().unwrap_or_default();
             (
                 [
                     (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
@@ -352,7 +365,7 @@ async fn predict_csv_inner(state: &Arc<AppState>, req: Request, format: Format) 
             )
                 .into_response()
         }
-        Format::Html => axum::response::Html(super::page::result_table(&header, &rows, &scores, threshold, &version))
+        Format::Html => axum::response::Html(super::page::result_table(&header, &kept, &scores, threshold, &version))
             .into_response(),
     })
 }

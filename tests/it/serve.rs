@@ -141,6 +141,19 @@ fn json_and_csv_scoring_answer_label_score_and_version() {
     let lines: Vec<&str> = body.lines().collect();
     assert_eq!(lines[0], "a,b,c,label,threat_score,prediction");
     assert!(lines[1].ends_with(",threat") && lines[2].ends_with(",benign"), "{body}");
+    assert!(lines[1].starts_with("1,90,0.9,attack,") && lines[2].starts_with("-1,2,-0.8,normal,"), "{body}");
+
+    // Rows come back as uploaded (quotes, CRLF ends and a blank line included), each followed
+    // by its score and label, and still parse as CSV with the input's fields.
+    let quoted = "a,b,c,label\r\n1,90,0.9,\"attack, \"\"probe\"\"\"\r\n\r\n-1,2,-0.8,normal\r\n";
+    let (code, body) = post(&s.url("/v1/predict/csv"), &[("Content-Type", "text/csv")], quoted.as_bytes());
+    assert_eq!(code, 200, "{body}");
+    let mut echoed = csv::Reader::from_reader(body.as_bytes());
+    let rows: Vec<csv::StringRecord> = echoed.records().map(|r| r.expect("valid CSV")).collect();
+    assert_eq!(rows.len(), 2, "{body}");
+    assert_eq!(&rows[0][3], "attack, \"probe\"");
+    assert_eq!((&rows[0][5], &rows[1][5]), ("threat", "benign"));
+    assert_eq!(rows[1].iter().take(4).collect::<Vec<_>>().join(","), "-1,2,-0.8,normal");
 
     let (_, body) = post(
         &s.url("/v1/predict/csv"),

@@ -42,12 +42,13 @@ struct Leaf {
     value: f64,
 }
 
-/// Work space of [`Compiled::add_leaves`]: the leaves that rows reach (index, words with
-/// rows), and their non-empty words (value, first row, rows).
+/// Work space of [`Compiled::add_leaves`]: the leaves that rows reach, their non-empty words
+/// (value, first row, rows), and each row's value.
 #[derive(Default)]
 struct LeafScratch {
-    reached: Vec<(u32, u32)>,
+    reached: Vec<u32>,
     words: Vec<(f64, usize, u64)>,
+    values: Vec<f64>,
 }
 
 /// One tree: its splits parents first, its leaves, and how many nodes it has.
@@ -197,39 +198,40 @@ impl Compiled {
         scratch: &mut LeafScratch,
         out: &mut [f64],
     ) {
-        let LeafScratch { reached, words } = scratch;
+        let LeafScratch { reached, words, values } = scratch;
         let leaves = &self.leaves[leaves];
-        reached.resize(leaves.len() + 1, (0, 0));
+        reached.resize(leaves.len() + 1, 0);
         let mut n = 0;
         for (i, leaf) in leaves.iter().enumerate() {
-            let set = &masks[leaf.node as usize];
-            // Which words hold rows, as bits: `(x | -x) >> 63` is 1 for any non-zero x, and
-            // written this way the compiler does all the words with a few vector operations.
-            let held = (0..W).map(|w| ((set[w] | set[w].wrapping_neg()) >> 63) << w).fold(0, |a, b| a | b) as u32;
-            reached[n] = (i as u32, held);
-            n += (held != 0) as usize;
+            let any = masks[leaf.node as usize].iter().fold(0, |a, w| a | w);
+            reached[n] = i as u32;
+            n += (any != 0) as usize;
         }
-        words.clear();
-        for &(i, held) in &reached[..n] {
+        // Every word of the reached leaves goes in; the position moves on past non-empty ones.
+        words.resize(n * W + 1, (0.0, 0, 0));
+        let mut m = 0;
+        for &i in &reached[..n] {
             let leaf = leaves[i as usize];
-            let mut held = held;
-            while held != 0 {
-                let w = held.trailing_zeros() as usize;
-                words.push((leaf.value, 64 * w, masks[leaf.node as usize][w]));
-                held &= held - 1;
+            for (w, &word) in masks[leaf.node as usize].iter().enumerate() {
+                words[m] = (leaf.value, 64 * w, word);
+                m += (word != 0) as usize;
             }
         }
-        words.push((0.0, 0, 0));
+        words[m] = (0.0, 0, 0);
+        // Each row's value of this tree, then added to all rows at once (a store per row
+        // instead of a read-modify-write chain).
+        values.resize(out.len(), 0.0);
         let (mut value, mut at, mut word) = words[0];
         let mut next = 1;
         for _ in 0..out.len() {
-            out[at + word.trailing_zeros() as usize] += value;
+            values[at + word.trailing_zeros() as usize] = value;
             word &= word.wrapping_sub(1);
-            let (v, a, w) = words[next.min(words.len() - 1)];
+            let (v, a, w) = words[next.min(m)];
             let done = word == 0;
             next += done as usize;
             (value, at, word) = if done { (v, a, w) } else { (value, at, word) };
         }
+        out.iter_mut().zip(values.iter()).for_each(|(o, v)| *o += v);
     }
 
     /// For every split id, the rows of the chunk (`all`) that go left and those that go
