@@ -60,6 +60,8 @@ fn label(score: f64, threshold: f64) -> &'static str {
 
 /// Score `x`, off the async workers when the request is large, within the time limit.
 async fn score(state: &AppState, model: Arc<Loaded>, x: Array2<f64>) -> ApiResult<Vec<f64>> {
+    // The threshold of the model that scores, even if a reload swaps another one in meanwhile.
+    let threshold = model.bundle.threshold;
     let scores = if x.nrows() <= 256 {
         model.score(&x)
     } else {
@@ -75,7 +77,6 @@ async fn score(state: &AppState, model: Arc<Loaded>, x: Array2<f64>) -> ApiResul
             }
         }
     };
-    let threshold = state.model.load().bundle.threshold;
     let threats = scores.iter().filter(|&&s| s >= threshold).count() as u64;
     state.metrics.predictions(threats, scores.len() as u64 - threats);
     Ok(scores)
@@ -354,7 +355,7 @@ async fn predict_csv_inner(state: &Arc<AppState>, req: Request, format: Format) 
                 let raw = &body[start..end];
                 let len = raw.iter().rposition(|&b| b != b'\n' && b != b'\r').map_or(0, |i| i + 1);
                 bytes.extend_from_slice(&raw[..len]);
-                let _ = write!(bytes, ",{s:.6},{}\n", label(s, threshold));
+                let _ = writeln!(bytes, ",{s:.6},{}", label(s, threshold));
             }
             (
                 [
