@@ -133,10 +133,6 @@ impl Compiled {
         Some(Compiled { cuts, base, splits, split_nodes, leaves, trees: compiled, widest })
     }
 
-    pub fn trees(&self) -> usize {
-        self.trees.len()
-    }
-
     /// [`Compiled::add`], compiled for AVX2 when the CPU has it (the mask operations then
     /// work on 256 bits at a time instead of 128).
     pub fn add_fast<const W: usize>(&self, x: ArrayView2<'_, f64>, trees: Range<usize>, out: &mut [f64]) {

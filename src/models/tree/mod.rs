@@ -8,7 +8,7 @@
 //! subtraction), which is what makes a 441-fit grid search take seconds.
 
 mod bins;
-pub mod compiled;
+mod compiled;
 mod grow;
 
 use ndarray::ArrayView2;
@@ -147,7 +147,7 @@ pub fn add_leaves(
     // Below a few dozen rows, walking each row is cheaper than a pass over every node.
     match cache.get(|| Compiled::new(trees, leaf)) {
         Some(compiled) if x.nrows() >= 512 => compiled.add_fast::<16>(x, range, out),
-        Some(compiled) if x.nrows() >= 32 => compiled.add::<4>(x, range, out),
+        Some(compiled) if x.nrows() >= 32 => compiled.add_fast::<4>(x, range, out),
         _ => {
             let x = x.as_standard_layout();
             for (o, row) in out.iter_mut().zip(x.rows()) {
