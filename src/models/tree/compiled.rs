@@ -6,8 +6,18 @@
 //! set of rows that reach it (16 `u64` words, one bit per row) and hands its children that
 //! set ANDed with the rows that go left there and with those that go right. That is the
 //! same few word operations at every node, with no branch on the data, which the compiler
-//! turns into SIMD; the tree is read once per 1024 rows instead of once per row. Then each
-//! leaf adds its value to the rows in its set.
+//! turns into SIMD; the tree is read once per 1024 rows instead of once per row.
+//!
+//! The splits run in depth-first order, and a node's mask is dropped once its children have
+//! theirs, so a tree needs about as many masks as it is deep and they all stay in the
+//! fastest cache.
+//!
+//! Leaves then give their rows their value. In a fully grown forest most leaves hold 0 or 1,
+//! so such a tree keeps one more mask, the union of the rows that reach a leaf of its second
+//! most common value (built in the same pass: a split ORs in the rows it sends to such a
+//! leaf); a row gets one value or the other by its bit, and only the few leaves with other
+//! values list their rows one by one. Trees whose leaves all differ (boosting) list the rows
+//! of every leaf.
 //!
 //! The "rows that go left" sets come from one pass over the rows per feature: every
 //! threshold the ensemble uses on a feature is ranked once at compile time, each row's value
@@ -26,16 +36,19 @@ use ndarray::ArrayView2;
 
 use super::{Tree, LEAF};
 
-/// A split node: the rows at mask `node` go to masks `left` and `right` by split id `split`.
+/// A split node: the rows in mask `node` go to masks `left` and `right` by the sets of split
+/// id `split`, and those of them bound for a leaf of the tree's marked value also to the
+/// marked union, by set `marked` (see [`Compiled::add`]).
 #[derive(Debug, Clone, Copy)]
 struct Split {
     node: u32,
     split: u32,
     left: u32,
     right: u32,
+    marked: u32,
 }
 
-/// A leaf: the rows at mask `node` add `value`.
+/// A leaf whose rows are listed: the rows in mask `node` get `value`.
 #[derive(Debug, Clone, Copy)]
 struct Leaf {
     node: u32,
@@ -51,13 +64,61 @@ struct LeafScratch {
     values: Vec<f64>,
 }
 
-/// One tree: its splits parents first, its leaves, and how many nodes it has.
+/// One tree: its splits in depth-first order, the leaves whose rows are listed, and, when
+/// most of its leaves hold one of two values, those values.
 #[derive(Debug, Clone)]
 struct CompiledTree {
     splits: Range<usize>,
     leaves: Range<usize>,
-    nodes: usize,
+    common: Option<Common>,
 }
+
+/// The two values most leaves of a tree hold. A row gets `marked` when it is in the marked
+/// union, else `usual`, unless one of the tree's listed leaves (holding some other value)
+/// has it.
+#[derive(Debug, Clone, Copy)]
+struct Common {
+    usual: f64,
+    marked: Option<f64>,
+}
+
+impl Common {
+    /// The two values most of these leaf values are, if at most a quarter are something else.
+    /// Values are told apart by their bits, so every row still gets exactly its leaf's value.
+    fn of(values: &[f64]) -> Option<Common> {
+        let mut counts: Vec<(u64, usize)> = Vec::new();
+        for v in values {
+            let full = counts.len() == 64;
+            match counts.iter_mut().find(|(bits, _)| *bits == v.to_bits()) {
+                Some((_, n)) => *n += 1,
+                None if full => return None, // many values (boosting): list all
+                None => counts.push((v.to_bits(), 1)),
+            }
+        }
+        // Most leaves first; the sort is stable, so ties keep tree order.
+        counts.sort_by_key(|c| std::cmp::Reverse(c.1));
+        let others: usize = counts.iter().skip(2).map(|c| c.1).sum();
+        if others * 4 > values.len() {
+            return None;
+        }
+        Some(Common { usual: f64::from_bits(counts.first()?.0), marked: counts.get(1).map(|c| f64::from_bits(c.0)) })
+    }
+
+    fn is_usual(&self, v: f64) -> bool {
+        v.to_bits() == self.usual.to_bits()
+    }
+
+    fn is_marked(&self, v: f64) -> bool {
+        self.marked.is_some_and(|m| m.to_bits() == v.to_bits())
+    }
+}
+
+/// Mask 0 takes the rows of leaves that need no list of them; it is never read.
+const DISCARD: u32 = 0;
+/// Mask 1 holds the root's rows, all of the chunk.
+const ROOT: u32 = 1;
+/// Marks a listed leaf's mask while its tree is compiled; it goes after the working masks.
+const LISTED: u32 = 1 << 31;
 
 /// A tree ensemble prepared for block scoring. Built once per model (see [`ScorerCache`]).
 #[derive(Debug)]
@@ -70,7 +131,8 @@ pub struct Compiled {
     split_nodes: Vec<Split>,
     leaves: Vec<Leaf>,
     trees: Vec<CompiledTree>,
-    widest: usize,
+    /// The most masks a tree needs.
+    masks: usize,
 }
 
 impl Compiled {
@@ -94,43 +156,93 @@ impl Compiled {
             base.push(splits);
             splits += c.len();
         }
-        let mut split_nodes = Vec::new();
-        let mut leaves = Vec::new();
-        let mut compiled = Vec::with_capacity(trees.len());
-        let mut order = std::collections::VecDeque::new();
+        // Sets 2k and 2k + 1 are split id k's rows going left and right; then no rows, all.
+        let (none, all) = (2 * splits as u32, 2 * splits as u32 + 1);
+        let mut compiled =
+            Compiled { cuts, base, splits, split_nodes: vec![], leaves: vec![], trees: vec![], masks: 2 };
         for (t, tree) in trees.iter().enumerate() {
-            if tree.nodes.is_empty() || tree.nodes.len() >= u32::MAX as usize {
+            let nodes = &tree.nodes;
+            if nodes.is_empty() || nodes.len() >= LISTED as usize {
                 return None;
             }
-            // Breadth first, so that a node's mask is written before it is read.
-            let (first_split, first_leaf) = (split_nodes.len(), leaves.len());
-            let mut numbered = 1;
-            order.push_back((0usize, 0u32));
-            while let Some((old, at)) = order.pop_front() {
-                let n = tree.nodes.get(old)?;
-                if n.feature == LEAF {
-                    leaves.push(Leaf { node: at, value: leaf(t, n.value) });
-                } else {
-                    let f = n.feature as usize;
-                    let k = cuts[f].partition_point(|&c| c < n.threshold);
-                    let (left, right) = (numbered, numbered + 1);
-                    numbered += 2;
-                    if numbered > tree.nodes.len() as u32 {
-                        return None; // not a tree: some node is reached twice
-                    }
-                    split_nodes.push(Split { node: at, split: (base[f] + k) as u32, left, right });
-                    order.push_back((n.left as usize, left));
-                    order.push_back((n.right as usize, right));
+            // Depth first, left before right; more visits than nodes means a cycle.
+            let mut order = Vec::with_capacity(nodes.len());
+            let mut todo = vec![0usize];
+            while let Some(i) = todo.pop() {
+                let n = nodes.get(i)?;
+                if order.len() == nodes.len() {
+                    return None;
+                }
+                order.push(i);
+                if n.feature != LEAF {
+                    todo.extend([n.right as usize, n.left as usize]);
                 }
             }
-            compiled.push(CompiledTree {
-                splits: first_split..split_nodes.len(),
-                leaves: first_leaf..leaves.len(),
-                nodes: numbered as usize,
+            let value = |i: usize| leaf(t, nodes[i].value);
+            let values: Vec<f64> = order.iter().filter(|&&i| nodes[i].feature == LEAF).map(|&i| value(i)).collect();
+            let common = Common::of(&values);
+            let listed = |v: f64| common.is_none_or(|c| !c.is_usual(v) && !c.is_marked(v));
+            // Masks: a split's own is free again once its children have theirs, so the left
+            // child takes it over; listed leaves keep theirs to the end of the tree.
+            let (first_split, first_leaf) = (compiled.split_nodes.len(), compiled.leaves.len());
+            let mut mask = vec![DISCARD; nodes.len()];
+            mask[0] = ROOT;
+            let (mut free, mut working, mut kept) = (Vec::new(), ROOT + 1, 0);
+            for &i in &order {
+                let n = &nodes[i];
+                if n.feature == LEAF {
+                    if listed(value(i)) {
+                        compiled.leaves.push(Leaf { node: mask[i], value: value(i) });
+                    }
+                    continue;
+                }
+                free.push(mask[i]);
+                let mut take = |c: usize| {
+                    if nodes[c].feature != LEAF {
+                        free.pop().unwrap_or_else(|| {
+                            working += 1;
+                            working - 1
+                        })
+                    } else if listed(value(c)) {
+                        kept += 1;
+                        LISTED | (kept - 1)
+                    } else {
+                        DISCARD
+                    }
+                };
+                let (l, r) = (n.left as usize, n.right as usize);
+                mask[l] = take(l);
+                mask[r] = take(r);
+                let f = n.feature as usize;
+                let k = (compiled.base[f] + compiled.cuts[f].partition_point(|&c| c < n.threshold)) as u32;
+                let marked = |c: usize| common.is_some_and(|m| nodes[c].feature == LEAF && m.is_marked(value(c)));
+                let marked = match (marked(l), marked(r)) {
+                    (false, false) => none,
+                    (true, false) => 2 * k,
+                    (false, true) => 2 * k + 1,
+                    (true, true) => all,
+                };
+                compiled.split_nodes.push(Split { node: mask[i], split: k, left: mask[l], right: mask[r], marked });
+            }
+            // Listed leaves' masks go after the working ones.
+            let place = |m: &mut u32| {
+                if *m & LISTED != 0 {
+                    *m = working + (*m & !LISTED);
+                }
+            };
+            for s in &mut compiled.split_nodes[first_split..] {
+                place(&mut s.left);
+                place(&mut s.right);
+            }
+            compiled.leaves[first_leaf..].iter_mut().for_each(|l| place(&mut l.node));
+            compiled.masks = compiled.masks.max((working + kept) as usize);
+            compiled.trees.push(CompiledTree {
+                splits: first_split..compiled.split_nodes.len(),
+                leaves: first_leaf..compiled.leaves.len(),
+                common,
             });
         }
-        let widest = compiled.iter().map(|t| t.nodes).max().unwrap_or(0);
-        Some(Compiled { cuts, base, splits, split_nodes, leaves, trees: compiled, widest })
+        Some(compiled)
     }
 
     /// [`Compiled::add`], compiled for AVX2 when the CPU has it (the mask operations then
@@ -157,9 +269,10 @@ impl Compiled {
         assert_eq!(x.nrows(), out.len(), "one output per row");
         assert!(x.ncols() >= self.cuts.len(), "the model uses {} features, rows have {}", self.cuts.len(), x.ncols());
         let rows = 64 * W;
-        // Per split id: the chunk's rows that go left, then those that go right.
-        let mut sets = vec![[[0u64; W]; 2]; self.splits];
-        let mut masks = vec![[0u64; W]; self.widest];
+        // Per split id: the chunk's rows that go left, then those that go right; then the
+        // pair (no rows, all rows).
+        let mut sets = vec![[[0u64; W]; 2]; self.splits + 1];
+        let mut masks = vec![[0u64; W]; self.masks];
         let mut scratch = LeafScratch::default();
         for start in (0..x.nrows()).step_by(rows) {
             let end = (start + rows).min(x.nrows());
@@ -167,35 +280,95 @@ impl Compiled {
             for r in 0..end - start {
                 all[r / 64] |= 1 << (r % 64);
             }
-            self.row_sets(x.slice(ndarray::s![start..end, ..]), &all, &mut sets);
+            self.row_sets(x.slice(ndarray::s![start..end, ..]), &all, &mut sets[..self.splits]);
+            sets[self.splits] = [[0; W], all];
+            let sets = sets.as_flattened();
             let out = &mut out[start..end];
             for tree in &self.trees[trees.clone()] {
-                masks[0] = all;
-                for s in &self.split_nodes[tree.splits.clone()] {
-                    let here = masks[s.node as usize];
-                    let [go_left, go_right] = &sets[s.split as usize];
-                    masks[s.left as usize] = std::array::from_fn(|w| here[w] & go_left[w]);
-                    masks[s.right as usize] = std::array::from_fn(|w| here[w] & go_right[w]);
+                masks[ROOT as usize] = all;
+                let splits = &self.split_nodes[tree.splits.clone()];
+                let leaves = &self.leaves[tree.leaves.clone()];
+                match tree.common {
+                    Some(common) => {
+                        let marked = Self::split::<W, true>(splits, sets, &mut masks);
+                        Self::add_common(&masks, &marked, common, leaves, &mut scratch.values, out);
+                    }
+                    None => {
+                        Self::split::<W, false>(splits, sets, &mut masks);
+                        Self::add_leaves(&masks, leaves, &mut scratch, out);
+                    }
                 }
-                self.add_leaves(&masks, tree.leaves.clone(), &mut scratch, out);
             }
         }
     }
 
-    /// Each leaf of a tree adds its value to the rows in its mask. Done without branching on
-    /// the data, which made this the slow part: list the leaves with any row (and which of
-    /// their words hold rows), spread those words into one list, then take one row per step,
-    /// moving to the next word when the current one runs out.
+    /// Send a tree's rows down its splits; with `MARK`, also return the union of the rows
+    /// that reach a leaf of the marked value.
     #[inline(always)]
-    fn add_leaves<const W: usize>(
-        &self,
+    fn split<const W: usize, const MARK: bool>(
+        splits: &[Split],
+        sets: &[[u64; W]],
+        masks: &mut [[u64; W]],
+    ) -> [u64; W] {
+        // Four unions, ORed at the end: the compiler keeps them in memory (in registers they
+        // would be split into scalar words), and one alone would make each split wait for the
+        // previous one's store.
+        let mut marked = [[0u64; W]; 4];
+        for (i, s) in splits.iter().enumerate() {
+            let here = masks[s.node as usize];
+            let (go_left, go_right) = (&sets[2 * s.split as usize], &sets[2 * s.split as usize + 1]);
+            masks[s.left as usize] = std::array::from_fn(|w| here[w] & go_left[w]);
+            masks[s.right as usize] = std::array::from_fn(|w| here[w] & go_right[w]);
+            if MARK {
+                let (to, acc) = (&sets[s.marked as usize], &mut marked[i % 4]);
+                *acc = std::array::from_fn(|w| acc[w] | (here[w] & to[w]));
+            }
+        }
+        std::array::from_fn(|w| marked[0][w] | marked[1][w] | marked[2][w] | marked[3][w])
+    }
+
+    /// A [`Common`] tree's leaves give their values: every row the usual or the marked one by
+    /// its bit in the marked union, then the listed leaves overwrite theirs.
+    #[inline(always)]
+    fn add_common<const W: usize>(
         masks: &[[u64; W]],
-        leaves: Range<usize>,
-        scratch: &mut LeafScratch,
+        marked: &[u64; W],
+        common: Common,
+        listed: &[Leaf],
+        values: &mut Vec<f64>,
         out: &mut [f64],
     ) {
+        values.resize(64 * W, 0.0);
+        let other = common.marked.unwrap_or(common.usual);
+        for (w, chunk) in values.chunks_exact_mut(64).enumerate() {
+            let bits = marked[w];
+            for (b, v) in chunk.iter_mut().enumerate() {
+                *v = if (bits >> b) & 1 != 0 { other } else { common.usual };
+            }
+        }
+        for leaf in listed {
+            let mask = &masks[leaf.node as usize];
+            if mask.iter().fold(0, |a, w| a | w) == 0 {
+                continue;
+            }
+            for (w, &word) in mask.iter().enumerate() {
+                let mut bits = word;
+                while bits != 0 {
+                    values[64 * w + bits.trailing_zeros() as usize] = leaf.value;
+                    bits &= bits - 1;
+                }
+            }
+        }
+        out.iter_mut().zip(values.iter()).for_each(|(o, v)| *o += v);
+    }
+
+    /// Each listed leaf gives its value to the rows in its mask. Done without branching on
+    /// the data: list the leaves with any row (and which of their words hold rows), spread
+    /// those words into one list, then take one row per step, moving to the next word when
+    /// the current one runs out.
+    #[inline(always)]
+    fn add_leaves<const W: usize>(masks: &[[u64; W]], leaves: &[Leaf], scratch: &mut LeafScratch, out: &mut [f64]) {
         let LeafScratch { reached, words, values } = scratch;
-        let leaves = &self.leaves[leaves];
         reached.resize(leaves.len() + 1, 0);
         let mut n = 0;
         for (i, leaf) in leaves.iter().enumerate() {
@@ -299,9 +472,17 @@ mod tests {
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
-    /// A random full tree of the given depth over `d` features with thresholds from `pool`.
-    fn random_tree(rng: &mut ChaCha8Rng, d: usize, depth: usize, pool: &[f64]) -> Tree {
-        fn build(rng: &mut ChaCha8Rng, d: usize, depth: usize, pool: &[f64], nodes: &mut Vec<TreeNode>) -> u32 {
+    /// A random tree of at most the given depth over `d` features with thresholds from
+    /// `pool`; most leaf values come from `common` (all of them random when it is empty).
+    fn random_tree(rng: &mut ChaCha8Rng, d: usize, depth: usize, pool: &[f64], common: &[f64]) -> Tree {
+        fn build(
+            rng: &mut ChaCha8Rng,
+            d: usize,
+            depth: usize,
+            pool: &[f64],
+            common: &[f64],
+            nodes: &mut Vec<TreeNode>,
+        ) -> u32 {
             let at = nodes.len() as u32;
             let leaf = depth == 0 || rng.gen_bool(0.15);
             nodes.push(TreeNode {
@@ -310,18 +491,22 @@ mod tests {
                 bin: 0,
                 left: 0,
                 right: 0,
-                value: rng.gen::<f64>(),
+                value: if !common.is_empty() && rng.gen_bool(0.9) {
+                    common[rng.gen_range(0..common.len())]
+                } else {
+                    rng.gen::<f64>()
+                },
             });
             if !leaf {
-                let l = build(rng, d, depth - 1, pool, nodes);
-                let r = build(rng, d, depth - 1, pool, nodes);
+                let l = build(rng, d, depth - 1, pool, common, nodes);
+                let r = build(rng, d, depth - 1, pool, common, nodes);
                 nodes[at as usize].left = l;
                 nodes[at as usize].right = r;
             }
             at
         }
         let mut nodes = Vec::new();
-        build(rng, d, depth, pool, &mut nodes);
+        build(rng, d, depth, pool, common, &mut nodes);
         Tree { nodes }
     }
 
@@ -334,7 +519,16 @@ mod tests {
             .into_iter()
             .chain((0..40).map(|_| rng.gen_range(-5.0..5.0)))
             .collect();
-        let trees: Vec<Tree> = (0..40).map(|_| random_tree(&mut rng, d, 9, &pool)).collect();
+        // Trees whose leaves are mostly 0 or 1 (as a forest's), some with -0.0 among them
+        // too, some with all values distinct (as boosting's), and a lone leaf.
+        let mut trees: Vec<Tree> = (0..39)
+            .map(|t| match t % 3 {
+                0 => random_tree(&mut rng, d, 9, &pool, &[0.0, 1.0]),
+                1 => random_tree(&mut rng, d, 9, &pool, &[1.0, 0.0, -0.0, 1.0, 0.0, 0.0, 1.0]),
+                _ => random_tree(&mut rng, d, 9, &pool, &[]),
+            })
+            .collect();
+        trees.push(random_tree(&mut rng, d, 0, &pool, &[0.5]));
         // 200 rows: three full blocks and a partial one; values hit thresholds exactly.
         let mut x = Array2::from_shape_fn((200, d), |_| {
             if rng.gen_bool(0.5) {
@@ -347,6 +541,9 @@ mod tests {
         x[[70, 0]] = f64::NEG_INFINITY;
         x[[71, 1]] = -0.0;
         let compiled = Compiled::new(&trees, |_, v| v).expect("no NaN thresholds");
+        let common = compiled.trees.iter().filter(|t| t.common.is_some()).count();
+        assert!((20..40).contains(&common), "{common} of 40 trees scored by common values: both ways are tested");
+        assert!(compiled.trees.iter().any(|t| t.common.is_some() && !t.leaves.is_empty()), "some listed leaves");
         for range in [0..40, 0..1, 13..29] {
             let mut walked = vec![0.25; 200];
             accumulate(trees[range.clone()].iter(), x.view(), &mut walked);
@@ -366,7 +563,7 @@ mod tests {
     #[test]
     fn a_nan_threshold_falls_back_to_walking() {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let mut tree = random_tree(&mut rng, 3, 3, &[0.5]);
+        let mut tree = random_tree(&mut rng, 3, 3, &[0.5], &[]);
         tree.nodes[0].feature = 0;
         tree.nodes[0].threshold = f64::NAN;
         assert!(Compiled::new(&[tree], |_, v| v).is_none());
