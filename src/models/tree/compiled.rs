@@ -165,12 +165,13 @@ impl Compiled {
             if nodes.is_empty() || nodes.len() >= LISTED as usize {
                 return None;
             }
-            // Depth first, left before right; more visits than nodes means a cycle.
+            // Depth first, left before right; a node reached twice means it is not a tree.
             let mut order = Vec::with_capacity(nodes.len());
+            let mut seen = vec![false; nodes.len()];
             let mut todo = vec![0usize];
             while let Some(i) = todo.pop() {
                 let n = nodes.get(i)?;
-                if order.len() == nodes.len() {
+                if std::mem::replace(&mut seen[i], true) {
                     return None;
                 }
                 order.push(i);
@@ -561,11 +562,18 @@ mod tests {
     }
 
     #[test]
-    fn a_nan_threshold_falls_back_to_walking() {
+    fn a_nan_threshold_or_a_node_reached_twice_falls_back_to_walking() {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let mut tree = random_tree(&mut rng, 3, 3, &[0.5], &[]);
-        tree.nodes[0].feature = 0;
-        tree.nodes[0].threshold = f64::NAN;
-        assert!(Compiled::new(&[tree], |_, v| v).is_none());
+        let tree = random_tree(&mut rng, 3, 3, &[0.5], &[]);
+        assert!(tree.nodes[0].feature != LEAF && Compiled::new(std::slice::from_ref(&tree), |_, v| v).is_some());
+        let mut nan = tree.clone();
+        nan.nodes[0].threshold = f64::NAN;
+        assert!(Compiled::new(&[nan], |_, v| v).is_none());
+        let mut shared = tree.clone();
+        shared.nodes[0].right = shared.nodes[0].left;
+        assert!(Compiled::new(&[shared], |_, v| v).is_none());
+        let mut outside = tree;
+        outside.nodes[0].right = outside.nodes.len() as u32;
+        assert!(Compiled::new(&[outside], |_, v| v).is_none());
     }
 }
