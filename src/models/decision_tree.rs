@@ -5,7 +5,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::tree::{grow, normalized, Binned, Criterion, GrowParams, Grown, Tree};
+use super::tree::{add_leaves, grow, normalized, Binned, Criterion, GrowParams, Grown, ScorerCache, Tree};
 use super::{Classifier, Family};
 use crate::error::{Error, Result};
 
@@ -151,6 +151,8 @@ pub(crate) fn check_rows(x: ArrayView2<'_, f64>, y: &[bool]) -> Result<()> {
 pub struct DecisionTreeModel {
     pub tree: Tree,
     pub importance: Vec<f64>,
+    #[serde(skip)]
+    scorer: ScorerCache,
 }
 
 impl Family for DecisionTreeParams {
@@ -163,13 +165,15 @@ impl Family for DecisionTreeParams {
         let ([a, b, c], mut rows) = group_stats(y.len(), &group_of, &reps, y, |_| (1.0, 1.0));
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let Grown { tree, gains, .. } = grow(&data, &mut rows, [&a, &b, &c], &self.grow_params(x.ncols()), &mut rng);
-        Ok(DecisionTreeModel { tree, importance: normalized(gains) })
+        Ok(DecisionTreeModel { tree, importance: normalized(gains), scorer: ScorerCache::default() })
     }
 }
 
 impl Classifier for DecisionTreeModel {
     fn predict_proba(&self, x: ArrayView2<'_, f64>) -> Array1<f64> {
-        Array1::from(self.tree.predict(x))
+        let mut p = vec![0.0; x.nrows()];
+        add_leaves(std::slice::from_ref(&self.tree), &self.scorer, |_, v| v, x, 0..1, &mut p);
+        Array1::from(p)
     }
 
     fn feature_importance(&self) -> Vec<f64> {

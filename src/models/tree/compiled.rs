@@ -468,7 +468,7 @@ impl std::fmt::Debug for ScorerCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::tree::{accumulate, Node as TreeNode};
+    use crate::models::tree::Node as TreeNode;
     use ndarray::Array2;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
@@ -546,8 +546,12 @@ mod tests {
         assert!((20..40).contains(&common), "{common} of 40 trees scored by common values: both ways are tested");
         assert!(compiled.trees.iter().any(|t| t.common.is_some() && !t.leaves.is_empty()), "some listed leaves");
         for range in [0..40, 0..1, 13..29] {
-            let mut walked = vec![0.25; 200];
-            accumulate(trees[range.clone()].iter(), x.view(), &mut walked);
+            // Each row walks each tree, adding in tree order.
+            let walked: Vec<f64> = x
+                .rows()
+                .into_iter()
+                .map(|row| trees[range.clone()].iter().fold(0.25, |s, t| s + t.predict_slice(row.as_slice().unwrap())))
+                .collect();
             let mut blocked = vec![0.25; 200];
             compiled.add::<2>(x.view(), range.clone(), &mut blocked);
             for (i, (a, b)) in walked.iter().zip(&blocked).enumerate() {

@@ -67,68 +67,9 @@ impl Tree {
         self.walk(|n| codes[n.feature as usize] <= n.bin)
     }
 
-    /// Add the leaf value of every row of a row-major block to `out`. Eight rows walk the
-    /// tree in lockstep: each level is a dependent load, and independent walks let those
-    /// loads overlap instead of waiting on each other.
-    pub fn add_block(&self, rows: &[f64], d: usize, out: &mut [f64]) {
-        const LANES: usize = 8;
-        let mut chunks = rows.chunks_exact(d * LANES);
-        let mut at = 0;
-        for chunk in &mut chunks {
-            let mut idx = [0usize; LANES];
-            loop {
-                let mut moved = false;
-                for (k, i) in idx.iter_mut().enumerate() {
-                    let n = &self.nodes[*i];
-                    if n.feature != LEAF {
-                        let x = chunk[k * d + n.feature as usize];
-                        *i = [n.right, n.left][usize::from(x <= n.threshold)] as usize;
-                        moved = true;
-                    }
-                }
-                if !moved {
-                    break;
-                }
-            }
-            for (o, i) in out[at..at + LANES].iter_mut().zip(idx) {
-                *o += self.nodes[i].value;
-            }
-            at += LANES;
-        }
-        for (o, row) in out[at..].iter_mut().zip(chunks.remainder().chunks_exact(d)) {
-            *o += self.predict_slice(row);
-        }
-    }
-
-    /// Leaf value for every row of `x`.
-    pub fn predict(&self, x: ArrayView2<'_, f64>) -> Vec<f64> {
-        let mut out = vec![0.0; x.nrows()];
-        accumulate(std::iter::once(self), x, &mut out);
-        out
-    }
-
     pub fn scale_leaves(&mut self, factor: f64) {
         for n in self.nodes.iter_mut().filter(|n| n.feature == LEAF) {
             n.value *= factor;
-        }
-    }
-}
-
-/// Add the leaf value of every tree to `out[i]` for every row `i` of `x`.
-///
-/// Tree-major within blocks of rows: a forest of 256 deep trees is megabytes of nodes, and
-/// walking every tree for one row before the next streams all of it from memory per row;
-/// walking one tree over a block of rows keeps that tree in cache.
-pub fn accumulate<'a>(trees: impl Iterator<Item = &'a Tree> + Clone, x: ArrayView2<'_, f64>, out: &mut [f64]) {
-    const BLOCK: usize = 512;
-    let standard = x.as_standard_layout();
-    let (n, d) = standard.dim();
-    let flat = standard.as_slice().expect("standard layout");
-    for start in (0..n).step_by(BLOCK) {
-        let end = (start + BLOCK).min(n);
-        let rows = &flat[start * d..end * d];
-        for tree in trees.clone() {
-            tree.add_block(rows, d.max(1), &mut out[start..end]);
         }
     }
 }
