@@ -16,6 +16,7 @@ pub mod bundle;
 pub mod cli;
 pub mod data;
 pub mod error;
+pub mod http;
 pub mod metrics;
 pub mod models;
 pub mod params;

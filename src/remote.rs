@@ -89,16 +89,12 @@ pub fn probe(remote: &Remote) -> Result<Probe> {
         return Ok(Probe::NotHttp);
     }
     let fail = |message: String| Error::Remote { url: remote.url.clone(), message };
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into();
+    let agent = crate::http::agent(Duration::from_secs(30));
     // An object path of DVC 3's layout; any answer but 401/403 means the credentials work.
     let url = format!("{}/files/md5/00/000000000000000000000000000000", remote.url.trim_end_matches('/'));
     let mut req = agent.head(&url);
     if let (Some(user), Some(password)) = (&remote.user, &remote.password) {
-        req = req.header("Authorization", format!("Basic {}", crate::tracking::basic(user, password)));
+        req = req.header("Authorization", crate::http::basic_auth(user, password));
     }
     let status =
         req.call().map_err(|e| fail(format!("cannot reach the remote `{}`: {e}", remote.name)))?.status().as_u16();

@@ -46,11 +46,7 @@ impl MlflowTracker {
     }
 
     fn new(uri: &str, experiment: Option<String>, auth: Auth) -> Self {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build()
-            .into();
+        let agent = crate::http::agent(Duration::from_secs(60));
         MlflowTracker { base: uri.trim_end_matches('/').to_owned(), experiment, auth, agent }
     }
 
@@ -61,7 +57,7 @@ impl MlflowTracker {
     fn authorize<B>(&self, req: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
         match &self.auth {
             Auth::None => req,
-            Auth::Basic(u, p) => req.header("Authorization", format!("Basic {}", super::basic(u, p))),
+            Auth::Basic(u, p) => req.header("Authorization", crate::http::basic_auth(u, p)),
             Auth::Bearer(t) => req.header("Authorization", format!("Bearer {t}")),
         }
     }
@@ -180,42 +176,5 @@ impl Tracker for MlflowTracker {
         }
         self.post("runs/update", &json!({ "run_id": run, "status": "FINISHED", "end_time": now_ms() }))?;
         Ok(run)
-    }
-}
-
-/// Base64 for the basic-auth header (RFC 4648, with padding).
-pub(super) mod base64_auth {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-    pub fn encode(text: &str) -> String {
-        let bytes = text.as_bytes();
-        let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-        for chunk in bytes.chunks(3) {
-            let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
-    }
-
-    #[cfg(test)]
-    #[test]
-    fn rfc4648_vectors() {
-        for (plain, coded) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("user:pa ss", "dXNlcjpwYSBzcw=="),
-        ] {
-            assert_eq!(encode(plain), coded);
-        }
     }
 }

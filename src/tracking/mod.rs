@@ -39,11 +39,6 @@ pub trait Tracker {
     fn report(&self, report: &Report) -> Result<String>;
 }
 
-/// The value of a basic-auth header for `user:password` (base64).
-pub fn basic(user: &str, password: &str) -> String {
-    mlflow::base64_auth::encode(&format!("{user}:{password}"))
-}
-
 /// The tracker the environment configures, if any.
 pub fn from_env() -> Option<Box<dyn Tracker>> {
     MlflowTracker::from_env().map(|t| Box::new(t) as Box<dyn Tracker>)
