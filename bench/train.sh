@@ -56,6 +56,7 @@ import sys, yaml
 p = yaml.safe_load(open("params.yaml"))
 p["dataset"] = "bench"
 p["datasets"] = {"bench": {"schema": "schemas/phishing.yaml", "train": "data/train.csv", "test": "data/test.csv"}}
+p["train"]["spaces"]["reference"] = yaml.safe_load(open("bench/reference-space.yaml"))["reference"]
 p["train"]["space"] = "reference"
 yaml.safe_dump(p, open(sys.argv[1], "w"))
 PYEOF

@@ -23,7 +23,7 @@ use crate::schema::hex;
 use crate::schema::TargetSpec;
 use std::collections::BTreeMap;
 
-use crate::search::MeanStd;
+use crate::metrics::MeanStd;
 
 pub const FORMAT: &str = "netsec-model-bundle";
 pub const VERSION: u32 = 2;
@@ -122,8 +122,8 @@ impl Bundle {
 mod tests {
     use super::*;
     use crate::models::logistic::LogisticModel;
-    use crate::params::ImputeStrategy;
     use crate::preprocess::FeatureStep;
+    use crate::preprocess::ImputeStrategy;
     use crate::schema::Scalar;
 
     fn bundle() -> Bundle {

@@ -56,6 +56,12 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl From<crate::params::ParamsError> for Error {
+    fn from(e: crate::params::ParamsError) -> Self {
+        Error::Params { path: e.path, message: e.message }
+    }
+}
+
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, err: std::io::Error) -> Self {
         Error::Io { path: path.into(), err }

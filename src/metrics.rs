@@ -2,6 +2,25 @@
 
 use serde::{Deserialize, Serialize};
 
+/// How the decision threshold is chosen, on out-of-fold scores of the training part.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "policy", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ThresholdPolicy {
+    /// The threshold with the best F1 for the threat class.
+    MaxF1,
+    /// The highest threshold that still catches `recall` of the threats.
+    TargetRecall { recall: f64 },
+    /// A fixed threshold.
+    Fixed { value: f64 },
+}
+
+/// Mean and standard deviation of a score over cross-validation folds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MeanStd {
+    pub mean: f64,
+    pub std: f64,
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Confusion {
     pub tp: u64,
@@ -126,8 +145,7 @@ pub fn log_loss(scores: &[f64], labels: &[bool]) -> f64 {
 }
 
 /// The decision threshold a policy picks on (out-of-fold) scores of the training part.
-pub fn choose_threshold(scores: &[f64], labels: &[bool], policy: crate::params::ThresholdPolicy) -> f64 {
-    use crate::params::ThresholdPolicy;
+pub fn choose_threshold(scores: &[f64], labels: &[bool], policy: ThresholdPolicy) -> f64 {
     if let ThresholdPolicy::Fixed { value } = policy {
         return value;
     }
@@ -241,7 +259,6 @@ mod tests {
 
     #[test]
     fn threshold_policies() {
-        use crate::params::ThresholdPolicy;
         let scores = [0.9, 0.8, 0.7, 0.6, 0.4, 0.3, 0.2];
         let labels = [true, true, false, true, false, true, false];
         // F1 at >= 0.6: tp 3, fp 1, pos 4 -> 6/8; at >= 0.3: tp 4, fp 2 -> 8/10 (best). Any

@@ -11,8 +11,38 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{column_keys, source_rows};
 use crate::error::{Error, Result};
-use crate::params::{Encoding, ImputeStrategy, TransformParams};
+use crate::params::Check;
 use crate::schema::{float_key, ColumnType, Schema};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImputeStrategy {
+    Median,
+    Mean,
+    MostFrequent,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransformParams {
+    pub impute: ImputeStrategy,
+    /// How categorical features become numbers (fitted on the training part only).
+    #[serde(default)]
+    pub encode: Encoding,
+}
+
+/// Encoding of categorical features.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Encoding {
+    /// One 0/1 feature per category seen in training; an unseen category sets none of them.
+    #[default]
+    OneHot,
+    /// One feature holding the category's index (categories sorted); unseen categories get -1.
+    Ordinal,
+}
+
+impl Check for TransformParams {}
 
 /// What to do with one raw feature column. Numeric steps serialize as `{name, fill}` (the
 /// form bundles had before encoders existed, so older bundles still load).

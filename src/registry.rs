@@ -13,9 +13,30 @@ use serde::{Deserialize, Serialize};
 
 use crate::artifact::{atomic_write, read_json, write_json};
 use crate::error::{Error, Result};
+use crate::params::Check;
 
 /// Metrics the gate may use: all "higher is better".
 pub const GATED: &[&str] = &["accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "balanced_accuracy", "mcc"];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromoteParams {
+    /// Per gated metric (see `registry::GATED`): `min`, `min_delta` (default 0),
+    /// `min_rel_delta`.
+    pub rules: BTreeMap<String, Rule>,
+}
+
+impl Check for PromoteParams {
+    fn check(&self) -> std::result::Result<(), String> {
+        if self.rules.is_empty() {
+            return Err("`rules` must name at least one metric".into());
+        }
+        match self.rules.keys().find(|m| !GATED.contains(&m.as_str())) {
+            Some(m) => Err(format!("`{m}` cannot be gated (gated metrics: {})", GATED.join(", "))),
+            None => Ok(()),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -117,7 +117,7 @@ pub enum Scalar {
 }
 
 impl Scalar {
-    /// Canonical text of the value, the same one [`crate::data::cell_key`] gives a data cell.
+    /// Canonical text of the value, the same one `data::cell_key` gives a data cell.
     pub fn key(&self) -> String {
         match self {
             Scalar::Int(i) => i.to_string(),

@@ -19,18 +19,142 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::split::stratified_folds;
 use crate::error::{Error, Result};
-use crate::metrics::{average_precision, roc_auc, Confusion};
+use crate::metrics::{average_precision, roc_auc, Confusion, MeanStd, ThresholdPolicy};
 use crate::models::ModelSpec;
-use crate::params::{SearchKind, TrainParams};
+use crate::params::{in_open_unit, Check};
 
 /// Metrics computed on every validation fold (threshold 0.5 where one is needed).
-pub const CV_METRICS: &[&str] = &["f1", "roc_auc", "pr_auc", "balanced_accuracy", "accuracy"];
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MeanStd {
-    pub mean: f64,
-    pub std: f64,
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchKind {
+    /// Every combination of the listed values.
+    Grid,
+    /// `budget` combinations drawn (seeded) from the grid.
+    Random,
 }
+
+/// The cross-validated score that picks the winner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SelectionMetric {
+    F1,
+    RocAuc,
+    PrAuc,
+    BalancedAccuracy,
+}
+
+impl SelectionMetric {
+    pub fn name(self) -> &'static str {
+        match self {
+            SelectionMetric::F1 => "f1",
+            SelectionMetric::RocAuc => "roc_auc",
+            SelectionMetric::PrAuc => "pr_auc",
+            SelectionMetric::BalancedAccuracy => "balanced_accuracy",
+        }
+    }
+}
+
+/// A search space: per family, hyperparameter -> a value or a list of values.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Space {
+    /// Overrides `train.cv_folds` for this space.
+    #[serde(default)]
+    pub cv_folds: Option<usize>,
+    pub families: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainParams {
+    pub seed: u64,
+    /// Folds of the stratified cross-validation on the training part.
+    pub cv_folds: usize,
+    pub metric: SelectionMetric,
+    pub search: SearchKind,
+    /// Candidates drawn by random search.
+    pub budget: usize,
+    /// Worker threads; 0 = one per core. The NETSEC_THREADS environment variable overrides.
+    pub threads: usize,
+    /// Which entry of `spaces` to search; `auto` = the dataset's own `space`, else `default`.
+    pub space: String,
+    pub spaces: BTreeMap<String, Space>,
+    /// Decision threshold of the saved model.
+    pub threshold: ThresholdPolicy,
+}
+
+impl Check for TrainParams {
+    fn check(&self) -> std::result::Result<(), String> {
+        if self.budget == 0 {
+            return Err("`budget` must be at least 1".into());
+        }
+        match self.threshold {
+            ThresholdPolicy::TargetRecall { recall: v } | ThresholdPolicy::Fixed { value: v } => {
+                in_open_unit("threshold", v)?
+            }
+            ThresholdPolicy::MaxF1 => {}
+        }
+        if self.space == AUTO {
+            if self.cv_folds < 2 {
+                return Err(format!("`cv_folds` must be at least 2, got {}", self.cv_folds));
+            }
+            return Ok(()); // the space is checked once the dataset is known: see `Plan::resolve`
+        }
+        Plan::resolve(self, None).map(|_| ())
+    }
+}
+
+/// `train.space` value that defers to the dataset's `space`.
+pub const AUTO: &str = "auto";
+
+/// What `train` searches, resolved once from `train` params and the dataset: the space, its
+/// candidates, the folds and the threads. Nothing else re-derives these.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The space searched (never `auto`).
+    pub space: String,
+    pub candidates: Vec<ModelSpec>,
+    pub folds: usize,
+    pub threads: usize,
+    pub seed: u64,
+    pub metric: SelectionMetric,
+    pub search: SearchKind,
+    pub threshold: ThresholdPolicy,
+}
+
+impl Plan {
+    /// `dataset_space` is the dataset's own `space` entry, used when `train.space` is `auto`.
+    pub fn resolve(p: &TrainParams, dataset_space: Option<&str>) -> std::result::Result<Plan, String> {
+        let space = if p.space == AUTO { dataset_space.unwrap_or("default").to_owned() } else { p.space.clone() };
+        let chosen = p.spaces.get(&space).ok_or_else(|| {
+            let known: Vec<&str> = p.spaces.keys().map(String::as_str).collect();
+            format!("`space: {space}` is not in `spaces` (known: {})", known.join(", "))
+        })?;
+        let folds = chosen.cv_folds.unwrap_or(p.cv_folds);
+        if folds < 2 {
+            return Err(format!("`cv_folds` must be at least 2, got {folds}"));
+        }
+        let candidates = candidates(&space, chosen, p.search, p.budget, p.seed)?;
+        // Threads: NETSEC_THREADS, else `threads`, else (0) one per core.
+        let threads = std::env::var("NETSEC_THREADS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&n: &usize| n > 0)
+            .unwrap_or(p.threads);
+        Ok(Plan {
+            space,
+            candidates,
+            folds,
+            threads,
+            seed: p.seed,
+            metric: p.metric,
+            search: p.search,
+            threshold: p.threshold,
+        })
+    }
+}
+
+pub const CV_METRICS: &[&str] = &["f1", "roc_auc", "pr_auc", "balanced_accuracy", "accuracy"];
 
 /// One candidate's cross-validated result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,8 +174,13 @@ pub struct CandidateResult {
 }
 
 /// Expand the chosen space into candidates (grid, or a seeded random draw of `budget`).
-pub fn candidates(p: &TrainParams) -> std::result::Result<Vec<ModelSpec>, String> {
-    let space = p.chosen_space()?;
+fn candidates(
+    name: &str,
+    space: &Space,
+    search: SearchKind,
+    budget: usize,
+    seed: u64,
+) -> std::result::Result<Vec<ModelSpec>, String> {
     let mut all = Vec::new();
     for (family, grid) in &space.families {
         let mut combos: Vec<serde_json::Map<String, serde_json::Value>> = vec![serde_json::Map::new()];
@@ -77,13 +206,13 @@ pub fn candidates(p: &TrainParams) -> std::result::Result<Vec<ModelSpec>, String
         }
     }
     if all.is_empty() {
-        return Err(format!("space `{}` has no families", p.space));
+        return Err(format!("space `{name}` has no families"));
     }
-    if p.search == SearchKind::Random && p.budget < all.len() {
-        let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
+    if search == SearchKind::Random && budget < all.len() {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut idx: Vec<usize> = (0..all.len()).collect();
         idx.shuffle(&mut rng);
-        let mut keep: Vec<usize> = idx[..p.budget].to_vec();
+        let mut keep: Vec<usize> = idx[..budget].to_vec();
         keep.sort_unstable();
         all = keep.into_iter().map(|i| all[i].clone()).collect();
     }
@@ -263,6 +392,10 @@ mod tests {
         serde_yaml_ng::from_str(yaml).unwrap()
     }
 
+    fn plan(p: &TrainParams) -> std::result::Result<Plan, String> {
+        Plan::resolve(p, None)
+    }
+
     const REFERENCE: &str = "
 seed: 1
 cv_folds: 5
@@ -286,9 +419,10 @@ spaces:
     #[test]
     fn the_reference_space_has_the_reference_candidates() {
         let p = params(REFERENCE);
-        let c = candidates(&p).unwrap();
+        let plan = plan(&p).unwrap();
+        let c = plan.candidates;
         assert_eq!(c.len(), 3 + 5 + 120 + 1 + 18);
-        assert_eq!(p.folds(), 3);
+        assert_eq!(plan.folds, 3);
         // 147 candidates share fits: 3 trees + 1 forest + 20 boosted + 1 logistic + 3 adaboost.
         assert_eq!(groups(&c).len(), 3 + 1 + 20 + 1 + 3);
     }
@@ -296,19 +430,19 @@ spaces:
     #[test]
     fn random_search_draws_its_budget_reproducibly() {
         let p = params(&REFERENCE.replace("search: grid", "search: random"));
-        let a = candidates(&p).unwrap();
+        let a = plan(&p).unwrap().candidates;
         assert_eq!(a.len(), 10);
-        assert_eq!(a, candidates(&p).unwrap());
+        assert_eq!(a, plan(&p).unwrap().candidates);
         let other = params(&REFERENCE.replace("search: grid", "search: random").replace("seed: 1", "seed: 2"));
-        assert_ne!(a, candidates(&other).unwrap());
+        assert_ne!(a, plan(&other).unwrap().candidates);
     }
 
     #[test]
     fn bad_hyperparameters_are_named() {
         let p = params(&REFERENCE.replace("logistic: {}", "logistic: {alpha: [1.0], max_iter: 5}"));
-        assert!(candidates(&p).unwrap_err().contains("logistic: unknown field `max_iter`"));
+        assert!(plan(&p).unwrap_err().contains("logistic: unknown field `max_iter`"));
         let p = params(&REFERENCE.replace("space: reference", "space: nope"));
-        assert!(candidates(&p).unwrap_err().contains("`space: nope` is not in `spaces`"));
+        assert!(plan(&p).unwrap_err().contains("`space: nope` is not in `spaces`"));
     }
 
     #[test]

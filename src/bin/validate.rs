@@ -7,8 +7,8 @@
 use anyhow::Context;
 use clap::Parser;
 use netsec::cli::Common;
-use netsec::params::ValidateParams;
 use netsec::stages::validate;
+use netsec::validate::ValidateParams;
 
 #[derive(Parser)]
 #[command(

@@ -6,6 +6,7 @@
 
 mod column;
 mod csv;
+pub mod dataset;
 mod jsonl;
 pub(crate) mod open;
 mod parquet;

@@ -5,7 +5,35 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::params::SplitStrategy;
+use serde::{Deserialize, Serialize};
+
+use crate::params::{in_open_unit, Check};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SplitStrategy {
+    /// Same class balance in both parts.
+    Stratified,
+    /// Plain shuffled split.
+    Random,
+    /// Stratified, and rows with identical feature vectors always land on the same side, so
+    /// no test row has a twin in the training part.
+    StratifiedGrouped,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestParams {
+    pub split: SplitStrategy,
+    pub test_size: f64,
+    pub seed: u64,
+}
+
+impl Check for IngestParams {
+    fn check(&self) -> std::result::Result<(), String> {
+        in_open_unit("test_size", self.test_size)
+    }
+}
 
 /// Row indices of the two parts, each in ascending order.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,15 +3,31 @@
 
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::artifact::{round, write_json};
 use crate::bundle::Bundle;
 use crate::error::{Error, Result};
 use crate::metrics::{average_precision, log_loss, roc_auc, roc_curve, thin_curve, Confusion, RocPoint};
 use crate::models::Classifier;
-use crate::params::{EvaluateParams, ParamsFile};
+use crate::params::{Check, ParamsFile};
 use crate::schema::Schema;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluateParams {
+    /// Features shown in the importance chart.
+    pub importance_top: usize,
+}
+
+impl Check for EvaluateParams {
+    fn check(&self) -> std::result::Result<(), String> {
+        if self.importance_top == 0 {
+            return Err("`importance_top` must be at least 1".into());
+        }
+        Ok(())
+    }
+}
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -19,9 +35,12 @@ pub struct Args {
     pub test: PathBuf,
     #[arg(long, default_value = "models/model.json")]
     pub model: PathBuf,
-    /// Flat metrics (JSON).
+    /// Headline metrics (flat JSON, a few numbers: the columns of `dvc exp show`).
     #[arg(long, default_value = "metrics/eval.json")]
     pub metrics: PathBuf,
+    /// Every figure of the stage (flat JSON), the headline ones included.
+    #[arg(long, default_value = "reports/eval.json")]
+    pub details: PathBuf,
     /// Folder of the chart data for `dvc plots` (roc.json, pr.json, confusion.json,
     /// importance.json).
     #[arg(long, default_value = "plots")]
@@ -128,14 +147,19 @@ pub fn load_bundle(path: &std::path::Path, schema: &Schema) -> Result<Bundle> {
 }
 
 pub fn run(params: &ParamsFile, args: &Args) -> Result<EvalMetrics> {
-    let dataset = params.dataset()?;
+    let dataset = crate::data::dataset::Dataset::selected(params)?;
     let p: EvaluateParams = params.section("evaluate")?;
     let schema = Schema::load(&dataset.params.schema)?;
     let bundle = load_bundle(&args.model, &schema)?;
     let (x, y) = super::read_features(&args.test, &bundle.feature_names)?;
     let scores = bundle.model.predict_proba(x.view()).to_vec();
     let metrics = EvalMetrics::compute(&scores, &y, bundle.threshold);
-    write_json(&args.metrics, &Labeled { dataset: &bundle.dataset, metrics: &metrics })?;
+    super::write_metrics(
+        &args.metrics,
+        &args.details,
+        &Labeled { dataset: &bundle.dataset, metrics: &metrics },
+        &["precision", "recall", "f1", "roc_auc", "pr_auc"],
+    )?;
 
     let roc: Vec<RocPoint> = thin_curve(roc_curve(&scores, &y), 0.005)
         .into_iter()
@@ -191,7 +215,7 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<EvalMetrics> {
                 .flatten()
                 .filter_map(|(k, v)| v.as_f64().map(|f| (format!("test_{k}"), f)))
                 .collect(),
-            artifacts: vec![("eval.json".to_owned(), args.metrics.clone())],
+            artifacts: vec![("eval.json".to_owned(), args.details.clone())],
             ..Default::default()
         })
     })?;

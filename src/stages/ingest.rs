@@ -7,11 +7,13 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use serde::Serialize;
 
-use crate::artifact::{round, write_json};
+use crate::artifact::round;
+use crate::data::dataset::Sources;
 use crate::data::split::{split, Split};
+use crate::data::split::{IngestParams, SplitStrategy};
 use crate::data::{read_table, row_keys, write_parquet, ReadOptions, ROW};
 use crate::error::{Error, Result};
-use crate::params::{IngestParams, ParamsFile, Sources, SplitStrategy};
+use crate::params::ParamsFile;
 use crate::schema::Schema;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -22,9 +24,12 @@ pub struct Args {
     /// Test part (Parquet).
     #[arg(long, default_value = "artifacts/split/test.parquet")]
     pub test_out: PathBuf,
-    /// Flat metrics (JSON).
+    /// Headline metrics (flat JSON, a few numbers: the columns of `dvc exp show`).
     #[arg(long, default_value = "metrics/ingest.json")]
     pub metrics: PathBuf,
+    /// Every figure of the stage (flat JSON), the headline ones included.
+    #[arg(long, default_value = "reports/ingest.json")]
+    pub details: PathBuf,
 }
 
 /// Flat metrics of the stage.
@@ -61,7 +66,7 @@ fn twins(groups: &[usize], parts: &Split) -> usize {
 }
 
 pub fn run(params: &ParamsFile, args: &Args) -> Result<IngestMetrics> {
-    let dataset = params.dataset()?;
+    let dataset = crate::data::dataset::Dataset::selected(params)?;
     let p: IngestParams = params.section("ingest")?;
     let schema = Schema::load(&dataset.params.schema)?;
     let opts = ReadOptions::from_schema(&schema);
@@ -143,7 +148,7 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<IngestMetrics> {
         test_twin_share: share(twins_here, parts.test.len()),
         random_split_test_twin_share: share(twins(&groups, &random), random.test.len()),
     };
-    write_json(&args.metrics, &metrics)?;
+    super::write_metrics(&args.metrics, &args.details, &metrics, &["test_twin_share"])?;
     tracing::info!(
         rows = metrics.rows,
         duplicates = metrics.duplicate_rows,

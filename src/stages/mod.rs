@@ -13,9 +13,26 @@ use std::path::Path;
 use ndarray::Array2;
 use polars::prelude::*;
 
+use serde::Serialize;
+
+use crate::artifact::write_json;
 use crate::data::{column_keys, source_rows, ROW};
 use crate::error::{Error, Result};
 use crate::schema::Schema;
+
+/// Write a stage's figures: every one to `details` (a report), and the `headline` ones to
+/// `metrics`, the flat file whose keys become `dvc exp show` columns. Few headline keys keep
+/// that table readable; `dvc metrics diff` still compares them across commits.
+pub fn write_metrics<T: Serialize + ?Sized>(metrics: &Path, details: &Path, all: &T, headline: &[&str]) -> Result<()> {
+    let value = serde_json::to_value(all).map_err(|e| Error::artifact(details, e.to_string()))?;
+    let serde_json::Value::Object(map) = &value else {
+        return Err(Error::artifact(details, "stage figures must be a flat JSON object"));
+    };
+    let head: serde_json::Map<String, serde_json::Value> =
+        headline.iter().filter_map(|k| map.get(*k).map(|v| ((*k).to_owned(), v.clone()))).collect();
+    write_json(details, &value)?;
+    write_json(metrics, &head)
+}
 
 /// Column of the feature tables holding the binary label (1 = threat).
 pub const LABEL: &str = "__label";

@@ -9,11 +9,12 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::evaluate::{load_bundle, EvalMetrics};
-use crate::artifact::{atomic_write, round, write_json};
+use crate::artifact::{atomic_write, round};
 use crate::bundle::Bundle;
 use crate::error::{Error, Result};
 use crate::models::Classifier;
-use crate::params::{ParamsFile, PromoteParams};
+use crate::params::ParamsFile;
+use crate::registry::PromoteParams;
 use crate::registry::{self, decide, Registry, Status, Version, GATED};
 use crate::schema::{hex, Schema};
 
@@ -33,9 +34,12 @@ pub struct Args {
     pub versions: PathBuf,
     #[arg(long, default_value = "dvc.lock")]
     pub lock: PathBuf,
-    /// Flat metrics of the decision (JSON).
+    /// Headline metrics (flat JSON, a few numbers: the columns of `dvc exp show`).
     #[arg(long, default_value = "metrics/promote.json")]
     pub metrics: PathBuf,
+    /// Every figure of the stage (flat JSON), the headline ones included.
+    #[arg(long, default_value = "reports/promote.json")]
+    pub details: PathBuf,
 }
 
 fn gated(m: &EvalMetrics) -> BTreeMap<String, f64> {
@@ -52,7 +56,7 @@ fn copy_bytes(bytes: &[u8], to: &Path) -> Result<()> {
 }
 
 pub fn run(params: &ParamsFile, args: &Args) -> Result<registry::Decision> {
-    let dataset = params.dataset()?;
+    let dataset = crate::data::dataset::Dataset::selected(params)?;
     let p: PromoteParams = params.section("promote")?;
     let schema = Schema::load(&dataset.params.schema)?;
     let candidate = load_bundle(&args.candidate, &schema)?;
@@ -72,7 +76,7 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<registry::Decision> {
                 deltas: BTreeMap::new(),
                 reasons: vec!["already in production".into()],
             };
-            write_flat(&args.metrics, &decision, true)?;
+            write_flat(args, &decision, true)?;
             return Ok(decision);
         }
         Some(v) => {
@@ -104,7 +108,7 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<registry::Decision> {
     let params_json = ["dataset", "datasets", "ingest", "validate", "transform", "train"]
         .iter()
         .map(|k| params.section_json(k).map(|v| (k.to_string(), v)))
-        .collect::<Result<BTreeMap<_, _>>>()?;
+        .collect::<std::result::Result<BTreeMap<_, _>, _>>()?;
     let params_hash = hex(&Sha256::digest(serde_json::to_vec(&params_json).expect("params serialize")));
     let mut version = Version {
         id: id.clone(),
@@ -133,7 +137,7 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<registry::Decision> {
     reg.versions.push(version);
     reg.save(&args.registry)?;
 
-    write_flat(&args.metrics, &decision, decision.promote)?;
+    write_flat(args, &decision, decision.promote)?;
     if decision.promote {
         tracing::info!(version = %id, against = ?production.as_ref().map(|(v, _)| v), "promoted to production: {}", decision.reasons.join("; "));
     } else {
@@ -143,7 +147,7 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<registry::Decision> {
 }
 
 /// Flat metrics of a decision: promoted, first model, whether the candidate now serves, deltas.
-fn write_flat(path: &Path, decision: &registry::Decision, in_production: bool) -> Result<()> {
+fn write_flat(args: &Args, decision: &registry::Decision, in_production: bool) -> Result<()> {
     let mut flat = serde_json::Map::new();
     flat.insert("promoted".into(), u8::from(decision.promote).into());
     flat.insert("first_model".into(), u8::from(decision.first_model).into());
@@ -151,12 +155,12 @@ fn write_flat(path: &Path, decision: &registry::Decision, in_production: bool) -
     for (m, d) in &decision.deltas {
         flat.insert(format!("delta_{m}"), round(*d, 4).into());
     }
-    write_json(path, &flat)
+    super::write_metrics(&args.metrics, &args.details, &flat, &["promoted"])
 }
 
 /// Put the previous production model of the configured dataset back.
 pub fn rollback(params: &ParamsFile, args: &Args) -> Result<Version> {
-    let dataset = params.dataset()?;
+    let dataset = crate::data::dataset::Dataset::selected(params)?;
     let mut reg = Registry::load(&args.registry)?;
     let restored = reg.rollback(&dataset.name, &args.production.join(format!("{}.json", dataset.name)))?;
     reg.save(&args.registry)?;

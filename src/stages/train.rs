@@ -8,12 +8,13 @@ use serde::Serialize;
 
 use crate::artifact::{atomic_write, read_json, round, write_json};
 use crate::bundle::Bundle;
+use crate::data::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::metrics::choose_threshold;
-use crate::params::{ParamsFile, TrainParams};
+use crate::params::ParamsFile;
 use crate::preprocess::Preprocessor;
 use crate::schema::Schema;
-use crate::search::{candidates, cross_validate, rank, CandidateResult, CV_METRICS};
+use crate::search::{cross_validate, rank, CandidateResult, Plan, TrainParams, CV_METRICS};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -27,9 +28,12 @@ pub struct Args {
     /// Every candidate's CV scores (JSON; a Markdown table is written beside it).
     #[arg(long, default_value = "reports/leaderboard.json")]
     pub leaderboard: PathBuf,
-    /// Flat metrics (JSON).
+    /// Headline metrics (flat JSON, a few numbers: the columns of `dvc exp show`).
     #[arg(long, default_value = "metrics/train.json")]
     pub metrics: PathBuf,
+    /// Every figure of the stage (flat JSON), the headline ones included.
+    #[arg(long, default_value = "reports/train.json")]
+    pub details: PathBuf,
 }
 
 #[derive(Debug, Serialize)]
@@ -71,19 +75,20 @@ Fit seconds are wall time over all folds; `shared` marks ensembles scored from a
 }
 
 pub fn run(params: &ParamsFile, args: &Args) -> Result<CandidateResult> {
-    let dataset = params.dataset()?;
-    let mut p: TrainParams = params.section("train")?;
-    p.resolve_space(&dataset.params).map_err(|m| Error::params(params.path(), format!("section `train`: {m}")))?;
-    let cands = candidates(&p).map_err(|m| Error::params(params.path(), format!("section `train`: {m}")))?;
+    let dataset = Dataset::selected(params)?;
+    let p: TrainParams = params.section("train")?;
+    let p = Plan::resolve(&p, dataset.params.space.as_deref())
+        .map_err(|m| Error::params(params.path(), format!("section `train`: {m}")))?;
+    let cands = &p.candidates;
     let schema = Schema::load(&dataset.params.schema)?;
     let pre: Preprocessor = read_json(&args.preprocessor)?;
     let names = pre.feature_names();
     let (x, y) = super::read_features(&args.train, &names)?;
 
-    let folds = p.folds();
+    let folds = p.folds;
     tracing::info!(candidates = cands.len(), folds, space = %p.space, metric = p.metric.name(), "searching on the training part");
     let started = Instant::now();
-    let results = cross_validate(&cands, x.view(), &y, folds, p.seed, p.thread_count())?;
+    let results = cross_validate(cands, x.view(), &y, folds, p.seed, p.threads)?;
     let search_seconds = started.elapsed().as_secs_f64();
     let ranking = rank(results, p.metric.name());
     let winner = ranking[0].clone();
@@ -125,7 +130,7 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<CandidateResult> {
 
     let mut flat = flat_metrics(&winner, cands.len());
     flat.insert("threshold".into(), round(threshold, 4).into());
-    write_json(&args.metrics, &flat)?;
+    super::write_metrics(&args.metrics, &args.details, &flat, &["cv_f1"])?;
 
     // MLflow (when MLFLOW_TRACKING_URI is set): params, CV metrics, the bundle, the leaderboard.
     crate::tracking::report(|| {

@@ -9,8 +9,9 @@ use serde::Serialize;
 use crate::artifact::write_json;
 use crate::data::{source_rows, ParquetSource, ReadOptions, Source};
 use crate::error::Result;
-use crate::params::{Encoding, ParamsFile, TransformParams};
+use crate::params::ParamsFile;
 use crate::preprocess::Preprocessor;
+use crate::preprocess::{Encoding, TransformParams};
 use crate::schema::Schema;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -30,9 +31,12 @@ pub struct Args {
     /// Unseen categories per column (JSON).
     #[arg(long, default_value = "reports/encoding.json")]
     pub report: PathBuf,
-    /// Flat metrics (JSON).
+    /// Headline metrics (flat JSON, a few numbers: the columns of `dvc exp show`).
     #[arg(long, default_value = "metrics/transform.json")]
     pub metrics: PathBuf,
+    /// Every figure of the stage (flat JSON), the headline ones included.
+    #[arg(long, default_value = "reports/transform.json")]
+    pub details: PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -55,7 +59,7 @@ struct EncodingReport<'a> {
 }
 
 pub fn run(params: &ParamsFile, args: &Args) -> Result<TransformMetrics> {
-    let dataset = params.dataset()?;
+    let dataset = crate::data::dataset::Dataset::selected(params)?;
     let p: TransformParams = params.section("transform")?;
     let schema = Schema::load(&dataset.params.schema)?;
     let opts = ReadOptions::from_schema(&schema);
@@ -85,7 +89,7 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<TransformMetrics> {
     };
     write_json(&args.preprocessor, &pre)?;
     write_json(&args.report, &EncodingReport { encoding: p.encode, unseen_in_test: &test.unseen })?;
-    write_json(&args.metrics, &metrics)?;
+    super::write_metrics(&args.metrics, &args.details, &metrics, &["features"])?;
     tracing::info!(
         features = metrics.features,
         imputed_train = metrics.imputed_train_cells,

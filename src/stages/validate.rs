@@ -9,9 +9,10 @@ use serde::Serialize;
 use crate::artifact::{read_json, round, write_json};
 use crate::data::{read_table, ParquetSource, ReadOptions, Source};
 use crate::error::{Error, Result};
-use crate::params::{ParamsFile, ValidateParams};
+use crate::params::ParamsFile;
 use crate::schema::Schema;
 use crate::validate::drift::{FeatureDrift, Profile};
+use crate::validate::ValidateParams;
 use crate::validate::{check_classes, check_frame, count_levels, Expect, Level, Violation};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -29,9 +30,12 @@ pub struct Args {
     /// Profile of the training part, the reference for monitoring (JSON).
     #[arg(long, default_value = "artifacts/profile.json")]
     pub profile: PathBuf,
-    /// Flat metrics (JSON).
+    /// Headline metrics (flat JSON, a few numbers: the columns of `dvc exp show`).
     #[arg(long, default_value = "metrics/validate.json")]
     pub metrics: PathBuf,
+    /// Every figure of the stage (flat JSON), the headline ones included.
+    #[arg(long, default_value = "reports/validate.json")]
+    pub details: PathBuf,
     /// Monitoring mode: the training profile to compare against (e.g. artifacts/profile.json).
     #[arg(long, requires = "current")]
     pub reference: Option<PathBuf>,
@@ -141,7 +145,7 @@ fn finish(violations: &[Violation], report: &Path) -> Result<()> {
 
 /// Pipeline mode: the train and test parts of the configured dataset.
 pub fn run(params: &ParamsFile, args: &Args) -> Result<DriftSummary> {
-    let dataset = params.dataset()?;
+    let dataset = crate::data::dataset::Dataset::selected(params)?;
     let p: ValidateParams = params.section("validate")?;
     let schema = Schema::load(&dataset.params.schema)?;
     let opts = ReadOptions::from_schema(&schema);
@@ -182,7 +186,7 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<DriftSummary> {
     };
     write_json(&args.drift, &table)?;
     write_json(&args.profile, &profile)?;
-    write_json(&args.metrics, &summary)?;
+    super::write_metrics(&args.metrics, &args.details, &summary, &["violations_error", "features_drifted"])?;
     finish(&violations, &args.report)?;
     tracing::info!(
         train = train.height(),

@@ -11,10 +11,34 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{column_keys, source_rows, ROW};
+use crate::params::{in_open_unit, Check};
 use crate::schema::{ColumnSpec, ColumnType, Role, Schema};
 
 /// How many offending rows a violation lists.
 const MAX_ROWS: usize = 10;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateParams {
+    /// Significance level of the per-feature drift tests, after the Benjamini-Hochberg
+    /// correction across features.
+    pub drift_alpha: f64,
+    /// Treat drift as an error (non-zero exit) instead of a warning.
+    #[serde(default)]
+    pub fail_on_drift: bool,
+}
+
+impl Default for ValidateParams {
+    fn default() -> Self {
+        ValidateParams { drift_alpha: 0.01, fail_on_drift: false }
+    }
+}
+
+impl Check for ValidateParams {
+    fn check(&self) -> std::result::Result<(), String> {
+        in_open_unit("drift_alpha", self.drift_alpha)
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -72,7 +72,7 @@ fn presplit_project() -> (Project, usize) {
 fn a_presplit_headerless_gzip_dataset_keeps_its_split_and_encodes_unseen_categories() {
     let (p, unseen) = presplit_project();
     p.run("ingest").success();
-    let ingest = p.metrics("metrics/ingest.json");
+    let ingest = p.metrics("reports/ingest.json");
     assert_eq!(ingest["official_split"], 1);
     assert_eq!(ingest["dataset"], "flows");
     assert_eq!((ingest["train_rows"].as_u64(), ingest["test_rows"].as_u64()), (Some(600), Some(200)));
@@ -81,7 +81,7 @@ fn a_presplit_headerless_gzip_dataset_keeps_its_split_and_encodes_unseen_categor
     let t = p.run("transform");
     t.success();
     assert!(t.stderr.contains("never seen in training"), "{}", t.stderr);
-    let m = p.metrics("metrics/transform.json");
+    let m = p.metrics("reports/transform.json");
     assert_eq!(m["unseen_category_test_cells"].as_u64(), Some(unseen as u64), "{m:?}");
     assert_eq!(m["unseen_category_test_rows"].as_u64(), Some(unseen as u64));
     // One-hot: proto=icmp, proto=tcp, proto=udp, then bytes and rate; difficulty dropped.
@@ -94,7 +94,7 @@ fn a_presplit_headerless_gzip_dataset_keeps_its_split_and_encodes_unseen_categor
     for stage in ["train", "evaluate", "promote"] {
         p.run(stage).success();
     }
-    let eval = p.metrics("metrics/eval.json");
+    let eval = p.metrics("reports/eval.json");
     assert!(eval["accuracy"].as_f64().unwrap() > 0.8, "{eval:?}");
 
     // Batch scoring of a file with the unseen protocol: every row gets a prediction.
@@ -148,7 +148,7 @@ fn ordinal_encoding_is_one_column_per_categorical_feature() {
     for stage in ["ingest", "transform"] {
         p.run(stage).success();
     }
-    assert_eq!(p.metrics("metrics/transform.json")["features"], 3);
+    assert_eq!(p.metrics("reports/transform.json")["features"], 3);
     let pre: Value = serde_json::from_str(&p.read("artifacts/preprocessor.json")).unwrap();
     assert_eq!(pre["features"][0]["encoding"], "ordinal");
     assert_eq!(pre["features"][0]["categories"], serde_json::json!(["icmp", "tcp", "udp"]));

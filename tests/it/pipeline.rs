@@ -119,7 +119,7 @@ fn fresh_clone_pulls_offline_reproduces_and_reruns_only_what_changed() {
 
     // Flat metrics, the accuracy bar of the walking pipeline.
     let eval: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(clone.join("metrics/eval.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(clone.join("reports/eval.json")).unwrap()).unwrap();
     let eval = eval.as_object().expect("flat object");
     assert_eq!(eval["dataset"], "phishing");
     assert!(eval.iter().all(|(k, v)| v.is_number() || k == "dataset"), "{eval:?}");
@@ -159,9 +159,9 @@ fn fresh_clone_pulls_offline_reproduces_and_reruns_only_what_changed() {
     assert!(diff.stdout.contains("metrics/train.json"), "{}", diff.stdout);
 
     // Leakage on the phishing data: the stratified split leaves ~65% of test rows with an exact
-    // twin in train; the grouped split leaves none. Both figures land in metrics/ingest.json.
+    // twin in train; the grouped split leaves none. Both figures land in reports/ingest.json (the share also in metrics/ingest.json).
     let ingest = |clone: &Path| -> serde_json::Value {
-        serde_json::from_str(&std::fs::read_to_string(clone.join("metrics/ingest.json")).unwrap()).unwrap()
+        serde_json::from_str(&std::fs::read_to_string(clone.join("reports/ingest.json")).unwrap()).unwrap()
     };
     let plain = ingest(&clone);
     assert_eq!(plain["duplicate_rows"], 5206);
@@ -189,29 +189,29 @@ fn switching_the_dataset_with_exp_run_and_comparing_in_exp_show() {
 
     let nsl = dvc(&clone, &["exp", "run", "-S", "dataset=nsl_kdd", "--name", "nsl"]);
     assert_eq!(stages_run(&nsl), ["ingest", "validate", "transform", "train", "evaluate", "promote"]);
-    let (ingest, eval) = (read("metrics/ingest.json"), read("metrics/eval.json"));
+    let (ingest, eval) = (read("reports/ingest.json"), read("reports/eval.json"));
     assert_eq!((ingest["dataset"].as_str(), ingest["official_split"].as_u64()), (Some("nsl_kdd"), Some(1)));
     assert_eq!((ingest["train_rows"].as_u64(), ingest["test_rows"].as_u64()), (Some(125_973), Some(22_544)));
     assert_eq!(eval["dataset"], "nsl_kdd");
     // The bar on KDDTest+ (classical ML scores 0.75-0.82 there).
     assert!(eval["accuracy"].as_f64().unwrap() >= 0.80, "{eval}");
-    let transform = read("metrics/transform.json");
+    let transform = read("reports/transform.json");
     assert_eq!(transform["categorical_features"], 3, "{transform}");
 
     dvc(&clone, &["exp", "run", "-S", "dataset=unsw_nb15", "--name", "unsw"]);
-    let (ingest, eval) = (read("metrics/ingest.json"), read("metrics/eval.json"));
+    let (ingest, eval) = (read("reports/ingest.json"), read("reports/eval.json"));
     assert_eq!((ingest["dataset"].as_str(), ingest["official_split"].as_u64()), (Some("unsw_nb15"), Some(0)));
     assert_eq!(eval["dataset"], "unsw_nb15");
     assert!(eval["accuracy"].as_f64().unwrap() > 0.9, "{eval}");
 
     dvc(&clone, &["exp", "run", "-S", "dataset=phishing", "--name", "back"]);
-    assert_eq!(read("metrics/eval.json")["dataset"], "phishing");
+    assert_eq!(read("reports/eval.json")["dataset"], "phishing");
 
     let seen: std::collections::BTreeMap<String, (String, Option<f64>)> = experiments(&clone)
         .into_iter()
         .map(|(name, data)| {
             let dataset = data["params"]["params.yaml"]["data"]["dataset"].as_str().unwrap_or("").to_owned();
-            (name, (dataset, data["metrics"]["metrics/eval.json"]["data"]["accuracy"].as_f64()))
+            (name, (dataset, data["metrics"]["metrics/eval.json"]["data"]["f1"].as_f64()))
         })
         .collect();
     let show = dvc(&clone, &["exp", "show", "--no-pager", "--csv"]);
@@ -219,7 +219,7 @@ fn switching_the_dataset_with_exp_run_and_comparing_in_exp_show() {
     assert!(show.stdout.contains("nsl_kdd") && show.stdout.contains("unsw_nb15"), "{}", show.stdout);
     assert_eq!(seen.get("unsw").map(|s| s.0.as_str()), Some("unsw_nb15"), "{seen:?}");
     assert_eq!(seen.get("back").map(|s| s.0.as_str()), Some("phishing"), "{seen:?}");
-    assert!(seen.values().all(|(_, acc)| acc.is_some()), "every experiment has its accuracy: {seen:?}");
+    assert!(seen.values().all(|(_, acc)| acc.is_some()), "every experiment has its f1: {seen:?}");
 }
 
 /// An HTTP remote with basic auth on 127.0.0.1 standing in for DagsHub: push and pull with

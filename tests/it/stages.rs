@@ -26,10 +26,10 @@ fn every_binary_answers_help() {
 fn stages_chain_on_a_small_dataset_and_write_flat_metrics() {
     let p = Project::new();
     p.run_all();
-    let ingest = p.metrics("metrics/ingest.json");
+    let ingest = p.metrics("reports/ingest.json");
     assert_eq!(ingest["rows"], 400);
     assert_eq!(ingest["train_rows"].as_u64().unwrap() + ingest["test_rows"].as_u64().unwrap(), 400);
-    let eval = p.metrics("metrics/eval.json");
+    let eval = p.metrics("reports/eval.json");
     assert!(eval["accuracy"].as_f64().unwrap() > 0.8, "{eval:?}");
     for key in [
         "threshold",
@@ -48,9 +48,23 @@ fn stages_chain_on_a_small_dataset_and_write_flat_metrics() {
     ] {
         assert!(eval.contains_key(key), "eval.json lacks {key}");
     }
-    let train = p.metrics("metrics/train.json");
+    let train = p.metrics("reports/train.json");
     assert!(train["cv_f1"].as_f64().unwrap() > 0.7, "{train:?}");
-    p.metrics("metrics/validate.json");
+    p.metrics("reports/validate.json");
+    // The headline files (the columns of `dvc exp show`) hold only their few headline keys,
+    // with the same values as the reports.
+    for (file, keys) in [
+        ("ingest", &["test_twin_share"][..]),
+        ("validate", &["violations_error", "features_drifted"]),
+        ("transform", &["features"]),
+        ("train", &["cv_f1"]),
+        ("eval", &["precision", "recall", "f1", "roc_auc", "pr_auc"]),
+    ] {
+        let head = p.metrics(&format!("metrics/{file}.json"));
+        let all = p.metrics(&format!("reports/{file}.json"));
+        assert_eq!(head.keys().collect::<Vec<_>>(), keys.iter().collect::<Vec<_>>(), "metrics/{file}.json");
+        assert!(head.iter().all(|(k, v)| all[k] == *v), "metrics/{file}.json differs from reports/{file}.json");
+    }
     for (chart, len) in [("roc", 3), ("pr", 2), ("confusion", 100), ("importance", 3)] {
         let v: serde_json::Value = serde_json::from_str(&p.read(&format!("plots/{chart}.json"))).unwrap();
         assert!(v["points"].as_array().unwrap().len() >= len, "plots/{chart}.json: {v}");
@@ -66,10 +80,26 @@ fn same_params_and_data_give_the_same_model_bytes() {
         p.run(stage).success();
     }
     assert_eq!(first, std::fs::read(p.path("models/model.json")).unwrap());
-    p.edit("params.yaml", "  seed: 7\n  cv_folds", "  seed: 8\n  cv_folds");
-    p.edit("params.yaml", "alpha: 0.1", "alpha: 2.0");
+
+    // The seed reaches the model itself, not only the params the bundle records: with only
+    // `train.seed` changed, a random forest's trees differ.
+    let model = |p: &Project| -> serde_json::Value {
+        let text = p.read("models/model.json");
+        let body = &text[text.find('\n').unwrap() + 1..]; // after the checksum header line
+        serde_json::from_str::<serde_json::Value>(body).unwrap()["model"].clone()
+    };
+    p.edit(
+        "params.yaml",
+        "        logistic: {alpha: 0.1}\n        gbm: {n_estimators: [20, 50], max_depth: 3}",
+        "        random_forest: {n_estimators: 8}",
+    );
     p.run("train").success();
-    assert_ne!(first, std::fs::read(p.path("models/model.json")).unwrap());
+    let seven = model(&p);
+    p.run("train").success();
+    assert_eq!(seven, model(&p), "same seed, same trees");
+    p.edit("params.yaml", "  seed: 7\n  cv_folds", "  seed: 8\n  cv_folds");
+    p.run("train").success();
+    assert_ne!(seven, model(&p), "another seed must draw other trees");
 }
 
 #[test]
@@ -81,7 +111,8 @@ fn gzip_and_json_lines_sources_are_read() {
     p.write("data/toy.csv.gz", gz.finish().unwrap());
     p.edit("params.yaml", "source: data/toy.csv", "source: data/toy.csv.gz");
     p.run("ingest").success();
-    assert_eq!(p.metrics("metrics/ingest.json")["rows"], 400);
+    let from_gzip = p.metrics("reports/ingest.json");
+    assert_eq!(from_gzip["rows"], 400);
 
     let jsonl: String = csv
         .lines()
@@ -94,7 +125,14 @@ fn gzip_and_json_lines_sources_are_read() {
     p.write("data/toy.jsonl", jsonl);
     p.edit("params.yaml", "source: data/toy.csv.gz", "source: data/toy.jsonl");
     p.run("ingest").success();
+    let ingest = p.metrics("reports/ingest.json");
+    assert_eq!(
+        (ingest["rows"].as_u64(), ingest["train_rows"].as_u64()),
+        (Some(400), from_gzip["train_rows"].as_u64()),
+        "{ingest:?}"
+    );
     p.run("validate").success();
+    assert_eq!(p.metrics("reports/validate.json")["violations_error"], 0);
 }
 
 #[test]
@@ -289,12 +327,12 @@ fn grouped_split_leaves_no_test_row_with_a_train_twin() {
     let body: String = csv.lines().skip(1).take(100).map(|l| format!("{l}\n{l}\n{l}\n")).collect();
     p.write("data/toy.csv", format!("a,b,c,label\n{body}"));
     p.run("ingest").success();
-    let m = p.metrics("metrics/ingest.json");
+    let m = p.metrics("reports/ingest.json");
     assert!(m["test_rows_with_train_twin"].as_u64().unwrap() > 0, "{m:?}");
     assert_eq!(m["duplicate_rows"], 200);
     p.edit("params.yaml", "split: stratified", "split: stratified_grouped");
     p.run("ingest").success();
-    let m = p.metrics("metrics/ingest.json");
+    let m = p.metrics("reports/ingest.json");
     assert_eq!(m["test_rows_with_train_twin"], 0, "{m:?}");
     assert!(m["random_split_test_twin_share"].as_f64().unwrap() > 0.5, "{m:?}");
 }
@@ -307,7 +345,7 @@ fn first_model_is_promoted_and_rollback_restores_the_previous_bundle_byte_for_by
         |p: &Project| -> serde_json::Value { serde_json::from_str(&p.read("models/registry.json")).unwrap() };
     let reg = registry(&p);
     assert_eq!(reg["versions"][0]["status"], "production", "{reg}");
-    assert_eq!(p.metrics("metrics/promote.json")["first_model"], 1);
+    assert_eq!(p.metrics("reports/promote.json")["first_model"], 1);
     let v1 = std::fs::read(p.path("models/production/toy.json")).unwrap();
     assert_eq!(v1, std::fs::read(p.path("models/model.json")).unwrap());
 
@@ -315,7 +353,7 @@ fn first_model_is_promoted_and_rollback_restores_the_previous_bundle_byte_for_by
     std::fs::remove_file(p.path("metrics/promote.json")).unwrap();
     p.run("promote").success();
     assert_eq!(registry(&p)["versions"].as_array().unwrap().len(), 1);
-    assert_eq!(p.metrics("metrics/promote.json")["in_production"], 1);
+    assert_eq!(p.metrics("reports/promote.json")["in_production"], 1);
 
     // A different model that is allowed to be worse (min_delta -1): promoted, v1 archived.
     p.edit("params.yaml", "  seed: 7\n  cv_folds", "  seed: 8\n  cv_folds");
@@ -362,7 +400,7 @@ fn a_worse_candidate_is_rejected_and_recorded() {
     assert_eq!(std::fs::read(p.path("models/production/toy.json")).unwrap(), before);
     let reg: serde_json::Value = serde_json::from_str(&p.read("models/registry.json")).unwrap();
     assert_eq!(reg["versions"][1]["status"], "rejected", "{reg}");
-    assert_eq!(p.metrics("metrics/promote.json")["promoted"], 0);
+    assert_eq!(p.metrics("reports/promote.json")["promoted"], 0);
 }
 
 #[test]
@@ -385,7 +423,7 @@ fn header_less_files_take_their_column_names_from_the_schema() {
     p.write("data/toy.csv", body);
     p.edit("schemas/toy.yaml", "header: true", "header: false");
     p.run("ingest").success();
-    assert_eq!(p.metrics("metrics/ingest.json")["rows"], 400);
+    assert_eq!(p.metrics("reports/ingest.json")["rows"], 400);
     p.run("validate").success();
     // A row with a missing field is still named by its line.
     let mut lines: Vec<String> = p.read("data/toy.csv").lines().map(str::to_owned).collect();

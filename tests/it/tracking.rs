@@ -101,9 +101,9 @@ fn train_and_evaluate_log_params_metrics_and_the_bundle_to_a_real_mlflow_server(
     let family = find("params", "family").unwrap();
     assert!(["logistic", "gbm"].contains(&family.as_str().unwrap()), "{family}");
     // Metrics: CV from train, test from evaluate, equal to the metrics files.
-    let cv_f1 = p.metrics("metrics/train.json")["cv_f1"].as_f64().unwrap();
+    let cv_f1 = p.metrics("reports/train.json")["cv_f1"].as_f64().unwrap();
     assert_eq!(find("metrics", "cv_f1").and_then(|v| v.as_f64()), Some(cv_f1));
-    let acc = p.metrics("metrics/eval.json")["accuracy"].as_f64().unwrap();
+    let acc = p.metrics("reports/eval.json")["accuracy"].as_f64().unwrap();
     assert_eq!(find("metrics", "test_accuracy").and_then(|v| v.as_f64()), Some(acc));
     assert_eq!(run["info"]["status"], "FINISHED");
     let sha = find("tags", "netsec.model_sha256").unwrap();
