@@ -55,7 +55,9 @@ PYEOF
 import sys, yaml
 p = yaml.safe_load(open("params.yaml"))
 p["dataset"] = "bench"
-p["datasets"] = {"bench": {"schema": "schemas/phishing.yaml", "train": "data/train.csv", "test": "data/test.csv"}}
+s = yaml.safe_load(open("schemas/phishing.yaml"))
+s["data"] = {"train": "data/train.csv", "test": "data/test.csv"}
+yaml.safe_dump(s, open(sys.argv[1].replace("params.yaml", "schemas/bench.yaml"), "w"), sort_keys=False)
 p["train"]["spaces"]["reference"] = yaml.safe_load(open("bench/reference-space.yaml"))["reference"]
 p["train"]["space"] = "reference"
 yaml.safe_dump(p, open(sys.argv[1], "w"))

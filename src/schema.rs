@@ -27,6 +27,10 @@ pub struct Schema {
     pub delimiter: char,
     pub target: TargetSpec,
     pub columns: Vec<ColumnSpec>,
+    /// Where the raw files are (`source:`, or `train:` and `test:`; `format:`, `space:`), read
+    /// by `data::dataset`. Not part of the schema's hash: moving a file keeps models valid.
+    #[serde(default, skip_serializing)]
+    pub data: Option<serde_yaml_ng::Value>,
 }
 
 fn yes() -> bool {

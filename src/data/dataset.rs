@@ -1,15 +1,22 @@
-//! The dataset registry of `params.yaml` (`dataset:` picks one entry of `datasets:`): which
-//! schema describes a dataset and where its raw files are.
+//! Which dataset the pipeline runs on: `dataset: <name>` in `params.yaml` picks the schema
+//! `schemas/<name>.yaml`, whose `data:` block says where the raw files are.
+//!
+//! The file locations live with the schema, not in `params.yaml`: every key of `params.yaml`
+//! is a column of `dvc exp show`, and a registry of every dataset's paths made that table
+//! unreadable. `schemas/` is a dep of every stage, so moving a file still re-runs them.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::Format;
-use crate::params::{Check, ParamsError, ParamsFile};
+use crate::error::{Error, Result};
+use crate::params::{Check, ParamsFile};
 
-/// A named dataset: which schema describes it and where its raw file is.
+/// Folder of the schema files, relative to the project root.
+pub const SCHEMAS: &str = "schemas";
+
+/// A named dataset: its schema file and where its raw files are.
 #[derive(Debug, Clone)]
 pub struct Dataset {
     pub name: String,
@@ -19,7 +26,8 @@ pub struct Dataset {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatasetParams {
-    /// Schema file (see `schemas/`).
+    /// Schema file: `schemas/<dataset>.yaml`.
+    #[serde(skip)]
     pub schema: PathBuf,
     /// One raw data file (CSV, Parquet or JSON Lines, optionally gzip-compressed), split by
     /// the `ingest` section.
@@ -72,16 +80,43 @@ impl Check for DatasetParams {
 }
 
 impl Dataset {
-    /// The dataset selected by the top-level `dataset` key, from the `datasets` registry.
-    pub fn selected(params: &ParamsFile) -> Result<Dataset, ParamsError> {
+    /// The dataset selected by the top-level `dataset` key: `schemas/<name>.yaml` and its `data:`.
+    pub fn selected(params: &ParamsFile) -> Result<Dataset> {
         let name: String = params.section::<DatasetName>("dataset")?.0;
-        let registry: BTreeMap<String, DatasetParams> = params.section("datasets")?;
-        let dp = registry.get(&name).cloned().ok_or_else(|| {
-            let known: Vec<_> = registry.keys().cloned().collect();
-            params.error(format!("`dataset: {name}` is not in `datasets` (known: {})", known.join(", ")))
-        })?;
-        Ok(Dataset { name, params: dp })
+        Dataset::named(&name).map_err(|e| match e {
+            Error::Io { path, err } if err.kind() == std::io::ErrorKind::NotFound => Error::params(
+                params.path(),
+                format!("`dataset: {name}`: no schema file {} (known: {})", path.display(), known().join(", ")),
+            ),
+            e => e,
+        })
     }
+
+    /// The dataset whose schema is `schemas/<name>.yaml`.
+    pub fn named(name: &str) -> Result<Dataset> {
+        let schema = Path::new(SCHEMAS).join(format!("{name}.yaml"));
+        let text = std::fs::read_to_string(&schema).map_err(|e| Error::io(&schema, e))?;
+        let bad = |message: String| Error::Schema { path: schema.clone(), message };
+        let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let block = doc.get("data").cloned().ok_or_else(|| {
+            bad("no `data:` block (where the raw files are: `source:`, or `train:` and `test:`)".into())
+        })?;
+        let mut params: DatasetParams = serde_yaml_ng::from_value(block).map_err(|e| bad(format!("`data`: {e}")))?;
+        params.check().map_err(|m| bad(format!("`data`: {m}")))?;
+        params.schema = schema;
+        Ok(Dataset { name: name.to_owned(), params })
+    }
+}
+
+/// Names of the datasets that have a schema file.
+fn known() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(SCHEMAS)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".yaml").map(str::to_owned))
+        .collect();
+    names.sort();
+    names
 }
 
 #[derive(Deserialize)]

@@ -105,10 +105,11 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<registry::Decision> {
     }
 
     let id = reg.next_id();
-    let params_json = ["dataset", "datasets", "ingest", "validate", "transform", "train"]
+    let mut params_json = ["dataset", "ingest", "validate", "transform", "train"]
         .iter()
         .map(|k| params.section_json(k).map(|v| (k.to_string(), v)))
         .collect::<std::result::Result<BTreeMap<_, _>, _>>()?;
+    params_json.insert("data".into(), serde_json::to_value(&dataset.params).expect("dataset params serialize"));
     let params_hash = hex(&Sha256::digest(serde_json::to_vec(&params_json).expect("params serialize")));
     let mut version = Version {
         id: id.clone(),

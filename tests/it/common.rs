@@ -15,6 +15,8 @@ pub fn bin(stage: &str) -> PathBuf {
 pub const TOY_SCHEMA: &str = "\
 name: toy
 header: true
+data:
+  source: data/toy.csv
 target:
   column: label
   benign: [normal]
@@ -27,10 +29,6 @@ columns:
 
 pub const TOY_PARAMS: &str = "\
 dataset: toy
-datasets:
-  toy:
-    schema: schemas/toy.yaml
-    source: data/toy.csv
 ingest:
   split: stratified
   test_size: 0.25

@@ -16,7 +16,7 @@ fn every_corpus_input_is_refused_with_its_message() {
             line.splitn(3, '\t').collect::<Vec<_>>().try_into().expect("3 tab-separated fields");
         let p = Project::new();
         p.write(&format!("data/{file}"), std::fs::read(dir.join(file)).unwrap());
-        p.edit("params.yaml", "source: data/toy.csv", &format!("source: data/{file}"));
+        p.edit("schemas/toy.yaml", "source: data/toy.csv", &format!("source: data/{file}"));
         let outcome = if stage == "ingest" {
             p.run("ingest")
         } else {

@@ -54,17 +54,16 @@ fn gzip(text: &str) -> Vec<u8> {
 /// whose protocol (`sctp`) never occurs in training.
 fn presplit_project() -> (Project, usize) {
     let p = Project::new();
-    p.write("schemas/flows.yaml", SCHEMA);
+    p.write(
+        "schemas/flows.yaml",
+        SCHEMA.replacen("\ntarget:", "\ndata:\n  train: data/flows/train.txt.gz\n  test: data/flows/test.txt.gz\ntarget:", 1),
+    );
     let (train, _) = flows(600, 11, &["tcp", "udp", "icmp"]);
     let (test, unseen) = flows(200, 12, &["tcp", "udp", "icmp", "sctp"]);
     assert!(unseen > 10);
     p.write("data/flows/train.txt.gz", gzip(&train));
     p.write("data/flows/test.txt.gz", gzip(&test));
-    p.edit(
-        "params.yaml",
-        "dataset: toy\ndatasets:\n",
-        "dataset: flows\ndatasets:\n  flows:\n    schema: schemas/flows.yaml\n    train: data/flows/train.txt.gz\n    test: data/flows/test.txt.gz\n",
-    );
+    p.edit("params.yaml", "dataset: toy\n", "dataset: flows\n");
     (p, unseen)
 }
 

@@ -109,7 +109,7 @@ fn gzip_and_json_lines_sources_are_read() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(&mut gz, csv.as_bytes()).unwrap();
     p.write("data/toy.csv.gz", gz.finish().unwrap());
-    p.edit("params.yaml", "source: data/toy.csv", "source: data/toy.csv.gz");
+    p.edit("schemas/toy.yaml", "source: data/toy.csv", "source: data/toy.csv.gz");
     p.run("ingest").success();
     let from_gzip = p.metrics("reports/ingest.json");
     assert_eq!(from_gzip["rows"], 400);
@@ -123,7 +123,7 @@ fn gzip_and_json_lines_sources_are_read() {
         })
         .collect();
     p.write("data/toy.jsonl", jsonl);
-    p.edit("params.yaml", "source: data/toy.csv.gz", "source: data/toy.jsonl");
+    p.edit("schemas/toy.yaml", "source: data/toy.csv.gz", "source: data/toy.jsonl");
     p.run("ingest").success();
     let ingest = p.metrics("reports/ingest.json");
     assert_eq!(
