@@ -74,8 +74,6 @@ pub struct TrainParams {
     pub search: SearchKind,
     /// Candidates drawn by random search.
     pub budget: usize,
-    /// Worker threads; 0 = one per core. The NETSEC_THREADS environment variable overrides.
-    pub threads: usize,
     /// Which entry of `spaces` to search; `auto` = the dataset's own `space`, else `default`.
     pub space: String,
     pub spaces: BTreeMap<String, Space>,
@@ -100,7 +98,7 @@ impl Check for TrainParams {
             }
             return Ok(()); // the space is checked once the dataset is known: see `Plan::resolve`
         }
-        Plan::resolve(self, None).map(|_| ())
+        Plan::resolve(self, None, 0).map(|_| ())
     }
 }
 
@@ -124,7 +122,9 @@ pub struct Plan {
 
 impl Plan {
     /// `dataset_space` is the dataset's own `space` entry, used when `train.space` is `auto`.
-    pub fn resolve(p: &TrainParams, dataset_space: Option<&str>) -> std::result::Result<Plan, String> {
+    /// `threads` is a machine setting (0 = one per core), not a param: the model is the same
+    /// whatever the count.
+    pub fn resolve(p: &TrainParams, dataset_space: Option<&str>, threads: usize) -> std::result::Result<Plan, String> {
         let space = if p.space == AUTO { dataset_space.unwrap_or("default").to_owned() } else { p.space.clone() };
         let chosen = p.spaces.get(&space).ok_or_else(|| {
             let known: Vec<&str> = p.spaces.keys().map(String::as_str).collect();
@@ -135,12 +135,6 @@ impl Plan {
             return Err(format!("`cv_folds` must be at least 2, got {folds}"));
         }
         let candidates = candidates(&space, chosen, p.search, p.budget, p.seed)?;
-        // Threads: NETSEC_THREADS, else `threads`, else (0) one per core.
-        let threads = std::env::var("NETSEC_THREADS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .filter(|&n: &usize| n > 0)
-            .unwrap_or(p.threads);
         Ok(Plan {
             space,
             candidates,
@@ -393,7 +387,7 @@ mod tests {
     }
 
     fn plan(p: &TrainParams) -> std::result::Result<Plan, String> {
-        Plan::resolve(p, None)
+        Plan::resolve(p, None, 1)
     }
 
     const REFERENCE: &str = "
@@ -402,7 +396,6 @@ cv_folds: 5
 metric: f1
 search: grid
 budget: 10
-threads: 1
 space: reference
 threshold: {policy: max_f1}
 spaces:

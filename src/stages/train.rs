@@ -28,6 +28,10 @@ pub struct Args {
     /// Every candidate's CV scores (JSON; a Markdown table is written beside it).
     #[arg(long, default_value = "reports/leaderboard.json")]
     pub leaderboard: PathBuf,
+    /// Worker threads for the cross-validation fits; 0 = one per core. The model is the same
+    /// whatever the count.
+    #[arg(long, env = "NETSEC_THREADS", default_value_t = 0)]
+    pub threads: usize,
     /// Headline metrics (flat JSON, a few numbers: the columns of `dvc exp show`).
     #[arg(long, default_value = "metrics/train.json")]
     pub metrics: PathBuf,
@@ -77,7 +81,7 @@ Fit seconds are wall time over all folds; `shared` marks ensembles scored from a
 pub fn run(params: &ParamsFile, args: &Args) -> Result<CandidateResult> {
     let dataset = Dataset::selected(params)?;
     let p: TrainParams = params.section("train")?;
-    let p = Plan::resolve(&p, dataset.params.space.as_deref())
+    let p = Plan::resolve(&p, dataset.params.space.as_deref(), args.threads)
         .map_err(|m| Error::params(params.path(), format!("section `train`: {m}")))?;
     let cands = &p.candidates;
     let schema = Schema::load(&dataset.params.schema)?;

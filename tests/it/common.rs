@@ -43,7 +43,6 @@ train:
   metric: f1
   search: grid
   budget: 10
-  threads: 0
   space: small
   threshold: {policy: max_f1}
   spaces:

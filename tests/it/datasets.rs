@@ -56,7 +56,11 @@ fn presplit_project() -> (Project, usize) {
     let p = Project::new();
     p.write(
         "schemas/flows.yaml",
-        SCHEMA.replacen("\ntarget:", "\ndata:\n  train: data/flows/train.txt.gz\n  test: data/flows/test.txt.gz\ntarget:", 1),
+        SCHEMA.replacen(
+            "\ntarget:",
+            "\ndata:\n  train: data/flows/train.txt.gz\n  test: data/flows/test.txt.gz\ntarget:",
+            1,
+        ),
     );
     let (train, _) = flows(600, 11, &["tcp", "udp", "icmp"]);
     let (test, unseen) = flows(200, 12, &["tcp", "udp", "icmp", "sctp"]);
