@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
+use linfa::ParamGuard;
 use netsec::metrics::{roc_auc, Confusion};
 use netsec::models::gbm::GbmParams;
 use netsec::models::random_forest::RandomForestParams;
@@ -43,17 +44,23 @@ fn main() -> anyhow::Result<()> {
     let (xt, yt) = netsec::stages::read_features(&cli.features.join("test.parquet"), &names)?;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(cli.threads).build()?;
     let specs = [
-        ("random_forest_100", ModelSpec::RandomForest(RandomForestParams { n_estimators: 100, ..Default::default() })),
+        (
+            "random_forest_100",
+            ModelSpec::RandomForest(RandomForestParams { n_estimators: 100, ..Default::default() }.check()?),
+        ),
         (
             "gbm_100",
             // XGBoost's defaults: depth 6, eta 0.3, lambda 1, min_child_weight 1.
-            ModelSpec::Gbm(GbmParams {
-                n_estimators: 100,
-                learning_rate: 0.3,
-                max_depth: 6,
-                min_child_weight: 1.0,
-                ..Default::default()
-            }),
+            ModelSpec::Gbm(
+                GbmParams {
+                    n_estimators: 100,
+                    learning_rate: 0.3,
+                    max_depth: 6,
+                    min_child_weight: 1.0,
+                    ..Default::default()
+                }
+                .check()?,
+            ),
         ),
     ];
     let mut out = serde_json::Map::new();

@@ -7,6 +7,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::checked::{Checked, Validate};
 use super::decision_tree::{check_rows, group_stats, SplitCriterion};
 use super::tree::{add_leaves, grow, normalized, Binned, GrowParams, Grown, ScorerCache, Tree};
 use super::{Classifier, Family};
@@ -35,8 +36,8 @@ impl Default for AdaBoostParams {
     }
 }
 
-impl AdaBoostParams {
-    pub fn check(&self) -> std::result::Result<(), String> {
+impl Validate for AdaBoostParams {
+    fn validate(&self) -> std::result::Result<(), String> {
         if self.n_estimators == 0 || self.learning_rate <= 0.0 || self.max_depth == 0 {
             return Err("n_estimators, learning_rate and max_depth must be positive".into());
         }
@@ -53,7 +54,7 @@ pub struct AdaBoostModel {
     scorer: ScorerCache,
 }
 
-impl Family for AdaBoostParams {
+impl Family for Checked<AdaBoostParams> {
     type Model = AdaBoostModel;
 
     fn fit(&self, x: ArrayView2<'_, f64>, y: &[bool], seed: u64) -> Result<AdaBoostModel> {

@@ -5,6 +5,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::checked::{Checked, Validate};
 use super::tree::{add_leaves, grow, normalized, Binned, Criterion, GrowParams, Grown, ScorerCache, Tree};
 use super::{Classifier, Family};
 use crate::error::{Error, Result};
@@ -82,8 +83,8 @@ impl Default for DecisionTreeParams {
     }
 }
 
-impl DecisionTreeParams {
-    pub fn check(&self) -> std::result::Result<(), String> {
+impl Validate for DecisionTreeParams {
+    fn validate(&self) -> std::result::Result<(), String> {
         if self.min_samples_leaf == 0 || self.min_samples_split < 2 {
             return Err("min_samples_leaf must be >= 1 and min_samples_split >= 2".into());
         }
@@ -94,7 +95,9 @@ impl DecisionTreeParams {
         }
         Ok(())
     }
+}
 
+impl DecisionTreeParams {
     pub(crate) fn grow_params(&self, n_features: usize) -> GrowParams {
         GrowParams {
             criterion: self.criterion.criterion(),
@@ -155,7 +158,7 @@ pub struct DecisionTreeModel {
     scorer: ScorerCache,
 }
 
-impl Family for DecisionTreeParams {
+impl Family for Checked<DecisionTreeParams> {
     type Model = DecisionTreeModel;
 
     fn fit(&self, x: ArrayView2<'_, f64>, y: &[bool], seed: u64) -> Result<DecisionTreeModel> {

@@ -7,6 +7,7 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::checked::{Checked, Validate};
 use super::decision_tree::check_rows;
 use super::tree::{add_leaves, grow, normalized, Binned, Criterion, GrowParams, Grown, ScorerCache, Tree};
 use super::{Classifier, Family};
@@ -43,8 +44,8 @@ impl Default for GbmParams {
     }
 }
 
-impl GbmParams {
-    pub fn check(&self) -> std::result::Result<(), String> {
+impl Validate for GbmParams {
+    fn validate(&self) -> std::result::Result<(), String> {
         if self.n_estimators == 0 || self.learning_rate <= 0.0 || self.max_depth == 0 {
             return Err("n_estimators, learning_rate and max_depth must be positive".into());
         }
@@ -87,7 +88,7 @@ fn sigmoid(z: f64) -> f64 {
     1.0 / (1.0 + (-z).exp())
 }
 
-impl Family for GbmParams {
+impl Family for Checked<GbmParams> {
     type Model = GbmModel;
 
     fn fit(&self, x: ArrayView2<'_, f64>, y: &[bool], seed: u64) -> Result<GbmModel> {

@@ -10,6 +10,7 @@ use linfa_logistic::LogisticRegression;
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
+use super::checked::{Checked, Validate};
 use super::{Classifier, Family};
 use crate::error::{Error, Result};
 
@@ -31,8 +32,8 @@ impl Default for LogisticParams {
     }
 }
 
-impl LogisticParams {
-    pub fn check(&self) -> std::result::Result<(), String> {
+impl Validate for LogisticParams {
+    fn validate(&self) -> std::result::Result<(), String> {
         if self.alpha < 0.0 || self.max_iterations == 0 || self.gradient_tolerance <= 0.0 {
             return Err("alpha must be >= 0, max_iterations and gradient_tolerance > 0".into());
         }
@@ -48,7 +49,7 @@ pub struct LogisticModel {
     pub importance: Vec<f64>,
 }
 
-impl Family for LogisticParams {
+impl Family for Checked<LogisticParams> {
     type Model = LogisticModel;
 
     fn fit(&self, x: ArrayView2<'_, f64>, y: &[bool], _seed: u64) -> Result<LogisticModel> {
@@ -96,7 +97,7 @@ mod tests {
         let x = array![[0.0, 100.0], [0.1, 110.0], [0.2, 90.0], [0.3, 95.0], [0.9, 1000.0], [1.0, 1200.0]];
         let y = [false, false, false, false, true, true];
         let p = LogisticParams { alpha: 0.1, max_iterations: 200, gradient_tolerance: 1e-6 };
-        let m = p.fit(x.view(), &y, 0).unwrap();
+        let m = linfa::ParamGuard::check(p).unwrap().fit(x.view(), &y, 0).unwrap();
         let s = m.predict_proba(x.view());
         assert!(s[5] > 0.5 && s[0] < 0.5, "scores {s}");
         assert_eq!(m.feature_importance().len(), 2);

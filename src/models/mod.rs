@@ -1,10 +1,15 @@
-//! Model families. Each family is one file implementing [`Family`]; its fitted model
-//! implements [`Classifier`]. To add a family: write the file, then add one variant to
-//! [`ModelSpec`] and [`Model`] and one arm to each `match` below (the compiler lists them).
+//! Model families. Each family is one file: its unchecked params (what `params.yaml` holds)
+//! implement [`checked::Validate`], its checked params implement [`Family`] (linfa's `Fit`
+//! through [`checked::Seeded`]), its fitted model [`Classifier`]. To add a family: write the
+//! file, then register it here: one variant in [`Unchecked`], [`ModelSpec`] and [`Model`], its
+//! name in [`FAMILIES`], and one arm per `match` below (the compiler lists them); and one line
+//! in each macro list of `checked.rs`.
 //!
 //! The tree-based families share our histogram CART learner in [`tree`].
 
 pub mod adaboost;
+pub mod bagging;
+pub mod checked;
 pub mod decision_tree;
 pub mod gbm;
 pub mod logistic;
@@ -14,6 +19,7 @@ pub mod tree;
 use ndarray::{Array1, ArrayView2};
 use serde::{Deserialize, Serialize};
 
+use self::checked::Checked;
 use crate::error::Result;
 
 /// A fitted binary classifier. Scores are the probability of the threat class.
@@ -29,16 +35,30 @@ pub trait Family {
     fn fit(&self, x: ArrayView2<'_, f64>, y: &[bool], seed: u64) -> Result<Self::Model>;
 }
 
-/// A family with its hyperparameters.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A family with hyperparameters as written in `params.yaml`, not yet checked.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "family", content = "params", rename_all = "snake_case")]
-pub enum ModelSpec {
+enum Unchecked {
     Logistic(logistic::LogisticParams),
     DecisionTree(decision_tree::DecisionTreeParams),
     RandomForest(random_forest::RandomForestParams),
     #[serde(rename = "adaboost")]
     AdaBoost(adaboost::AdaBoostParams),
     Gbm(gbm::GbmParams),
+    Bagging(bagging::BaggingParams),
+}
+
+/// A family with checked hyperparameters: the only spec that fits.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "family", content = "params", rename_all = "snake_case")]
+pub enum ModelSpec {
+    Logistic(Checked<logistic::LogisticParams>),
+    DecisionTree(Checked<decision_tree::DecisionTreeParams>),
+    RandomForest(Checked<random_forest::RandomForestParams>),
+    #[serde(rename = "adaboost")]
+    AdaBoost(Checked<adaboost::AdaBoostParams>),
+    Gbm(Checked<gbm::GbmParams>),
+    Bagging(Checked<bagging::BaggingParams>),
 }
 
 /// A fitted model of any family, as stored in a bundle.
@@ -51,9 +71,10 @@ pub enum Model {
     #[serde(rename = "adaboost")]
     AdaBoost(adaboost::AdaBoostModel),
     Gbm(gbm::GbmModel),
+    Bagging(bagging::BaggingModel),
 }
 
-pub const FAMILIES: &[&str] = &["logistic", "decision_tree", "random_forest", "adaboost", "gbm"];
+pub const FAMILIES: &[&str] = &["logistic", "decision_tree", "random_forest", "adaboost", "gbm", "bagging"];
 
 impl ModelSpec {
     /// A family by name with hyperparameters given as a JSON object (missing keys take the
@@ -62,20 +83,22 @@ impl ModelSpec {
         if !FAMILIES.contains(&family) {
             return Err(format!("unknown family `{family}` (known: {})", FAMILIES.join(", ")));
         }
-        let spec: ModelSpec = serde_json::from_value(serde_json::json!({ "family": family, "params": params }))
+        let spec: Unchecked = serde_json::from_value(serde_json::json!({ "family": family, "params": params }))
             .map_err(|e| format!("{family}: {e}"))?;
-        spec.check().map_err(|e| format!("{family}: {e}"))?;
-        Ok(spec)
+        ModelSpec::check(spec).map_err(|e| format!("{family}: {e}"))
     }
 
-    pub fn check(&self) -> std::result::Result<(), String> {
-        match self {
-            ModelSpec::Logistic(p) => p.check(),
-            ModelSpec::DecisionTree(p) => p.check(),
-            ModelSpec::RandomForest(p) => p.check(),
-            ModelSpec::AdaBoost(p) => p.check(),
-            ModelSpec::Gbm(p) => p.check(),
-        }
+    /// linfa's `ParamGuard::check` for whichever family it is.
+    fn check(spec: Unchecked) -> std::result::Result<ModelSpec, linfa::Error> {
+        use linfa::ParamGuard;
+        Ok(match spec {
+            Unchecked::Logistic(p) => ModelSpec::Logistic(p.check()?),
+            Unchecked::DecisionTree(p) => ModelSpec::DecisionTree(p.check()?),
+            Unchecked::RandomForest(p) => ModelSpec::RandomForest(p.check()?),
+            Unchecked::AdaBoost(p) => ModelSpec::AdaBoost(p.check()?),
+            Unchecked::Gbm(p) => ModelSpec::Gbm(p.check()?),
+            Unchecked::Bagging(p) => ModelSpec::Bagging(p.check()?),
+        })
     }
 
     pub fn name(&self) -> &'static str {
@@ -85,6 +108,7 @@ impl ModelSpec {
             ModelSpec::RandomForest(_) => "random_forest",
             ModelSpec::AdaBoost(_) => "adaboost",
             ModelSpec::Gbm(_) => "gbm",
+            ModelSpec::Bagging(_) => "bagging",
         }
     }
 
@@ -100,20 +124,21 @@ impl ModelSpec {
             ModelSpec::RandomForest(p) => Some(p.n_estimators),
             ModelSpec::AdaBoost(p) => Some(p.n_estimators),
             ModelSpec::Gbm(p) => Some(p.n_estimators),
-            ModelSpec::Logistic(_) | ModelSpec::DecisionTree(_) => None,
+            ModelSpec::Logistic(_) | ModelSpec::DecisionTree(_) | ModelSpec::Bagging(_) => None,
         }
     }
 
     /// The same spec with another ensemble size.
+    /// The same spec with another ensemble size (0 stands for "any": a grouping key).
     pub fn with_stages(&self, n: usize) -> ModelSpec {
-        let mut s = self.clone();
-        match &mut s {
-            ModelSpec::RandomForest(p) => p.n_estimators = n,
-            ModelSpec::AdaBoost(p) => p.n_estimators = n,
-            ModelSpec::Gbm(p) => p.n_estimators = n,
-            ModelSpec::Logistic(_) | ModelSpec::DecisionTree(_) => {}
+        let size = |v: &mut usize| *v = n.max(1);
+        let keyed = |r: std::result::Result<ModelSpec, String>| r.expect("a size of at least 1 keeps params valid");
+        match self {
+            ModelSpec::RandomForest(p) => keyed(p.with(|p| size(&mut p.n_estimators)).map(ModelSpec::RandomForest)),
+            ModelSpec::AdaBoost(p) => keyed(p.with(|p| size(&mut p.n_estimators)).map(ModelSpec::AdaBoost)),
+            ModelSpec::Gbm(p) => keyed(p.with(|p| size(&mut p.n_estimators)).map(ModelSpec::Gbm)),
+            ModelSpec::Logistic(_) | ModelSpec::DecisionTree(_) | ModelSpec::Bagging(_) => self.clone(),
         }
-        s
     }
 
     pub fn fit(&self, x: ArrayView2<'_, f64>, y: &[bool], seed: u64) -> Result<Model> {
@@ -123,7 +148,17 @@ impl ModelSpec {
             ModelSpec::RandomForest(p) => Model::RandomForest(p.fit(x, y, seed)?),
             ModelSpec::AdaBoost(p) => Model::AdaBoost(p.fit(x, y, seed)?),
             ModelSpec::Gbm(p) => Model::Gbm(p.fit(x, y, seed)?),
+            ModelSpec::Bagging(p) => Model::Bagging(p.fit(x, y, seed)?),
         })
+    }
+}
+
+/// Any family's checked spec fits like the family itself (so a list of mixed specs is one
+/// linfa `Fit` type through [`checked::Seeded`]).
+impl Family for ModelSpec {
+    type Model = Model;
+    fn fit(&self, x: ArrayView2<'_, f64>, y: &[bool], seed: u64) -> Result<Model> {
+        ModelSpec::fit(self, x, y, seed)
     }
 }
 
@@ -135,6 +170,7 @@ impl Model {
             Model::RandomForest(_) => "random_forest",
             Model::AdaBoost(_) => "adaboost",
             Model::Gbm(_) => "gbm",
+            Model::Bagging(_) => "bagging",
         }
     }
 
@@ -161,6 +197,7 @@ impl Classifier for Model {
             Model::RandomForest(m) => m.predict_proba(x),
             Model::AdaBoost(m) => m.predict_proba(x),
             Model::Gbm(m) => m.predict_proba(x),
+            Model::Bagging(m) => m.predict_proba(x),
         }
     }
 
@@ -171,6 +208,7 @@ impl Classifier for Model {
             Model::RandomForest(m) => m.feature_importance(),
             Model::AdaBoost(m) => m.feature_importance(),
             Model::Gbm(m) => m.feature_importance(),
+            Model::Bagging(m) => m.feature_importance(),
         }
     }
 }

@@ -9,48 +9,93 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::decision_tree::{check_rows, group_stats, FeatureRule, MaxFeatures, SplitCriterion};
-use super::tree::{add_leaves, grow, normalized, Binned, GrowParams, Grown, ScorerCache, Tree};
+use super::checked::{Checked, Validate};
+use super::decision_tree::{check_rows, group_stats, DecisionTreeParams, FeatureRule, MaxFeatures, SplitCriterion};
+use super::tree::{add_leaves, grow, normalized, Binned, Grown, ScorerCache, Tree};
 use super::{Classifier, Family};
 use crate::error::Result;
 
+/// A forest *contains* its trees' params (as linfa-ensemble's `EnsembleLearnerParams` does),
+/// so every check of a tree's params applies to a forest's too. In `params.yaml` they are one
+/// flat mapping (`n_estimators`, `bootstrap` and the tree's keys), as in scikit-learn.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(from = "Flat", into = "Flat")]
 pub struct RandomForestParams {
     pub n_estimators: usize,
-    pub criterion: SplitCriterion,
-    pub max_depth: Option<usize>,
-    pub min_samples_split: usize,
-    pub min_samples_leaf: usize,
-    pub max_features: MaxFeatures,
     pub bootstrap: bool,
-    pub max_bins: usize,
+    pub tree: DecisionTreeParams,
 }
 
 impl Default for RandomForestParams {
     fn default() -> Self {
         RandomForestParams {
             n_estimators: 100,
-            criterion: SplitCriterion::Gini,
-            max_depth: None,
-            min_samples_split: 2,
-            min_samples_leaf: 1,
-            max_features: MaxFeatures::Rule(FeatureRule::Sqrt),
             bootstrap: true,
-            max_bins: 255,
+            // A forest's trees look at sqrt(features) per split by default, a lone tree at all.
+            tree: DecisionTreeParams { max_features: MaxFeatures::Rule(FeatureRule::Sqrt), ..Default::default() },
         }
     }
 }
 
-impl RandomForestParams {
-    pub fn check(&self) -> std::result::Result<(), String> {
+impl Validate for RandomForestParams {
+    fn validate(&self) -> std::result::Result<(), String> {
         if self.n_estimators == 0 {
             return Err("n_estimators must be >= 1".into());
         }
-        if self.min_samples_leaf == 0 || self.min_samples_split < 2 {
-            return Err("min_samples_leaf must be >= 1 and min_samples_split >= 2".into());
+        self.tree.validate()
+    }
+}
+
+/// The flat form of [`RandomForestParams`] in `params.yaml`, bundles and leaderboards.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Flat {
+    n_estimators: usize,
+    criterion: SplitCriterion,
+    max_depth: Option<usize>,
+    min_samples_split: usize,
+    min_samples_leaf: usize,
+    max_features: MaxFeatures,
+    bootstrap: bool,
+    max_bins: usize,
+}
+
+impl Default for Flat {
+    fn default() -> Self {
+        RandomForestParams::default().into()
+    }
+}
+
+impl From<RandomForestParams> for Flat {
+    fn from(p: RandomForestParams) -> Flat {
+        let t = p.tree;
+        Flat {
+            n_estimators: p.n_estimators,
+            criterion: t.criterion,
+            max_depth: t.max_depth,
+            min_samples_split: t.min_samples_split,
+            min_samples_leaf: t.min_samples_leaf,
+            max_features: t.max_features,
+            bootstrap: p.bootstrap,
+            max_bins: t.max_bins,
         }
-        Ok(())
+    }
+}
+
+impl From<Flat> for RandomForestParams {
+    fn from(f: Flat) -> RandomForestParams {
+        RandomForestParams {
+            n_estimators: f.n_estimators,
+            bootstrap: f.bootstrap,
+            tree: DecisionTreeParams {
+                criterion: f.criterion,
+                max_depth: f.max_depth,
+                min_samples_split: f.min_samples_split,
+                min_samples_leaf: f.min_samples_leaf,
+                max_features: f.max_features,
+                max_bins: f.max_bins,
+            },
+        }
     }
 }
 
@@ -62,22 +107,15 @@ pub struct RandomForestModel {
     scorer: ScorerCache,
 }
 
-impl Family for RandomForestParams {
+impl Family for Checked<RandomForestParams> {
     type Model = RandomForestModel;
 
     fn fit(&self, x: ArrayView2<'_, f64>, y: &[bool], seed: u64) -> Result<RandomForestModel> {
         check_rows(x, y)?;
-        let data = Binned::new(x, self.max_bins);
+        let data = Binned::new(x, self.tree.max_bins);
         let (group_of, reps) = data.groups();
         let n = y.len();
-        let grow_params = GrowParams {
-            criterion: self.criterion.criterion(),
-            max_depth: self.max_depth.unwrap_or(usize::MAX),
-            min_samples_split: self.min_samples_split,
-            min_samples_leaf: self.min_samples_leaf,
-            min_child_weight: 0.0,
-            features_per_split: self.max_features.count(x.ncols()),
-        };
+        let grow_params = self.tree.grow_params(x.ncols());
         let fitted: Vec<(Tree, Vec<f64>)> = (0..self.n_estimators)
             .into_par_iter()
             .map(|t| {

@@ -102,3 +102,70 @@ fn ensembles_of_different_sizes_are_prefixes_of_each_other() {
         }
     }
 }
+
+/// The families are linfa citizens: unchecked params go through `ParamGuard`, checked params
+/// (with their seed) are a linfa `Fit`, and fitted models a `PredictInplace`, so linfa's own
+/// cross-validation drives them.
+#[test]
+fn every_family_cross_validates_through_linfa() {
+    let (x, y) = data(600, 3);
+    let mut dataset = linfa::Dataset::new(x, ndarray::Array1::from(y));
+    let mut seeded: Vec<checked::Seeded<ModelSpec>> = Vec::new();
+    for spec in all_families() {
+        seeded.push(checked::Seeded { params: spec, seed: 42 });
+    }
+    let acc = dataset
+        .cross_validate_single(3, &seeded, |pred: &ndarray::Array1<bool>, truth: &ndarray::ArrayView1<bool>| {
+            Ok(pred.iter().zip(truth.iter()).filter(|(p, t)| p == t).count() as f64 / truth.len() as f64)
+        })
+        .unwrap();
+    assert_eq!(acc.len(), FAMILIES.len());
+    for (spec, a) in all_families().iter().zip(acc.iter()) {
+        // XOR of two features with 5% label noise (majority class 56%): trees learn it, 30
+        // boosted stumps partly, a linear model not at all.
+        let bar = match spec.name() {
+            "logistic" => 0.4,
+            "adaboost" => 0.65,
+            _ => 0.85,
+        };
+        assert!(*a > bar, "{}: linfa CV accuracy {a}", spec.name());
+    }
+}
+
+#[test]
+fn bagging_is_linfa_ensembles_learner_over_our_tree() {
+    use linfa::prelude::*;
+    use linfa::ParamGuard;
+    let (x, y) = data(600, 4);
+    let (xt, yt) = data(300, 5);
+    // An unchecked spec cannot be fitted; checking refuses a bad one with the key named.
+    let bad = bagging::BaggingParams { max_samples: 1.5, ..Default::default() };
+    assert!(bad.check().unwrap_err().to_string().contains("max_samples"));
+    let bad_tree = bagging::BaggingParams {
+        tree: decision_tree::DecisionTreeParams {
+            max_features: decision_tree::MaxFeatures::Fraction(2.0),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    assert!(bad_tree.check().unwrap_err().to_string().contains("tree: max_features"));
+
+    let params = bagging::BaggingParams { n_estimators: 25, max_samples: 0.8, ..Default::default() }.check().unwrap();
+    let fit = |seed| {
+        checked::Seeded { params: params.clone(), seed }
+            .fit(&linfa::Dataset::new(x.clone(), ndarray::Array1::from(y.clone())))
+    };
+    let model = fit(7).unwrap();
+    assert_eq!(model.trees.len(), 25);
+    assert_eq!(model.features.len(), 25);
+    // linfa's Predict gives the majority vote; our score is the vote share.
+    let labels: ndarray::Array1<bool> = model.predict(&xt);
+    let share = model.predict_proba(xt.view());
+    assert!(labels.iter().zip(share.iter()).all(|(l, s)| *l == (*s >= 0.5)));
+    assert!(share.iter().all(|s| (0.0..=1.0).contains(s) && (s * 25.0 - (s * 25.0).round()).abs() < 1e-9));
+    let acc = labels.iter().zip(&yt).filter(|(p, t)| *p == *t).count() as f64 / yt.len() as f64;
+    assert!(acc > 0.85, "bagging test accuracy {acc}");
+    // Every random choice comes from the seed.
+    assert_eq!(model, fit(7).unwrap());
+    assert_ne!(model, fit(8).unwrap());
+}

@@ -431,3 +431,25 @@ fn header_less_files_take_their_column_names_from_the_schema() {
     p.write("data/toy.csv", lines.join("\n") + "\n");
     p.run("ingest").fails_with(&["row 3: expected 4 fields, found 2"]);
 }
+
+/// linfa-ensemble's bagging is a family like the others: listed in a space, it is
+/// cross-validated and ranked in the leaderboard.
+#[test]
+fn bagging_listed_in_a_space_is_searched_and_ranked() {
+    let p = Project::new();
+    p.edit(
+        "params.yaml",
+        "        logistic: {alpha: 0.1}\n",
+        "        logistic: {alpha: 0.1}\n        bagging: {n_estimators: [5, 15], tree: {max_depth: 6}}\n",
+    );
+    for stage in ["ingest", "validate", "transform", "train"] {
+        p.run(stage).success();
+    }
+    let board: serde_json::Value = serde_json::from_str(&p.read("reports/leaderboard.json")).unwrap();
+    let bagging: Vec<&serde_json::Value> =
+        board["ranking"].as_array().unwrap().iter().filter(|c| c["family"] == "bagging").collect();
+    assert_eq!(bagging.len(), 2, "{board}");
+    assert!(bagging.iter().all(|c| c["scores"]["f1"]["mean"].as_f64().unwrap() > 0.5), "{board}");
+    assert_eq!(bagging[0]["params"]["tree"]["max_depth"], 6, "{board}");
+    assert!(p.read("reports/leaderboard.md").contains("| bagging |"));
+}
