@@ -8,6 +8,8 @@ MLFLOW := .venv-mlflow/bin/mlflow
 CARGO ?= cargo
 # One cargo profile (release) for the pipeline and the tests: a clean polars build is ~10 minutes.
 CARGO_FLAGS ?= --release --locked
+# .ci/run adds --no-fail-fast: every test binary runs even after one fails.
+CARGO_TEST_FLAGS ?=
 export DVC_NO_ANALYTICS := 1
 
 .PHONY: run test build venv chromium clean bench bench-train bench-serve
@@ -21,7 +23,7 @@ run: build $(DVC)
 	@echo "Model bundle: models/model.json   ROC points: plots/roc.json   reports: reports/"
 
 test: build $(DVC) $(MLFLOW) chromium
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test $(CARGO_FLAGS)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test $(CARGO_FLAGS) $(CARGO_TEST_FLAGS)
 
 # Browser tests (dvc plots, the upload page) use Debian's headless Chromium and ChromeDriver.
 chromium:

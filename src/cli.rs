@@ -13,6 +13,13 @@ pub struct Common {
     /// Parameter file; the stage reads its own section of it.
     #[arg(long, default_value = "params.yaml", global = true)]
     pub params: PathBuf,
+    #[command(flatten)]
+    pub log: Verbosity,
+}
+
+/// `-v` / `-q`, on every binary (those without params take only these).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Verbosity {
     /// More log output (-v debug, -vv trace). RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
@@ -26,6 +33,12 @@ impl Common {
         Ok(ParamsFile::load(&self.params)?)
     }
 
+    pub fn init_logging(&self) {
+        self.log.init_logging()
+    }
+}
+
+impl Verbosity {
     /// Log to stderr, so stdout stays free for data.
     pub fn init_logging(&self) {
         let level = match (self.quiet, self.verbose) {

@@ -10,6 +10,8 @@ use clap::Parser;
 #[derive(Parser)]
 #[command(version, about = "Write a Parquet table (e.g. artifacts/split/test.parquet) as CSV.")]
 struct Cli {
+    #[command(flatten)]
+    log: netsec::cli::Verbosity,
     /// Parquet file to read.
     input: PathBuf,
     /// CSV file to write.
@@ -19,6 +21,7 @@ struct Cli {
 fn main() -> std::process::ExitCode {
     netsec::cli::main(|| {
         let cli = Cli::parse();
+        cli.log.init_logging();
         let df = netsec::data::read_parquet(&cli.input)?;
         netsec::data::write_csv(&df, &cli.output).with_context(|| format!("exporting {}", cli.input.display()))?;
         Ok(())

@@ -15,7 +15,7 @@ struct Cli {
     #[command(flatten)]
     common: Common,
     #[command(flatten)]
-    args: promote::Args,
+    args: promote::RollbackArgs,
 }
 
 fn main() -> std::process::ExitCode {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::checked::{Checked, Validate};
 use super::decision_tree::{check_rows, group_stats, SplitCriterion};
-use super::tree::{add_leaves, grow, normalized, Binned, GrowParams, Grown, ScorerCache, Tree};
+use super::tree::{add_leaves, grow, normalized, Binned, GrowParams, Grown, Leaves, ScorerCache, Tree};
 use super::{Classifier, Family};
 use crate::error::Result;
 
@@ -123,9 +123,7 @@ impl AdaBoostModel {
         for &k in stages {
             let k = k.min(self.trees.len());
             // Each weak learner votes its weight for the class its leaf holds.
-            let alphas = &self.alphas;
-            let vote = |t: usize, v: f64| if v >= 0.5 { alphas[t] } else { -alphas[t] };
-            add_leaves(&self.trees, &self.scorer, vote, x, done..k, &mut f);
+            add_leaves(&self.trees, &self.scorer, Leaves::Vote(&self.alphas), x, done..k, &mut f);
             done = k;
             out.push(f.iter().map(|&z| sigmoid(2.0 * z)).collect());
         }

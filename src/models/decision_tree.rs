@@ -6,7 +6,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::checked::{Checked, Validate};
-use super::tree::{add_leaves, grow, normalized, Binned, Criterion, GrowParams, Grown, ScorerCache, Tree};
+use super::tree::{add_leaves, grow, normalized, Binned, Criterion, GrowParams, Grown, Leaves, ScorerCache, Tree};
 use super::{Classifier, Family};
 use crate::error::{Error, Result};
 
@@ -175,7 +175,7 @@ impl Family for Checked<DecisionTreeParams> {
 impl Classifier for DecisionTreeModel {
     fn predict_proba(&self, x: ArrayView2<'_, f64>) -> Array1<f64> {
         let mut p = vec![0.0; x.nrows()];
-        add_leaves(std::slice::from_ref(&self.tree), &self.scorer, |_, v| v, x, 0..1, &mut p);
+        add_leaves(std::slice::from_ref(&self.tree), &self.scorer, Leaves::AsIs, x, 0..1, &mut p);
         Array1::from(p)
     }
 

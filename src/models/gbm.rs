@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::checked::{Checked, Validate};
 use super::decision_tree::check_rows;
-use super::tree::{add_leaves, grow, normalized, Binned, Criterion, GrowParams, Grown, ScorerCache, Tree};
+use super::tree::{add_leaves, grow, normalized, Binned, Criterion, GrowParams, Grown, Leaves, ScorerCache, Tree};
 use super::{Classifier, Family};
 use crate::error::Result;
 
@@ -184,7 +184,7 @@ impl GbmModel {
         let mut done = 0;
         for &k in stages {
             let k = k.min(self.trees.len());
-            add_leaves(&self.trees, &self.scorer, |_, v| v, x, done..k, &mut f);
+            add_leaves(&self.trees, &self.scorer, Leaves::AsIs, x, done..k, &mut f);
             done = k;
             out.push(f.iter().map(|&z| sigmoid(z)).collect());
         }
@@ -195,7 +195,7 @@ impl GbmModel {
 impl Classifier for GbmModel {
     fn predict_proba(&self, x: ArrayView2<'_, f64>) -> Array1<f64> {
         let mut f = vec![self.init; x.nrows()];
-        add_leaves(&self.trees, &self.scorer, |_, v| v, x, 0..self.trees.len(), &mut f);
+        add_leaves(&self.trees, &self.scorer, Leaves::AsIs, x, 0..self.trees.len(), &mut f);
         Array1::from_iter(f.into_iter().map(sigmoid))
     }
 

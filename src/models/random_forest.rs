@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::checked::{Checked, Validate};
 use super::decision_tree::{check_rows, group_stats, DecisionTreeParams, FeatureRule, MaxFeatures, SplitCriterion};
-use super::tree::{add_leaves, grow, normalized, Binned, Grown, ScorerCache, Tree};
+use super::tree::{add_leaves, grow, normalized, Binned, Grown, Leaves, ScorerCache, Tree};
 use super::{Classifier, Family};
 use crate::error::Result;
 
@@ -148,7 +148,7 @@ impl Family for Checked<RandomForestParams> {
 
 impl RandomForestModel {
     fn add(&self, x: ArrayView2<'_, f64>, trees: std::ops::Range<usize>, sum: &mut [f64]) {
-        add_leaves(&self.trees, &self.scorer, |_, v| v, x, trees, sum);
+        add_leaves(&self.trees, &self.scorer, Leaves::AsIs, x, trees, sum);
     }
 
     /// Mean probability over the first `k` trees, for each `k` in `stages` (ascending).

@@ -160,7 +160,17 @@ fn write_flat(args: &Args, decision: &registry::Decision, in_production: bool) -
 }
 
 /// Put the previous production model of the configured dataset back.
-pub fn rollback(params: &ParamsFile, args: &Args) -> Result<Version> {
+/// What `rollback` reads and writes (the registry and the production folder, nothing else).
+#[derive(Debug, Clone, clap::Args)]
+pub struct RollbackArgs {
+    #[arg(long, default_value = "models/registry.json")]
+    pub registry: PathBuf,
+    /// Folder of the production bundles, one per dataset: `<dir>/<dataset>.json`.
+    #[arg(long, default_value = "models/production")]
+    pub production: PathBuf,
+}
+
+pub fn rollback(params: &ParamsFile, args: &RollbackArgs) -> Result<Version> {
     let dataset = crate::data::dataset::Dataset::selected(params)?;
     let mut reg = Registry::load(&args.registry)?;
     let restored = reg.rollback(&dataset.name, &args.production.join(format!("{}.json", dataset.name)))?;

@@ -19,7 +19,17 @@ fn every_binary_answers_help() {
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{stage} --help failed");
         assert!(text.contains("Usage:"), "{stage} --help:\n{text}");
+        // The README: "every binary takes -v/-q".
+        for flag in ["-v", "-q"] {
+            let out = Command::new(bin(stage)).args([flag, "--help"]).output().unwrap();
+            assert!(out.status.success(), "{stage} {flag}: {}", String::from_utf8_lossy(&out.stderr));
+        }
     }
+    // Each binary lists its own flags only: rollback reads the registry, not promote's inputs.
+    let out = Command::new(bin("rollback")).arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("--registry") && text.contains("--production"), "{text}");
+    assert!(!text.contains("--candidate") && !text.contains("--metrics"), "{text}");
 }
 
 #[test]

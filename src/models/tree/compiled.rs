@@ -438,12 +438,26 @@ impl Compiled {
 
 /// A model's compiled scorer, built on first use and never serialized. Clones start empty
 /// and equality ignores it: it is a cache of the trees, not part of the model.
+///
+/// A compiled scorer bakes in the leaf values it was built with, so the cache remembers their
+/// key (see `tree::Leaves::key`) and only hands the scorer to a caller with the same key; any
+/// other caller gets a scorer built for its own leaves.
 #[derive(Default)]
-pub struct ScorerCache(OnceLock<Option<Compiled>>);
+pub struct ScorerCache(OnceLock<(u64, Option<Compiled>)>);
 
 impl ScorerCache {
-    pub fn get(&self, build: impl FnOnce() -> Option<Compiled>) -> Option<&Compiled> {
-        self.0.get_or_init(build).as_ref()
+    pub fn with<R>(
+        &self,
+        key: u64,
+        build: impl Fn() -> Option<Compiled>,
+        score: impl FnOnce(Option<&Compiled>) -> R,
+    ) -> R {
+        let (cached_key, compiled) = self.0.get_or_init(|| (key, build()));
+        if *cached_key == key {
+            score(compiled.as_ref())
+        } else {
+            score(build().as_ref())
+        }
     }
 }
 
@@ -469,9 +483,10 @@ impl std::fmt::Debug for ScorerCache {
 mod tests {
     use super::*;
     use crate::models::tree::Node as TreeNode;
-    use ndarray::Array2;
+    use ndarray::{Array2, ArrayView2};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
+    use std::ops::Range;
 
     /// A random tree of at most the given depth over `d` features with thresholds from
     /// `pool`; most leaf values come from `common` (all of them random when it is empty).
@@ -552,10 +567,19 @@ mod tests {
                 .into_iter()
                 .map(|row| trees[range.clone()].iter().fold(0.25, |s, t| s + t.predict_slice(row.as_slice().unwrap())))
                 .collect();
-            let mut blocked = vec![0.25; 200];
-            compiled.add::<2>(x.view(), range.clone(), &mut blocked);
-            for (i, (a, b)) in walked.iter().zip(&blocked).enumerate() {
-                assert_eq!(a.to_bits(), b.to_bits(), "row {i}, trees {range:?}: walk {a} vs block {b}");
+            // The portable block path, and the ones production takes (AVX2 where the CPU has
+            // it, as on the machines the benchmarks ran on) at both block widths.
+            let paths: [(&str, fn(&Compiled, ArrayView2<'_, f64>, Range<usize>, &mut [f64])); 3] = [
+                ("add::<2>", |c, x, r, o| c.add::<2>(x, r, o)),
+                ("add_fast::<4>", |c, x, r, o| c.add_fast::<4>(x, r, o)),
+                ("add_fast::<16>", |c, x, r, o| c.add_fast::<16>(x, r, o)),
+            ];
+            for (name, path) in paths {
+                let mut blocked = vec![0.25; 200];
+                path(&compiled, x.view(), range.clone(), &mut blocked);
+                for (i, (a, b)) in walked.iter().zip(&blocked).enumerate() {
+                    assert_eq!(a.to_bits(), b.to_bits(), "{name}: row {i}, trees {range:?}: walk {a} vs block {b}");
+                }
             }
         }
         let one_row = x.slice(ndarray::s![5..6, ..]);
@@ -579,5 +603,37 @@ mod tests {
         let mut outside = tree;
         outside.nodes[0].right = outside.nodes.len() as u32;
         assert!(Compiled::new(&[outside], |_, v| v).is_none());
+    }
+
+    #[test]
+    fn the_scorer_cache_serves_only_the_leaves_it_was_built_for() {
+        use crate::models::tree::{add_leaves, Leaves};
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let trees: Vec<Tree> = (0..8).map(|_| random_tree(&mut rng, 3, 4, &[-1.0, 0.0, 1.0], &[0.0, 1.0])).collect();
+        let x = Array2::from_shape_fn((600, 3), |_| rng.gen_range(-2.0..2.0));
+        let weights: Vec<f64> = (0..8).map(|t| 0.1 + t as f64).collect();
+        let walk = |leaves: Leaves<'_>| -> Vec<f64> {
+            let vote = |t: usize, v: f64| match leaves {
+                Leaves::AsIs => v,
+                Leaves::Vote(w) => {
+                    if v >= 0.5 {
+                        w[t]
+                    } else {
+                        -w[t]
+                    }
+                }
+            };
+            x.rows()
+                .into_iter()
+                .map(|r| (0..8).fold(0.0, |s, t| s + vote(t, trees[t].predict_slice(r.as_slice().unwrap()))))
+                .collect()
+        };
+        let cache = ScorerCache::default();
+        for leaves in [Leaves::AsIs, Leaves::Vote(&weights), Leaves::AsIs] {
+            // The first call fills the cache with plain leaf values; the vote must not get them.
+            let mut out = vec![0.0; 600];
+            add_leaves(&trees, &cache, leaves, x.view(), 0..8, &mut out);
+            assert_eq!(out, walk(leaves), "{leaves:?}");
+        }
     }
 }

@@ -74,19 +74,50 @@ impl Tree {
     }
 }
 
-/// Add to `out` what the trees in `range` give every row of `x`: `leaf(t, v)` for a leaf of
-/// value `v` in tree `t`. Uses the trees' compiled block scorer, built into `cache` on first
-/// use; walks them row by row only if they cannot be compiled.
+/// What a leaf of value `v` in tree `t` adds to a row's score.
+#[derive(Debug, Clone, Copy)]
+pub enum Leaves<'a> {
+    /// `v` itself (forests average, boosting sums).
+    AsIs,
+    /// AdaBoost: tree `t` votes `±weights[t]` for the class its leaf holds (`v >= 0.5`: threat).
+    Vote(&'a [f64]),
+}
+
+impl Leaves<'_> {
+    #[inline]
+    fn value(self, t: usize, v: f64) -> f64 {
+        match self {
+            Leaves::AsIs => v,
+            Leaves::Vote(w) if v >= 0.5 => w[t],
+            Leaves::Vote(w) => -w[t],
+        }
+    }
+
+    /// Identifies the leaf values a compiled scorer bakes in (the cache's key).
+    fn key(self) -> u64 {
+        match self {
+            Leaves::AsIs => 0,
+            Leaves::Vote(w) => {
+                w.iter().fold(0xcbf2_9ce4_8422_2325, |h, x| (h ^ x.to_bits()).wrapping_mul(0x100_0000_01b3)) | 1
+            }
+        }
+    }
+}
+
+/// Add to `out` what the trees in `range` give every row of `x` (see [`Leaves`]). Uses the
+/// trees' compiled block scorer, built into `cache` on first use; walks them row by row only
+/// if they cannot be compiled.
 pub fn add_leaves(
     trees: &[Tree],
     cache: &ScorerCache,
-    leaf: impl Fn(usize, f64) -> f64 + Copy,
+    leaves: Leaves<'_>,
     x: ArrayView2<'_, f64>,
     range: std::ops::Range<usize>,
     out: &mut [f64],
 ) {
-    // Below a few dozen rows, walking each row is cheaper than a pass over every node.
-    match cache.get(|| Compiled::new(trees, leaf)) {
+    let build = || Compiled::new(trees, |t, v| leaves.value(t, v));
+    cache.with(leaves.key(), build, |compiled| match compiled {
+        // Below a few dozen rows, walking each row is cheaper than a pass over every node.
         Some(compiled) if x.nrows() >= 512 => compiled.add_fast::<16>(x, range, out),
         Some(compiled) if x.nrows() >= 32 => compiled.add_fast::<4>(x, range, out),
         _ => {
@@ -94,11 +125,11 @@ pub fn add_leaves(
             for (o, row) in out.iter_mut().zip(x.rows()) {
                 let row = row.to_slice().expect("standard layout");
                 for t in range.clone() {
-                    *o += leaf(t, trees[t].predict_slice(row));
+                    *o += leaves.value(t, trees[t].predict_slice(row));
                 }
             }
         }
-    }
+    })
 }
 
 /// Normalize importances to sum 1 (all zeros stay zeros).
