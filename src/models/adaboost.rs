@@ -54,6 +54,9 @@ pub struct AdaBoostModel {
     scorer: ScorerCache,
 }
 
+super::checked::param_guard!(AdaBoostParams);
+super::checked::predict_inplace!(AdaBoostModel);
+
 impl Family for Checked<AdaBoostParams> {
     type Model = AdaBoostModel;
 

@@ -62,6 +62,9 @@ pub struct BaggingModel {
     pub importance: Vec<f64>,
 }
 
+super::checked::param_guard!(BaggingParams);
+super::checked::predict_inplace!(BaggingModel);
+
 impl Family for Checked<BaggingParams> {
     type Model = BaggingModel;
 

@@ -9,7 +9,6 @@
 use std::ops::Deref;
 
 use linfa::prelude::*;
-use linfa::ParamGuard;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use serde::Serialize;
 
@@ -35,6 +34,14 @@ impl<P> Deref for Checked<P> {
     }
 }
 
+impl<P> Checked<P> {
+    /// Only for `param_guard!`, right after the check.
+    #[doc(hidden)]
+    pub fn new_unchecked(p: P) -> Checked<P> {
+        Checked(p)
+    }
+}
+
 impl<P: Validate + Clone> Checked<P> {
     /// Checked params with a change applied, checked again.
     pub fn with(&self, change: impl FnOnce(&mut P)) -> std::result::Result<Checked<P>, String> {
@@ -45,36 +52,30 @@ impl<P: Validate + Clone> Checked<P> {
     }
 }
 
-/// `ParamGuard` for each family's unchecked params (a foreign trait needs one impl per type).
+/// `ParamGuard` for a family's unchecked params (a foreign trait needs one impl per type):
+/// each family file invokes it for its own params type.
 macro_rules! param_guard {
     ($($t:ty),* $(,)?) => {$(
-        impl ParamGuard for $t {
-            type Checked = Checked<$t>;
+        impl linfa::ParamGuard for $t {
+            type Checked = $crate::models::checked::Checked<$t>;
             type Error = linfa::Error;
 
-            fn check_ref(&self) -> std::result::Result<&Checked<$t>, linfa::Error> {
-                self.validate().map_err(linfa::Error::Parameters)?;
+            fn check_ref(&self) -> std::result::Result<&Self::Checked, linfa::Error> {
+                $crate::models::checked::Validate::validate(self).map_err(linfa::Error::Parameters)?;
                 // SAFETY: `Checked<P>` is `#[repr(transparent)]` over `P`, so a `&P` is a
                 // valid `&Checked<P>`; the check above is what the type promises.
-                Ok(unsafe { &*(self as *const $t as *const Checked<$t>) })
+                Ok(unsafe { &*(self as *const $t as *const Self::Checked) })
             }
 
-            fn check(self) -> std::result::Result<Checked<$t>, linfa::Error> {
-                self.validate().map_err(linfa::Error::Parameters)?;
-                Ok(Checked(self))
+            fn check(self) -> std::result::Result<Self::Checked, linfa::Error> {
+                $crate::models::checked::Validate::validate(&self).map_err(linfa::Error::Parameters)?;
+                Ok($crate::models::checked::Checked::new_unchecked(self))
             }
         }
     )*};
 }
 
-param_guard!(
-    super::logistic::LogisticParams,
-    super::decision_tree::DecisionTreeParams,
-    super::random_forest::RandomForestParams,
-    super::adaboost::AdaBoostParams,
-    super::gbm::GbmParams,
-    super::bagging::BaggingParams,
-);
+pub(crate) use param_guard;
 
 /// Checked params with the seed of their random choices: a linfa [`Fit`] on
 /// `DatasetBase<Array2<f64>, Array1<bool>>` (true = threat).
@@ -108,47 +109,40 @@ impl<'a, F: Family> Fit<ArrayView2<'a, f64>, ArrayView1<'a, bool>, linfa::Error>
     }
 }
 
-/// linfa's `PredictInplace` for fitted models: labels at 0.5 (`Array1<bool>`), or the
+/// linfa's `PredictInplace` for a fitted model: labels at 0.5 (`Array1<bool>`), or the
 /// probability of the threat class (`Array1<f64>`). Served models use the bundle's threshold.
+/// Each family file invokes it for its own model type.
 macro_rules! predict_inplace {
     ($($t:ty),* $(,)?) => {$(
-        impl PredictInplace<Array2<f64>, Array1<bool>> for $t {
-            fn predict_inplace(&self, x: &Array2<f64>, y: &mut Array1<bool>) {
-                let p = super::Classifier::predict_proba(self, x.view());
+        impl linfa::traits::PredictInplace<ndarray::Array2<f64>, ndarray::Array1<bool>> for $t {
+            fn predict_inplace(&self, x: &ndarray::Array2<f64>, y: &mut ndarray::Array1<bool>) {
+                let p = $crate::models::Classifier::predict_proba(self, x.view());
                 y.iter_mut().zip(p.iter()).for_each(|(y, p)| *y = *p >= 0.5);
             }
-            fn default_target(&self, x: &Array2<f64>) -> Array1<bool> {
-                Array1::from_elem(x.nrows(), false)
+            fn default_target(&self, x: &ndarray::Array2<f64>) -> ndarray::Array1<bool> {
+                ndarray::Array1::from_elem(x.nrows(), false)
             }
         }
 
-        impl<'a> PredictInplace<ArrayView2<'a, f64>, Array1<bool>> for $t {
-            fn predict_inplace(&self, x: &ArrayView2<'a, f64>, y: &mut Array1<bool>) {
-                let p = super::Classifier::predict_proba(self, x.view());
+        impl<'a> linfa::traits::PredictInplace<ndarray::ArrayView2<'a, f64>, ndarray::Array1<bool>> for $t {
+            fn predict_inplace(&self, x: &ndarray::ArrayView2<'a, f64>, y: &mut ndarray::Array1<bool>) {
+                let p = $crate::models::Classifier::predict_proba(self, x.view());
                 y.iter_mut().zip(p.iter()).for_each(|(y, p)| *y = *p >= 0.5);
             }
-            fn default_target(&self, x: &ArrayView2<'a, f64>) -> Array1<bool> {
-                Array1::from_elem(x.nrows(), false)
+            fn default_target(&self, x: &ndarray::ArrayView2<'a, f64>) -> ndarray::Array1<bool> {
+                ndarray::Array1::from_elem(x.nrows(), false)
             }
         }
 
-        impl PredictInplace<Array2<f64>, Array1<f64>> for $t {
-            fn predict_inplace(&self, x: &Array2<f64>, y: &mut Array1<f64>) {
-                y.assign(&super::Classifier::predict_proba(self, x.view()));
+        impl linfa::traits::PredictInplace<ndarray::Array2<f64>, ndarray::Array1<f64>> for $t {
+            fn predict_inplace(&self, x: &ndarray::Array2<f64>, y: &mut ndarray::Array1<f64>) {
+                y.assign(&$crate::models::Classifier::predict_proba(self, x.view()));
             }
-            fn default_target(&self, x: &Array2<f64>) -> Array1<f64> {
-                Array1::zeros(x.nrows())
+            fn default_target(&self, x: &ndarray::Array2<f64>) -> ndarray::Array1<f64> {
+                ndarray::Array1::zeros(x.nrows())
             }
         }
     )*};
 }
 
-predict_inplace!(
-    super::logistic::LogisticModel,
-    super::decision_tree::DecisionTreeModel,
-    super::random_forest::RandomForestModel,
-    super::adaboost::AdaBoostModel,
-    super::gbm::GbmModel,
-    super::bagging::BaggingModel,
-    super::Model,
-);
+pub(crate) use predict_inplace;

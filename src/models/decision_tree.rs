@@ -158,6 +158,9 @@ pub struct DecisionTreeModel {
     scorer: ScorerCache,
 }
 
+super::checked::param_guard!(DecisionTreeParams);
+super::checked::predict_inplace!(DecisionTreeModel);
+
 impl Family for Checked<DecisionTreeParams> {
     type Model = DecisionTreeModel;
 

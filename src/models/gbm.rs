@@ -88,6 +88,9 @@ fn sigmoid(z: f64) -> f64 {
     1.0 / (1.0 + (-z).exp())
 }
 
+super::checked::param_guard!(GbmParams);
+super::checked::predict_inplace!(GbmModel);
+
 impl Family for Checked<GbmParams> {
     type Model = GbmModel;
 

@@ -49,6 +49,9 @@ pub struct LogisticModel {
     pub importance: Vec<f64>,
 }
 
+super::checked::param_guard!(LogisticParams);
+super::checked::predict_inplace!(LogisticModel);
+
 impl Family for Checked<LogisticParams> {
     type Model = LogisticModel;
 

@@ -2,8 +2,8 @@
 //! implement [`checked::Validate`], its checked params implement [`Family`] (linfa's `Fit`
 //! through [`checked::Seeded`]), its fitted model [`Classifier`]. To add a family: write the
 //! file, then register it here: one variant in [`Unchecked`], [`ModelSpec`] and [`Model`], its
-//! name in [`FAMILIES`], and one arm per `match` below (the compiler lists them); and one line
-//! in each macro list of `checked.rs`.
+//! name in [`FAMILIES`], and one arm per `match` below (the compiler lists them). The family
+//! file invokes `checked::param_guard!` and `checked::predict_inplace!` for its own types.
 //!
 //! The tree-based families share our histogram CART learner in [`tree`].
 
@@ -85,7 +85,10 @@ impl ModelSpec {
         }
         let spec: Unchecked = serde_json::from_value(serde_json::json!({ "family": family, "params": params }))
             .map_err(|e| format!("{family}: {e}"))?;
-        ModelSpec::check(spec).map_err(|e| format!("{family}: {e}"))
+        ModelSpec::check(spec).map_err(|e| match e {
+            linfa::Error::Parameters(m) => format!("{family}: {m}"),
+            e => format!("{family}: {e}"),
+        })
     }
 
     /// linfa's `ParamGuard::check` for whichever family it is.
@@ -152,6 +155,8 @@ impl ModelSpec {
         })
     }
 }
+
+checked::predict_inplace!(Model);
 
 /// Any family's checked spec fits like the family itself (so a list of mixed specs is one
 /// linfa `Fit` type through [`checked::Seeded`]).

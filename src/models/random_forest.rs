@@ -107,6 +107,9 @@ pub struct RandomForestModel {
     scorer: ScorerCache,
 }
 
+super::checked::param_guard!(RandomForestParams);
+super::checked::predict_inplace!(RandomForestModel);
+
 impl Family for Checked<RandomForestParams> {
     type Model = RandomForestModel;
 

@@ -181,3 +181,174 @@ impl Run {
         self
     }
 }
+
+/// One way to run a program in the tests, like cargo's `Execs`: arguments, environment and
+/// folder, then a [`Run`] whose status, stdout and stderr the test asserts.
+pub struct Cmd(Command);
+
+impl Cmd {
+    pub fn new(program: impl AsRef<std::ffi::OsStr>) -> Cmd {
+        Cmd(Command::new(program))
+    }
+
+    /// One of our binaries (`src/bin/<name>.rs`).
+    pub fn bin(name: &str) -> Cmd {
+        Cmd::new(bin(name))
+    }
+
+    pub fn arg(mut self, a: impl AsRef<std::ffi::OsStr>) -> Cmd {
+        self.0.arg(a);
+        self
+    }
+
+    pub fn args<S: AsRef<std::ffi::OsStr>>(mut self, a: impl IntoIterator<Item = S>) -> Cmd {
+        self.0.args(a);
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: impl AsRef<std::ffi::OsStr>) -> Cmd {
+        self.0.env(k, v);
+        self
+    }
+
+    pub fn dir(mut self, d: impl AsRef<Path>) -> Cmd {
+        self.0.current_dir(d);
+        self
+    }
+
+    pub fn run(mut self) -> Run {
+        let program = self.0.get_program().to_string_lossy().into_owned();
+        Run::from(self.0.output().unwrap_or_else(|e| panic!("cannot run {program}: {e}")))
+    }
+
+    /// Start it in the background (see [`Spawned`]).
+    pub fn spawn(self) -> Spawned {
+        Spawned::start(self.0)
+    }
+}
+
+impl Run {
+    /// Exited with `code`.
+    pub fn code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "expected exit code {code}\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    pub fn stdout_has(&self, needle: &str) -> &Self {
+        assert!(self.stdout.contains(needle), "stdout lacks {needle:?}:\n{}", self.stdout);
+        self
+    }
+
+    pub fn stderr_has(&self, needle: &str) -> &Self {
+        assert!(self.stderr.contains(needle), "stderr lacks {needle:?}:\n{}", self.stderr);
+        self
+    }
+
+    pub fn stdout_lacks(&self, needle: &str) -> &Self {
+        assert!(!self.stdout.contains(needle), "stdout has {needle:?}:\n{}", self.stdout);
+        self
+    }
+}
+
+/// A background process (a server, chromedriver, MLflow) in its OWN process group. Dropping it,
+/// also while a failed test unwinds, kills the whole group: MLflow's launcher leaves uvicorn and
+/// huey workers behind when only the launcher is killed. Its stderr is collected in the
+/// background (a full pipe would block the child).
+pub struct Spawned {
+    child: Option<std::process::Child>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Spawned {
+    fn start(mut cmd: Command) -> Spawned {
+        use std::os::unix::process::CommandExt;
+        let program = cmd.get_program().to_string_lossy().into_owned();
+        cmd.process_group(0).stdin(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, lines) = std::sync::mpsc::channel();
+        let (pipe, sink) = (child.stderr.take().expect("piped"), stderr.clone());
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(pipe)).map_while(|l| l.ok()) {
+                let mut all = sink.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
+                let _ = tx.send(line);
+            }
+        });
+        Spawned { child: Some(child), stderr, lines }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Send a signal to the process itself (`HUP`, `TERM`).
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill").args([&format!("-{sig}"), &self.pid().to_string()]).status();
+    }
+
+    /// The first stderr line containing `needle`, waiting up to `secs`.
+    pub fn wait_for_line(&self, needle: &str, secs: u64) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no line with {needle:?} within {secs} s; stderr:\n{}", self.stderr()),
+            }
+        }
+    }
+
+    /// Still running?
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Send `sig`, wait for the exit: its status and everything written to stderr.
+    pub fn stop(mut self, sig: &str) -> (std::process::ExitStatus, String) {
+        self.signal(sig);
+        let status = self.child.as_mut().expect("running").wait().unwrap();
+        // Let the reader thread take the last lines.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        (status, self.stderr())
+    }
+
+    /// Processes left in this one's group (after it was dropped, there must be none).
+    pub fn group_members(pgid: u32) -> Vec<u32> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+            // Fields after the `(comm)`: state, ppid, pgrp, ... A zombie has exited already.
+            let rest = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            if fields.len() > 2 && fields[2] == pgid.to_string() && fields[0] != "Z" {
+                found.push(pid);
+            }
+        }
+        found
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // The whole group: the process and everything it started.
+            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status();
+            let _ = child.wait();
+        }
+    }
+}

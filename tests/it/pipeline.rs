@@ -159,7 +159,8 @@ fn fresh_clone_pulls_offline_reproduces_and_reruns_only_what_changed() {
     assert!(diff.stdout.contains("metrics/train.json"), "{}", diff.stdout);
 
     // Leakage on the phishing data: the stratified split leaves ~65% of test rows with an exact
-    // twin in train; the grouped split leaves none. Both figures land in reports/ingest.json (the share also in metrics/ingest.json).
+    // twin in train; the grouped split leaves none. Both land in
+    // reports/ingest.json (the share also in metrics/ingest.json).
     let ingest = |clone: &Path| -> serde_json::Value {
         serde_json::from_str(&std::fs::read_to_string(clone.join("reports/ingest.json")).unwrap()).unwrap()
     };
@@ -229,25 +230,14 @@ fn http_remote_with_basic_auth_pushes_pulls_and_names_wrong_credentials() {
     let (_tmp, clone) = fresh_clone();
     dvc(&clone, &["pull", "data.dvc"]);
     let store = tempfile::tempdir().unwrap();
-    let port = crate::serve::free_port();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/http_remote.py");
-    let mut server = Command::new("python3")
+    // Port 0: the server binds a free port and reports it, so no other process can take it.
+    let server = crate::common::Cmd::new("python3")
         .arg(&script)
-        .args([&port.to_string(), store.path().to_str().unwrap(), "alice", "s3cret-token"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut ready = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(server.stdout.take().unwrap()), &mut ready).unwrap();
-    assert_eq!(ready.trim(), "ready");
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _server = Kill(server);
+        .args(["0", store.path().to_str().unwrap(), "alice", "s3cret-token"])
+        .spawn();
+    let ready = server.wait_for_line("ready", 20);
+    let port: u16 = ready.trim().strip_prefix("ready ").and_then(|p| p.parse().ok()).expect("ready <port>");
 
     let url = format!("http://127.0.0.1:{port}/netsec/netsec.dvc");
     dvc(&clone, &["remote", "add", "hub", &url]);

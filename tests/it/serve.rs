@@ -1,78 +1,80 @@
 //! The real server on 127.0.0.1: happy paths, bad requests, limits, auth, reload under load,
 //! graceful shutdown, and a real browser uploading a CSV through the page.
 
-use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{bin, Project};
+use crate::common::{Cmd, Project, Spawned};
 
 const TOKEN: &str = "test-admin-token";
 
+/// A free port for a third-party server that cannot report the port it bound (chromedriver,
+/// MLflow). Another process may take it before the server binds it: callers retry on a server
+/// that exits early (see [`start_on_free_port`]). Our own servers bind port 0 instead.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Start a third-party server on a free port, `ready(port)` telling when it answers; a server
+/// that exits before (the port was taken meanwhile) is started again on another port.
+pub fn start_on_free_port(
+    what: &str,
+    secs: u64,
+    mut command: impl FnMut(u16) -> Cmd,
+    ready: impl Fn(u16) -> bool,
+) -> (Spawned, u16) {
+    for _attempt in 0..3 {
+        let port = free_port();
+        let mut child = command(port).spawn();
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline && child.running() {
+            if ready(port) {
+                return (child, port);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(!child.running(), "{what} did not come up within {secs} s:\n{}", child.stderr());
+    }
+    panic!("{what} exited three times before answering");
+}
+
+/// Our server, on the port it bound (`--addr 127.0.0.1:0`; it logs the address it serves on).
 pub struct Server {
-    child: Option<Child>,
+    child: Spawned,
     pub base: String,
 }
 
 impl Server {
     pub fn start(model: &Path, extra: &[&str]) -> Server {
-        let port = free_port();
-        let child = Command::new(bin("serve"))
-            .args(["--model", model.to_str().unwrap(), "--addr", &format!("127.0.0.1:{port}"), "-q"])
+        let child = Cmd::bin("serve")
+            .args(["--model", model.to_str().unwrap(), "--addr", "127.0.0.1:0"])
             .args(extra)
             .env("NETSEC_ADMIN_TOKEN", TOKEN)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let server = Server { child: Some(child), base: format!("http://127.0.0.1:{port}") };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok((200, _)) = get(&format!("{}/healthz", server.base)) {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+            .spawn();
+        let line = child.wait_for_line("serving", 20);
+        let addr = line.split_whitespace().find_map(|w| w.strip_prefix("addr=")).expect("addr= in the log line");
+        let server = Server { child, base: format!("http://{addr}") };
+        match get(&server.url("/healthz")) {
+            Ok((200, _)) => server,
+            other => panic!("{addr}: /healthz answered {other:?}"),
         }
-        panic!("server did not come up");
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
+    pub fn signal(&self, sig: &str) {
+        self.child.signal(sig)
     }
 
     /// SIGTERM, then wait: the exit status and what the server wrote to stderr.
-    pub fn stop(mut self) -> (std::process::ExitStatus, String) {
-        let mut child = self.child.take().expect("running");
-        unsafe_kill(child.id(), "TERM");
-        let mut err = String::new();
-        if let Some(mut e) = child.stderr.take() {
-            let _ = e.read_to_string(&mut err);
-        }
-        (child.wait().unwrap(), err)
-    }
-}
-
-fn unsafe_kill(pid: u32, sig: &str) {
-    let _ = Command::new("kill").args([&format!("-{sig}"), &pid.to_string()]).status();
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+    pub fn stop(self) -> (std::process::ExitStatus, String) {
+        self.child.stop("TERM")
     }
 }
 
@@ -274,7 +276,7 @@ fn reload_under_load_fails_no_request_and_sighup_reloads_too() {
     let after = json(&get(&s.url("/readyz")).unwrap().1)["model_version"].as_str().unwrap().to_owned();
     assert_ne!(before, after);
     // SIGHUP reloads as well (counted in the metrics).
-    unsafe_kill(s.pid(), "HUP");
+    s.signal("HUP");
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut total = 0;
@@ -305,19 +307,14 @@ fn browser_uploads_a_csv_through_the_page_and_sees_the_table() {
     let s = Server::start(&model, &[]);
     p.write("upload.csv", "a,b,c\n1,90,0.9\n-1,2,-0.8\n0,50,0.1\n");
     let driver_bin = std::env::var("NETSEC_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
-    let port = free_port();
-    let mut driver = Command::new(&driver_bin)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {driver_bin} ({e}); `make test` installs Debian's chromium-driver"));
+    assert!(Path::new(&driver_bin).exists(), "no {driver_bin}; `make test` installs Debian's chromium-driver");
+    let (driver, port) = start_on_free_port(
+        "chromedriver",
+        20,
+        |port| Cmd::new(&driver_bin).arg(format!("--port={port}")),
+        |port| get(&format!("http://127.0.0.1:{port}/status")).is_ok(),
+    );
     let wd = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while get(&format!("{wd}/status")).is_err() {
-        assert!(Instant::now() < deadline, "chromedriver did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
     let profile = tempfile::tempdir().unwrap();
     let caps = serde_json::json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
         "binary": std::env::var("NETSEC_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
@@ -366,8 +363,7 @@ fn browser_uploads_a_csv_through_the_page_and_sees_the_table() {
         std::thread::sleep(Duration::from_millis(100));
     }
     call("DELETE", &format!("/session/{id}"), Value::Null);
-    let _ = driver.kill();
-    let _ = driver.wait();
+    drop(driver);
     assert!(source.contains("id=\"predictions\""), "no table in the page:\n{source}");
     assert_eq!(source.matches("<tr class=").count(), 3, "{source}");
     assert!(source.contains("3 rows"), "{source}");
@@ -376,9 +372,7 @@ fn browser_uploads_a_csv_through_the_page_and_sees_the_table() {
 #[test]
 fn predict_scores_a_file_in_chunks_with_the_same_result_and_names_bad_cells() {
     let (p, model) = served_project();
-    let run = |args: &[&str]| {
-        crate::common::Run::from(Command::new(bin("predict")).args(args).current_dir(p.dir.path()).output().unwrap())
-    };
+    let run = |args: &[&str]| Cmd::bin("predict").args(args).dir(p.dir.path()).run();
     let m = model.to_str().unwrap();
     run(&["data/toy.csv", "out/small.csv", "--model", m, "--chunk", "7"]).success();
     let big = run(&["data/toy.csv", "out/big.csv", "--model", m]);

@@ -1,6 +1,6 @@
 //! Each stage binary on small fixtures: the happy path and the bad inputs users send.
 
-use crate::common::{bin, Project, STAGES};
+use crate::common::{bin, Cmd, Project, STAGES};
 use std::process::Command;
 
 #[test]
@@ -15,21 +15,21 @@ fn every_binary_answers_help() {
     assert!(STAGES.iter().all(|s| binaries.iter().any(|b| b == s)), "{binaries:?}");
     assert!(binaries.len() >= 11, "{binaries:?}");
     for stage in &binaries {
-        let out = Command::new(bin(stage)).arg("--help").output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{stage} --help failed");
-        assert!(text.contains("Usage:"), "{stage} --help:\n{text}");
+        Cmd::bin(stage).arg("--help").run().success().stdout_has("Usage:");
         // The README: "every binary takes -v/-q".
         for flag in ["-v", "-q"] {
-            let out = Command::new(bin(stage)).args([flag, "--help"]).output().unwrap();
-            assert!(out.status.success(), "{stage} {flag}: {}", String::from_utf8_lossy(&out.stderr));
+            Cmd::bin(stage).args([flag, "--help"]).run().success();
         }
     }
     // Each binary lists its own flags only: rollback reads the registry, not promote's inputs.
-    let out = Command::new(bin("rollback")).arg("--help").output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("--registry") && text.contains("--production"), "{text}");
-    assert!(!text.contains("--candidate") && !text.contains("--metrics"), "{text}");
+    Cmd::bin("rollback")
+        .arg("--help")
+        .run()
+        .success()
+        .stdout_has("--registry")
+        .stdout_has("--production")
+        .stdout_lacks("--candidate")
+        .stdout_lacks("--metrics");
 }
 
 #[test]
@@ -72,7 +72,9 @@ fn stages_chain_on_a_small_dataset_and_write_flat_metrics() {
     ] {
         let head = p.metrics(&format!("metrics/{file}.json"));
         let all = p.metrics(&format!("reports/{file}.json"));
-        assert_eq!(head.keys().collect::<Vec<_>>(), keys.iter().collect::<Vec<_>>(), "metrics/{file}.json");
+        let mut want: Vec<&str> = keys.to_vec();
+        want.sort_unstable();
+        assert_eq!(head.keys().map(String::as_str).collect::<Vec<_>>(), want, "metrics/{file}.json");
         assert!(head.iter().all(|(k, v)| all[k] == *v), "metrics/{file}.json differs from reports/{file}.json");
     }
     for (chart, len) in [("roc", 3), ("pr", 2), ("confusion", 100), ("importance", 3)] {
@@ -309,13 +311,7 @@ fn monitoring_accepts_an_unlabelled_batch_but_not_a_missing_feature() {
         .collect();
     p.write("batches/unlabelled.csv", &unlabelled);
     let run = |batch: &str| {
-        crate::common::Run::from(
-            Command::new(bin("validate"))
-                .args(["--reference", "artifacts/profile.json", "--current", batch])
-                .current_dir(p.dir.path())
-                .output()
-                .unwrap(),
-        )
+        Cmd::bin("validate").args(["--reference", "artifacts/profile.json", "--current", batch]).dir(p.dir.path()).run()
     };
     run("batches/unlabelled.csv").success();
     let no_b: String = unlabelled
@@ -381,8 +377,7 @@ fn first_model_is_promoted_and_rollback_restores_the_previous_bundle_byte_for_by
     }
 
     // Rollback: v1's bytes are back and the registry says so.
-    let out = Command::new(bin("rollback")).current_dir(p.dir.path()).output().unwrap();
-    crate::common::Run::from(out).success();
+    Cmd::bin("rollback").dir(p.dir.path()).run().success();
     assert_eq!(std::fs::read(p.path("models/production/toy.json")).unwrap(), v1);
     let reg = registry(&p);
     assert_eq!(reg["versions"][0]["status"], "production", "{reg}");
@@ -391,8 +386,7 @@ fn first_model_is_promoted_and_rollback_restores_the_previous_bundle_byte_for_by
     // The rolled-back candidate is not promoted again, and there is nothing left to roll back to.
     p.run("promote").success();
     assert_eq!(std::fs::read(p.path("models/production/toy.json")).unwrap(), v1);
-    let out = Command::new(bin("rollback")).current_dir(p.dir.path()).output().unwrap();
-    crate::common::Run::from(out).fails_with(&["no earlier production model of dataset `toy`"]);
+    Cmd::bin("rollback").dir(p.dir.path()).run().code(1).stderr_has("no earlier production model of dataset `toy`");
 }
 
 #[test]

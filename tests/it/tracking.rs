@@ -2,13 +2,11 @@
 //! `.venv-mlflow`), started by the test on 127.0.0.1.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::Project;
-use crate::serve::{free_port, get, post};
+use crate::common::{Cmd, Project, Spawned};
+use crate::serve::{free_port, get, post, start_on_free_port};
 
 fn mlflow_binary() -> PathBuf {
     let path = std::env::var_os("NETSEC_MLFLOW")
@@ -19,7 +17,7 @@ fn mlflow_binary() -> PathBuf {
 }
 
 struct MlflowServer {
-    child: Child,
+    child: Spawned,
     base: String,
     _dir: tempfile::TempDir,
 }
@@ -27,39 +25,27 @@ struct MlflowServer {
 impl MlflowServer {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let child = Command::new(mlflow_binary())
-            .args(["server", "--host", "127.0.0.1", "--port", &port.to_string(), "--workers", "1"])
-            .arg("--backend-store-uri")
-            .arg(format!("sqlite:///{}", dir.path().join("mlflow.db").display()))
-            .arg("--artifacts-destination")
-            .arg(dir.path().join("artifacts"))
-            .env("MLFLOW_DISABLE_TELEMETRY", "true")
-            .env("DO_NOT_TRACK", "true")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start mlflow");
-        let server = MlflowServer { child, base: format!("http://127.0.0.1:{port}"), _dir: dir };
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while Instant::now() < deadline {
-            if let Ok((200, _)) = get(&format!("{}/health", server.base)) {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        panic!("mlflow server did not come up on {}", server.base);
+        let (db, artifacts) = (dir.path().join("mlflow.db"), dir.path().join("artifacts"));
+        let (child, port) = start_on_free_port(
+            "mlflow server",
+            120,
+            |port| {
+                Cmd::new(mlflow_binary())
+                    .args(["server", "--host", "127.0.0.1", "--port", &port.to_string(), "--workers", "1"])
+                    .arg("--backend-store-uri")
+                    .arg(format!("sqlite:///{}", db.display()))
+                    .arg("--artifacts-destination")
+                    .arg(&artifacts)
+                    .env("MLFLOW_DISABLE_TELEMETRY", "true")
+                    .env("DO_NOT_TRACK", "true")
+            },
+            |port| matches!(get(&format!("http://127.0.0.1:{port}/health")), Ok((200, _))),
+        );
+        MlflowServer { child, base: format!("http://127.0.0.1:{port}"), _dir: dir }
     }
 
     fn api(&self, path: &str) -> String {
         format!("{}/api/2.0/{path}", self.base)
-    }
-}
-
-impl Drop for MlflowServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -118,6 +104,17 @@ fn train_and_evaluate_log_params_metrics_and_the_bundle_to_a_real_mlflow_server(
     let (code, stored) = get(&url).unwrap();
     assert_eq!(code, 200);
     assert_eq!(stored, p.read("models/model.json"), "the stored bundle differs from models/model.json");
+
+    // MLflow's launcher starts uvicorn and huey workers: stopping the server must stop them
+    // all, or every test run leaves processes behind.
+    let group = server.child.pid();
+    assert!(
+        Spawned::group_members(group).len() > 1,
+        "MLflow runs as several processes: {:?}",
+        Spawned::group_members(group)
+    );
+    drop(server);
+    assert_eq!(Spawned::group_members(group), Vec::<u32>::new(), "processes of the MLflow server outlived it");
 }
 
 #[test]

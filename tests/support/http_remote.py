@@ -4,7 +4,7 @@
 
 Serves HEAD and GET of files under ROOT and stores PUT and POST bodies there (DVC's HTTP
 remote pushes with POST by default). Every request without the right credentials gets 401,
-as DagsHub answers. Prints `ready` once listening.
+as DagsHub answers. PORT 0 picks a free port; prints `ready <port>` on stderr once listening.
 """
 import base64
 import os
@@ -99,5 +99,5 @@ class Handler(BaseHTTPRequestHandler):
 
 
 server = ThreadingHTTPServer(("127.0.0.1", PORT), Handler)
-print("ready", flush=True)
+print("ready", server.server_address[1], file=sys.stderr, flush=True)
 server.serve_forever()
