@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::artifact::atomic_write;
+use crate::data::Layout;
 use crate::error::{Error, Result};
 use crate::models::Model;
 use crate::preprocess::Preprocessor;
@@ -35,7 +36,10 @@ use std::collections::BTreeMap;
 use crate::metrics::MeanStd;
 
 pub const FORMAT: &str = "netsec-model-bundle";
-pub const VERSION: u32 = 2;
+/// The version written. 3 added `input` (how the dataset's files are laid out).
+pub const VERSION: u32 = 3;
+/// The versions read: a version-2 bundle reads as a CSV with a header row.
+pub const READS: [u32; 2] = [2, 3];
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Header {
@@ -50,6 +54,10 @@ pub struct Bundle {
     /// [`crate::schema::Schema::hash`] of the schema the model was trained under.
     pub schema_hash: String,
     pub target: TargetSpec,
+    /// How the dataset's text files are laid out (delimiter, header or column names), so that
+    /// `predict` and the server read a file as `ingest` did.
+    #[serde(default)]
+    pub input: Layout,
     pub feature_names: Vec<String>,
     pub preprocessor: Preprocessor,
     pub model: Model,
@@ -83,8 +91,18 @@ impl Bundle {
     }
 
     pub fn load(path: &Path) -> Result<Self> {
+        Self::load_identified(path).map(|(b, _)| b)
+    }
+
+    /// The bundle and its identity: the sha256 its header records (checked against the
+    /// content). A file of an older version keeps its identity, which re-serializing it in
+    /// this version's form would change.
+    pub fn load_identified(path: &Path) -> Result<(Self, String)> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        Self::from_bytes(&bytes).map_err(|m| Error::artifact(path, m))
+        let bundle = Self::from_bytes(&bytes).map_err(|m| Error::artifact(path, m))?;
+        let split = bytes.iter().position(|&b| b == b'\n').expect("checked by from_bytes");
+        let header: Header = serde_json::from_slice(&bytes[..split]).expect("checked by from_bytes");
+        Ok((bundle, header.sha256))
     }
 
     pub fn from_bytes(bytes: &[u8]) -> std::result::Result<Self, String> {
@@ -101,10 +119,11 @@ impl Bundle {
                 header.format
             ));
         }
-        if header.version != VERSION {
+        if !READS.contains(&header.version) {
             return Err(format!(
-                "bundle version {} is not supported (this build reads version {VERSION}); its sha256 checksum cannot be verified",
-                header.version
+                "bundle version {} is not supported (this build reads versions {}); its sha256 checksum cannot be verified",
+                header.version,
+                READS.map(|v| v.to_string()).join(" and ")
             ));
         }
         let actual = hex(&Sha256::digest(content));
@@ -140,6 +159,7 @@ mod tests {
             dataset: "toy".into(),
             schema_hash: "ab".repeat(32),
             target: TargetSpec { column: "y".into(), threat: Some(vec![Scalar::Int(1)]), benign: None },
+            input: Layout { delimiter: ',', header: true, columns: vec!["a".into(), "b".into(), "y".into()] },
             feature_names: vec!["a".into(), "b".into()],
             preprocessor: Preprocessor {
                 impute: ImputeStrategy::Median,
@@ -176,7 +196,16 @@ mod tests {
         for i in (0..bytes.len()).step_by(7) {
             let mut bad = bytes.clone();
             bad[i] ^= 0x01;
-            let err = Bundle::from_bytes(&bad).unwrap_err();
+            let err = match Bundle::from_bytes(&bad) {
+                Err(e) => e,
+                // A flip of the header's version digit can name another version this build
+                // reads; the content, covered by the checksum, is then the same model.
+                Ok(b) if i < split => {
+                    assert_eq!(b, bundle(), "byte {i}");
+                    continue;
+                }
+                Ok(_) => panic!("byte {i}: a modified content was accepted"),
+            };
             if i > split {
                 // Every content byte is covered by the checksum, and the error says so.
                 assert!(err.contains("sha256 checksum mismatch"), "byte {i}: {err}");
@@ -193,8 +222,9 @@ mod tests {
     #[test]
     fn another_version_is_refused() {
         let bytes = bundle().to_bytes().unwrap();
-        let text = String::from_utf8(bytes).unwrap().replacen("\"version\":2", "\"version\":1", 1);
-        assert!(Bundle::from_bytes(text.as_bytes()).unwrap_err().contains("bundle version 1 is not supported"));
+        let text = String::from_utf8(bytes).unwrap().replacen(&format!("\"version\":{VERSION}"), "\"version\":1", 1);
+        let err = Bundle::from_bytes(text.as_bytes()).unwrap_err();
+        assert!(err.contains("bundle version 1 is not supported (this build reads versions 2 and 3)"), "{err}");
     }
 
     /// One bundle per family, with numeric and both categorical encodings, fitted on a tiny
@@ -216,6 +246,11 @@ mod tests {
                 b.model = spec.fit(x.view(), &y, 1).unwrap();
                 b.hyperparameters = spec.params_json();
                 b.feature_names = vec!["a".into(), "proto=tcp".into(), "service".into()];
+                b.input = Layout {
+                    delimiter: '\t',
+                    header: false,
+                    columns: vec!["a".into(), "proto".into(), "service".into(), "y".into()],
+                };
                 b.preprocessor = Preprocessor {
                     impute: ImputeStrategy::MostFrequent,
                     features: vec![
@@ -238,7 +273,24 @@ mod tests {
     }
 
     fn fixture_path(family: &str) -> std::path::PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/bundles/v{VERSION}-{family}.json"))
+        fixture_of(VERSION, family)
+    }
+
+    fn fixture_of(version: u32, family: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/bundles/v{version}-{family}.json"))
+    }
+
+    /// Older bundles (in production, kept for rollback) still load, with the defaults of what
+    /// their version did not record.
+    #[test]
+    fn bundles_of_older_versions_still_load() {
+        for family in ["logistic", "decision_tree", "random_forest", "adaboost", "gbm", "bagging"] {
+            let path = fixture_of(2, family);
+            let b = Bundle::from_bytes(&std::fs::read(&path).unwrap())
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(b.model.family(), family);
+            assert_eq!(b.input, Layout::default(), "a version-2 bundle reads CSV with a header");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! - [`search`]: cross-validation on the training part;
 //! - [`metrics`]: classification metrics;
 //! - [`bundle`]: the saved model;
+//! - [`output`]: output formats (CSV, JSON, HTML, Markdown), one file each behind [`output::Format`];
 //! - [`stages`]: one module per pipeline stage, called by the binaries in `src/bin/`.
 
 pub mod artifact;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod models;
+pub mod output;
 pub mod params;
 pub mod preprocess;
 pub mod registry;

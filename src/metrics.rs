@@ -2,6 +2,21 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The one place a score becomes a verdict: threat at or above the model's threshold
+/// (metrics, the server, `predict` and every output format use it).
+pub fn is_threat(score: f64, threshold: f64) -> bool {
+    score >= threshold
+}
+
+/// The label written for a score.
+pub fn label(score: f64, threshold: f64) -> &'static str {
+    if is_threat(score, threshold) {
+        "threat"
+    } else {
+        "benign"
+    }
+}
+
 /// How the decision threshold is chosen, on out-of-fold scores of the training part.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "policy", rename_all = "snake_case", deny_unknown_fields)]
@@ -33,7 +48,7 @@ impl Confusion {
     pub fn at(scores: &[f64], labels: &[bool], threshold: f64) -> Self {
         let mut c = Confusion::default();
         for (&s, &y) in scores.iter().zip(labels) {
-            match (s >= threshold, y) {
+            match (is_threat(s, threshold), y) {
                 (true, true) => c.tp += 1,
                 (true, false) => c.fp += 1,
                 (false, false) => c.tn += 1,

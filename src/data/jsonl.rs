@@ -8,13 +8,13 @@ use polars::prelude::*;
 
 use super::column::{Cell, ColumnBuilder};
 use super::open::open;
-use super::{ReadOptions, Source, ROW};
+use super::{Layout, Source, ROW};
 use crate::error::{Error, Result};
 
 pub struct JsonLinesSource;
 
 impl Source for JsonLinesSource {
-    fn read(&self, path: &Path, _opts: &ReadOptions) -> Result<DataFrame> {
+    fn read(&self, path: &Path, _opts: &Layout) -> Result<DataFrame> {
         let reader = BufReader::new(open(path)?);
         let mut builders: Vec<ColumnBuilder> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();

@@ -10,6 +10,7 @@ pub mod dataset;
 mod jsonl;
 pub(crate) mod open;
 mod parquet;
+pub mod records;
 pub mod split;
 
 use std::path::Path;
@@ -21,31 +22,24 @@ use crate::error::{Error, Result};
 use crate::schema::{float_key, Schema};
 
 pub use self::column::{parse_cell, Cell, ColumnBuilder};
-pub use self::csv::CsvSource;
+pub use self::csv::{at as csv_error, CsvSource};
 pub use self::jsonl::JsonLinesSource;
 pub use self::parquet::{read_parquet, write_parquet, ParquetSource};
+pub use self::records::{Layout, RecordError, Records};
 
 /// Name of the column that carries each row's position in its source file.
 pub const ROW: &str = "__row";
 
-/// How to parse a text source; derived from the dataset's schema.
-#[derive(Debug, Clone)]
-pub struct ReadOptions {
-    pub delimiter: u8,
-    pub header: bool,
-    /// Column names for header-less files.
-    pub column_names: Vec<String>,
-}
-
-impl ReadOptions {
+impl Layout {
+    /// How the dataset's text files are laid out, from its schema.
     pub fn from_schema(schema: &Schema) -> Self {
-        ReadOptions { delimiter: schema.delimiter as u8, header: schema.header, column_names: schema.column_names() }
+        Layout { delimiter: schema.delimiter, header: schema.header, columns: schema.column_names() }
     }
 }
 
 /// One input format. Adding a format = one file implementing this + one [`Format`] variant.
 pub trait Source {
-    fn read(&self, path: &Path, opts: &ReadOptions) -> Result<DataFrame>;
+    fn read(&self, path: &Path, layout: &Layout) -> Result<DataFrame>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,7 +77,7 @@ impl Format {
 }
 
 /// Read a raw data file in the given (or guessed) format.
-pub fn read_table(path: &Path, format: Option<Format>, opts: &ReadOptions) -> Result<DataFrame> {
+pub fn read_table(path: &Path, format: Option<Format>, opts: &Layout) -> Result<DataFrame> {
     let format = match format {
         Some(f) => f,
         None => Format::from_path(path)?,

@@ -5,14 +5,14 @@ use std::path::Path;
 
 use polars::prelude::*;
 
-use super::{ReadOptions, Source, ROW};
+use super::{Layout, Source, ROW};
 use crate::artifact::atomic_write;
 use crate::error::{Error, Result};
 
 pub struct ParquetSource;
 
 impl Source for ParquetSource {
-    fn read(&self, path: &Path, _opts: &ReadOptions) -> Result<DataFrame> {
+    fn read(&self, path: &Path, _opts: &Layout) -> Result<DataFrame> {
         let mut df = read_parquet(path)?;
         // Narrow numeric types are widened so every later stage sees Int64, Float64 or String.
         let widened: Vec<Column> = df

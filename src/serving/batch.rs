@@ -10,7 +10,8 @@ use serde::Serialize;
 
 use super::Loaded;
 use crate::artifact::atomic_write;
-use crate::data::{column_keys, Format};
+use crate::data::records::line;
+use crate::data::{column_keys, Format, Records};
 use crate::error::{Error, Result};
 use crate::preprocess::{Preprocessor, Raw};
 
@@ -42,8 +43,8 @@ impl<W: Write> Writer<'_, W> {
         let scores = self.model.score(&x);
         let t = self.model.bundle.threshold;
         for (row, &s) in cells.iter().zip(&scores) {
-            let label = if s >= t { "threat" } else { "benign" };
-            self.summary.threats += u64::from(s >= t);
+            let label = crate::metrics::label(s, t);
+            self.summary.threats += u64::from(crate::metrics::is_threat(s, t));
             let mut rec: Vec<&str> = row.iter().map(String::as_str).collect();
             let score = format!("{s:.6}");
             rec.push(&score);
@@ -122,34 +123,29 @@ fn csv_chunks<W: Write>(
     pre: &Preprocessor,
     chunk: usize,
 ) -> Result<()> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(crate::data::open::open(input)?);
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|e| Error::file(input, format!("cannot read the header: {e}")))?
-        .iter()
-        .map(|h| h.trim_start_matches('\u{feff}').trim().to_owned())
-        .collect();
+    // The one record reader, laid out as the model's dataset (delimiter, header or names).
+    let at = |e| crate::data::csv_error(input, e);
+    let mut records = Records::new(crate::data::open::open(input)?, &w.model.bundle.input).map_err(at)?;
+    let header = records.columns().to_vec();
     let index = positions(pre, &header, input)?;
     w.header(&header, output)?;
     let width = pre.width();
     let (mut values, mut cells) = (Vec::with_capacity(chunk * width), Vec::with_capacity(chunk));
-    for record in reader.records() {
-        let record = record.map_err(|e| Error::Row {
-            path: input.to_path_buf(),
-            row: e.position().map_or(0, |p| p.line()),
-            column: None,
-            message: e.to_string(),
-        })?;
-        let line = record.position().map_or(0, |p| p.line());
+    let mut record = csv::ByteRecord::new();
+    while records.next_record(&mut record).map_err(at)? {
+        let row: Vec<String> = (0..record.len())
+            .map(|i| records.text(&record, i).map(str::to_owned))
+            .collect::<Result<_, _>>()
+            .map_err(at)?;
         encode(
             pre,
-            |k| record.get(index[k]).unwrap_or(""),
+            |k| row[index[k]].as_str(),
             &mut values,
             &mut w.summary.unseen_category_cells,
             input,
-            line,
+            line(&record),
         )?;
-        cells.push(record.iter().map(str::to_owned).collect());
+        cells.push(row);
         if cells.len() == chunk {
             let x = Array2::from_shape_vec((cells.len(), width), std::mem::take(&mut values)).expect("shape");
             w.chunk(x, &cells, output)?;
@@ -159,6 +155,9 @@ fn csv_chunks<W: Write>(
     if !cells.is_empty() {
         let x = Array2::from_shape_vec((cells.len(), width), values).expect("shape");
         w.chunk(x, &cells, output)?;
+    }
+    if w.summary.rows == 0 {
+        return Err(Error::file(input, "has a header but no data rows"));
     }
     Ok(())
 }

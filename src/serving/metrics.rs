@@ -7,13 +7,12 @@ use std::time::Duration;
 /// Upper bounds of the latency histogram buckets, seconds.
 const BUCKETS: [f64; 12] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5];
 
-/// Routes counted separately.
-pub const ROUTES: [&str; 6] = ["/v1/predict", "/v1/predict/csv", "/", "/admin/reload", "/healthz", "other"];
+use super::routes::ALL as ROUTES;
 const STATUS_CLASSES: [&str; 4] = ["2xx", "4xx", "5xx", "other"];
 
 #[derive(Default)]
 pub struct Metrics {
-    requests: [[AtomicU64; 4]; 6],
+    requests: [[AtomicU64; 4]; ROUTES.len()],
     buckets: [AtomicU64; 12],
     latency_count: AtomicU64,
     /// Total latency in microseconds.

@@ -1,10 +1,15 @@
 //! The inference service: one model in memory, swapped atomically on reload, scoring JSON
 //! records and CSV uploads, with health, readiness and Prometheus endpoints.
 
+mod admin;
 pub mod batch;
-mod handlers;
+mod csv_api;
+mod error;
+mod json_api;
 pub mod metrics;
 mod page;
+pub mod routes;
+mod score;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -45,8 +50,8 @@ pub struct Loaded {
 
 impl Loaded {
     pub fn from_path(path: &std::path::Path) -> Result<Self> {
-        let bundle = Bundle::load(path)?;
-        let version = bundle.content_sha256()?[..12].to_owned();
+        let (bundle, sha) = Bundle::load_identified(path)?;
+        let version = sha[..12].to_owned();
         Ok(Loaded { bundle, version })
     }
 
@@ -81,18 +86,32 @@ impl AppState {
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
+    use routes::*;
     Router::new()
-        .route("/", get(page::index))
-        .route("/v1/predict", post(handlers::predict_json))
-        .route("/v1/predict/csv", post(handlers::predict_csv))
-        .route("/healthz", get(handlers::healthz))
-        .route("/readyz", get(handlers::readyz))
-        .route("/metrics", get(handlers::metrics))
-        .route("/admin/reload", post(handlers::reload))
-        .fallback(handlers::not_found)
+        .route(INDEX, get(page::index))
+        .route(PREDICT, post(json_api::predict))
+        .route(PREDICT_CSV, post(csv_api::predict))
+        .route(HEALTHZ, get(admin::healthz))
+        .route(READYZ, get(admin::readyz))
+        .route(METRICS, get(admin::metrics))
+        .route(RELOAD, post(admin::reload))
+        .fallback(admin::not_found)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), handlers::observe))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
+}
+
+/// Count every request and its latency, by route.
+async fn observe(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = routes::of(req.uri().path());
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    state.metrics.observe(route, resp.status().as_u16(), started.elapsed());
+    resp
 }
 
 /// Serve until SIGINT or SIGTERM (then finish in-flight requests); SIGHUP reloads the model.

@@ -11,7 +11,7 @@ use crate::artifact::round;
 use crate::data::dataset::Sources;
 use crate::data::split::{split, Split};
 use crate::data::split::{IngestParams, SplitStrategy};
-use crate::data::{read_table, row_keys, write_parquet, ReadOptions, ROW};
+use crate::data::{read_table, row_keys, write_parquet, Layout, ROW};
 use crate::error::{Error, Result};
 use crate::params::ParamsFile;
 use crate::schema::Schema;
@@ -69,7 +69,7 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<IngestMetrics> {
     let dataset = crate::data::dataset::Dataset::selected(params)?;
     let p: IngestParams = params.section("ingest")?;
     let schema = Schema::load(&dataset.params.schema)?;
-    let opts = ReadOptions::from_schema(&schema);
+    let opts = Layout::from_schema(&schema);
     let read = |path: &Path| {
         tracing::info!(dataset = %dataset.name, source = %path.display(), "reading");
         read_table(path, dataset.params.format, &opts)

@@ -61,7 +61,7 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<registry::Decision> {
     let schema = Schema::load(&dataset.params.schema)?;
     let candidate = load_bundle(&args.candidate, &schema)?;
     let bytes = std::fs::read(&args.candidate).map_err(|e| Error::io(&args.candidate, e))?;
-    let sha = candidate.content_sha256()?;
+    let (_, sha) = Bundle::load_identified(&args.candidate)?;
     let cand_metrics = score(&candidate, &args.test)?;
     let mut reg = Registry::load(&args.registry)?;
     let production_path = args.production.join(format!("{}.json", dataset.name));
@@ -80,8 +80,8 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<registry::Decision> {
             return Ok(decision);
         }
         Some(v) => {
-            let prod = Bundle::load(&production_path)?;
-            if prod.content_sha256()? != v.bundle_sha256 {
+            let (prod, prod_sha) = Bundle::load_identified(&production_path)?;
+            if prod_sha != v.bundle_sha256 {
                 return Err(Error::artifact(
                     &production_path,
                     format!("is not the bundle the registry records for {} (sha256 differs)", v.id),

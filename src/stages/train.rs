@@ -11,6 +11,8 @@ use crate::bundle::Bundle;
 use crate::data::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::metrics::choose_threshold;
+use crate::output::markdown::Markdown;
+use crate::output::{Format, Ranked, Ranking};
 use crate::params::ParamsFile;
 use crate::preprocess::Preprocessor;
 use crate::schema::Schema;
@@ -50,32 +52,23 @@ struct Leaderboard<'a> {
     ranking: &'a [CandidateResult],
 }
 
-fn markdown(board: &Leaderboard<'_>) -> String {
-    let mut s = format!(
-        "# Leaderboard\n\n{} candidates, {}-fold stratified CV on the training part, ranked by `{}` (mean ± std). \
-Fit seconds are wall time over all folds; `shared` marks ensembles scored from a larger ensemble's fit.\n\n\
-| rank | family | hyperparameters |",
-        board.candidates, board.folds, board.metric
-    );
-    for m in CV_METRICS {
-        s.push_str(&format!(" {m} |"));
-    }
-    s.push_str(" fit s |\n|---|---|---|");
-    s.push_str(&"---|".repeat(CV_METRICS.len() + 1));
-    s.push('\n');
-    for (i, r) in board.ranking.iter().enumerate() {
-        let params = r
-            .params
-            .as_object()
-            .map_or(String::new(), |o| o.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "));
-        s.push_str(&format!("| {} | {} | {} |", i + 1, r.family, params));
-        for m in CV_METRICS {
-            let v = &r.scores[*m];
-            s.push_str(&format!(" {:.4} ± {:.4} |", v.mean, v.std));
-        }
-        s.push_str(&format!(" {:.3}{} |\n", r.fit_seconds, if r.shared_fit { " (shared)" } else { "" }));
-    }
-    s
+/// The leaderboard as the output formats see it.
+fn leaderboard_rows<'a>(board: &'a Leaderboard<'a>) -> Ranking<'a> {
+    let rows = board
+        .ranking
+        .iter()
+        .map(|r| Ranked {
+            family: &r.family,
+            params: r
+                .params
+                .as_object()
+                .map_or(String::new(), |o| o.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")),
+            scores: CV_METRICS.iter().map(|m| &r.scores[*m]).collect(),
+            fit_seconds: r.fit_seconds,
+            shared_fit: r.shared_fit,
+        })
+        .collect();
+    Ranking { metric: board.metric, folds: board.folds, metrics: CV_METRICS, rows }
 }
 
 pub fn run(params: &ParamsFile, args: &Args) -> Result<CandidateResult> {
@@ -109,6 +102,7 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<CandidateResult> {
         dataset: dataset.name.clone(),
         schema_hash: schema.hash(),
         target: schema.target.clone(),
+        input: crate::data::Layout::from_schema(&schema),
         feature_names: names,
         preprocessor: pre,
         model,
@@ -128,9 +122,10 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<CandidateResult> {
         ranking: &ranking,
     };
     write_json(&args.leaderboard, &board)?;
-    let md = markdown(&board);
+    let mut md = Vec::new();
+    Markdown.write(&leaderboard_rows(&board), &mut md);
     let md_path = args.leaderboard.with_extension("md");
-    atomic_write(&md_path, |f| std::io::Write::write_all(f, md.as_bytes()).map_err(|e| Error::io(&md_path, e)))?;
+    atomic_write(&md_path, |f| std::io::Write::write_all(f, &md).map_err(|e| Error::io(&md_path, e)))?;
 
     let mut flat = flat_metrics(&winner, cands.len());
     flat.insert("threshold".into(), round(threshold, 4).into());

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::artifact::write_json;
-use crate::data::{source_rows, ParquetSource, ReadOptions, Source};
+use crate::data::{source_rows, Layout, ParquetSource, Source};
 use crate::error::Result;
 use crate::params::ParamsFile;
 use crate::preprocess::Preprocessor;
@@ -62,7 +62,7 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<TransformMetrics> {
     let dataset = crate::data::dataset::Dataset::selected(params)?;
     let p: TransformParams = params.section("transform")?;
     let schema = Schema::load(&dataset.params.schema)?;
-    let opts = ReadOptions::from_schema(&schema);
+    let opts = Layout::from_schema(&schema);
     let train = ParquetSource.read(&args.train, &opts)?;
     let test = ParquetSource.read(&args.test, &opts)?;
 

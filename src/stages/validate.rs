@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::artifact::{read_json, round, write_json};
-use crate::data::{read_table, ParquetSource, ReadOptions, Source};
+use crate::data::{read_table, Layout, ParquetSource, Source};
 use crate::error::{Error, Result};
 use crate::params::ParamsFile;
 use crate::schema::Schema;
@@ -148,7 +148,7 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<DriftSummary> {
     let dataset = crate::data::dataset::Dataset::selected(params)?;
     let p: ValidateParams = params.section("validate")?;
     let schema = Schema::load(&dataset.params.schema)?;
-    let opts = ReadOptions::from_schema(&schema);
+    let opts = Layout::from_schema(&schema);
     let train = ParquetSource.read(&args.train, &opts)?;
     let test = ParquetSource.read(&args.test, &opts)?;
 
@@ -203,7 +203,7 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<DriftSummary> {
 pub fn monitor(p: &ValidateParams, reference: &Path, current: &Path, report: &Path) -> Result<DriftSummary> {
     let profile: Profile = read_json(reference)?;
     let schema = &profile.schema;
-    let df = read_table(current, None, &ReadOptions::from_schema(schema))?;
+    let df = read_table(current, None, &Layout::from_schema(schema))?;
     let part = current.display().to_string();
     let mut violations = check_frame(schema, &df, &part, Expect::Features);
     let drift = rounded(profile.compare(&df, p.drift_alpha));

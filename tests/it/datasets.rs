@@ -5,7 +5,7 @@ use std::io::Write;
 
 use serde_json::Value;
 
-use crate::common::{bin, Project};
+use crate::common::{bin, Cmd, Project};
 use crate::serve::{get, post, Server};
 
 const SCHEMA: &str = "\
@@ -114,6 +114,28 @@ fn a_presplit_headerless_gzip_dataset_keeps_its_split_and_encodes_unseen_categor
     assert_eq!(rows.len(), 4, "{scored}");
     assert!(rows[1].starts_with("sctp,4000,0.9,") && (rows[1].ends_with("threat") || rows[1].ends_with("benign")));
     assert!(rows[3].ends_with("threat"), "an icmp flood: {scored}");
+
+    // A file laid out as the dataset (no header, every column): what ingest accepts, predict
+    // scores, with the schema's column names in the output.
+    p.write("raw.txt", "sctp,4000,0.9,normal,3\nicmp,100,0.8,smurf,20\n");
+    let run = Cmd::bin("predict")
+        .dir(p.dir.path())
+        .args(["--model", "models/production/flows.json", "raw.txt", "raw-scored.csv"])
+        .run();
+    run.success();
+    let scored = p.read("raw-scored.csv");
+    let rows: Vec<&str> = scored.lines().collect();
+    assert_eq!(rows[0], "proto,bytes,rate,label,difficulty,threat_score,prediction", "{scored}");
+    assert!(rows[2].starts_with("icmp,100,0.8,smurf,20,") && rows[2].ends_with("threat"), "{scored}");
+    // A ragged row is refused naming its line, as ingest refuses it.
+    p.write("ragged.txt", "sctp,4000,0.9,normal,3\nicmp,100\n");
+    Cmd::bin("predict")
+        .dir(p.dir.path())
+        .args(["--model", "models/production/flows.json", "ragged.txt", "x.csv"])
+        .run()
+        .code(1)
+        .stderr_has("ragged.txt: row 2: expected 5 fields, found 2");
+    assert!(!p.path("x.csv").exists(), "nothing half-written");
 }
 
 #[test]
@@ -142,6 +164,19 @@ fn the_server_scores_a_category_it_never_saw_and_counts_it() {
 
     let (_, metrics) = get(&s.url("/metrics")).unwrap();
     assert!(metrics.contains("netsec_unseen_categories_total 1"), "{metrics}");
+
+    // An upload laid out as the (header-less) dataset is read as ingest reads it.
+    let (code, body) = post(
+        &s.url("/v1/predict/csv"),
+        &[("Content-Type", "text/csv"), ("Accept", "application/json")],
+        b"tcp,20,0.1,normal,1\nicmp,100,0.8,smurf,20\n",
+    );
+    assert_eq!(code, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((v["rows"].as_u64(), v["predictions"][1]["row"].as_u64()), (Some(2), Some(2)), "{body}");
+    let (code, body) = post(&s.url("/v1/predict/csv"), &[("Content-Type", "text/csv")], b"tcp,20,0.1,normal,1\nicmp\n");
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("row 2: expected 5 fields, found 1"), "{body}");
 }
 
 #[test]

@@ -270,7 +270,7 @@ fn sibling_edges(src: &Path) -> BTreeMap<String, BTreeMap<String, BTreeSet<Strin
             let code = code_only(&std::fs::read_to_string(&f).unwrap());
             let depth = rel.components().count() - 1;
             let mut named = heads(&code, &format!("crate::{name}"));
-            named.extend(heads(&code, &"super::".repeat(depth + 1).trim_end_matches("::").to_string()));
+            named.extend(heads(&code, "super::".repeat(depth + 1).trim_end_matches("::")));
             let e = edges.entry(child.clone()).or_default();
             e.extend(named.into_iter().filter(|n| *n != child && children.contains(n)));
         }

@@ -569,7 +569,8 @@ mod tests {
                 .collect();
             // The portable block path, and the ones production takes (AVX2 where the CPU has
             // it, as on the machines the benchmarks ran on) at both block widths.
-            let paths: [(&str, fn(&Compiled, ArrayView2<'_, f64>, Range<usize>, &mut [f64])); 3] = [
+            type Path = fn(&Compiled, ArrayView2<'_, f64>, Range<usize>, &mut [f64]);
+            let paths: [(&str, Path); 3] = [
                 ("add::<2>", |c, x, r, o| c.add::<2>(x, r, o)),
                 ("add_fast::<4>", |c, x, r, o| c.add_fast::<4>(x, r, o)),
                 ("add_fast::<16>", |c, x, r, o| c.add_fast::<16>(x, r, o)),

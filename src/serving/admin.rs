@@ -1,0 +1,70 @@
+//! Health, readiness, metrics and the authenticated reload.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::error::{ApiError, ApiResult};
+use super::AppState;
+
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+pub async fn readyz(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let m = state.model.load();
+    Json(
+        json!({ "ready": true, "model_version": m.version, "family": m.bundle.model.family(), "dataset": m.bundle.dataset }),
+    )
+}
+
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let m = state.model.load();
+    let text = state.metrics.render(&m.version, m.bundle.model.family());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// Constant-time comparison, so the token cannot be guessed byte by byte from timings.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub async fn reload(State(state): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    let Some(token) = state.config.admin_token.as_deref() else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "reload over HTTP is disabled: start the server with NETSEC_ADMIN_TOKEN set",
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            ApiError::new(StatusCode::UNAUTHORIZED, "missing `Authorization: Bearer <token>` header")
+                .with("field", "Authorization")
+        })?;
+    if !same(given.as_bytes(), token.as_bytes()) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "wrong token").with("field", "Authorization"));
+    }
+    let before = state.model.load().version.clone();
+    let state2 = state.clone();
+    let outcome = tokio::task::spawn_blocking(move || state2.reload()).await;
+    match outcome {
+        Ok(Ok(version)) => Ok(Json(json!({ "model_version": version, "previous": before }))),
+        Ok(Err(e)) => {
+            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("reload failed, still serving {before}: {e}")))
+        }
+        Err(e) => {
+            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("reload failed, still serving {before}: {e}")))
+        }
+    }
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such endpoint (see GET / and POST /v1/predict, /v1/predict/csv)")
+}

@@ -1,0 +1,168 @@
+//! `POST /v1/predict/csv`: a CSV upload (a body or a form's `file`) in, the verdicts out in
+//! the format the `Accept` header asks for (see `output`).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use ndarray::Array2;
+
+use super::error::{body_error, too_many, ApiError, ApiResult};
+use super::score::score;
+use super::AppState;
+use crate::data::{RecordError, Records};
+use crate::output::{self, Format, Verdicts};
+use crate::preprocess::Raw;
+
+/// The uploaded CSV: multipart (field `file`, as the upload page sends) or a `text/csv` body.
+async fn csv_body(state: &Arc<AppState>, req: Request) -> ApiResult<Bytes> {
+    let limit = state.config.max_body_bytes;
+    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    if ct.starts_with("multipart/form-data") {
+        let mut form =
+            Multipart::from_request(req, state).await.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+        while let Some(field) = form.next_field().await.map_err(|e| {
+            let status = e.status();
+            let msg = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                format!("upload is larger than {limit} bytes")
+            } else {
+                e.body_text()
+            };
+            ApiError::new(status, msg)
+        })? {
+            if field.name() == Some("file") {
+                return field.bytes().await.map_err(|e| {
+                    let status = e.status();
+                    let msg = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                        format!("upload is larger than {limit} bytes")
+                    } else {
+                        e.body_text()
+                    };
+                    ApiError::new(status, msg).with("limit", limit)
+                });
+            }
+        }
+        Err(ApiError::new(StatusCode::BAD_REQUEST, "the form has no `file` field").with("field", "file"))
+    } else if ct.is_empty()
+        || ct.starts_with("text/csv")
+        || ct.starts_with("text/plain")
+        || ct.starts_with("application/octet-stream")
+    {
+        Bytes::from_request(req, state).await.map_err(|e| body_error(e, limit))
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("expected multipart/form-data or text/csv, got {ct}"),
+        ))
+    }
+}
+
+pub async fn predict(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let format = output::for_accept(&accept);
+    let html = format.media_type().starts_with("text/html");
+    match verdicts(&state, req, format, html).await {
+        Ok(r) => r,
+        Err(e) if html => {
+            let status = e.0;
+            (status, axum::response::Html(super::page::error_page(e.1["error"].as_str().unwrap_or("error"))))
+                .into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn verdicts(
+    state: &Arc<AppState>,
+    req: Request,
+    format: &'static dyn for<'a> Format<Verdicts<'a>>,
+    keep_fields: bool,
+) -> ApiResult<Response> {
+    let body = csv_body(state, req).await?;
+    let model = state.model.load_full();
+    let pre = &model.bundle.preprocessor;
+    // The one record reader, laid out as the model's dataset (delimiter, header or names).
+    let mut records = Records::new(body.as_ref(), &model.bundle.input).map_err(refused)?;
+    let header = records.columns().to_vec();
+    let mut index = Vec::with_capacity(pre.features.len());
+    for step in &pre.features {
+        let name = step.name();
+        let at = header.iter().position(|h| h == name).ok_or_else(|| {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("missing column `{name}`")).with("column", name)
+        })?;
+        index.push(at);
+    }
+    let width = pre.width();
+    // One record buffer for the whole upload. Kept per row: its line, where it starts in the
+    // body (formats echo the uploaded bytes), and its cells only for formats that show them.
+    let mut record = csv::ByteRecord::new();
+    let (mut lines, mut starts, mut fields) = (Vec::new(), Vec::new(), Vec::new());
+    let mut values: Vec<f64> = Vec::new();
+    let mut unseen = Vec::new();
+    while records.next_record(&mut record).map_err(refused)? {
+        let (line, start) = record.position().map(|p| (p.line(), p.byte() as usize)).unwrap_or((0, 0));
+        if lines.len() == state.config.max_rows {
+            return Err(too_many(lines.len() + 1, state.config.max_rows, "rows or more"));
+        }
+        // Each field checked as text once; kept as its span of the record.
+        for i in 0..record.len() {
+            records.text(&record, i).map_err(refused)?;
+        }
+        let field = |i: usize| std::str::from_utf8(&record[i]).expect("checked above");
+        let at = values.len();
+        values.resize(at + width, 0.0);
+        pre.encode_row(|k, _| Ok(Raw::Text(field(index[k]))), &mut values[at..], &mut unseen).map_err(|(k, m)| {
+            let name = pre.features[k].name();
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("row {line}, column `{name}`: {m}"))
+                .with("row", line)
+                .with("column", name)
+        })?;
+        lines.push(line);
+        starts.push(start);
+        if keep_fields {
+            fields.push((0..record.len()).map(|i| field(i).to_owned()).collect::<Vec<_>>());
+        }
+    }
+    if lines.is_empty() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "the CSV has no data rows"));
+    }
+    state.metrics.unseen(unseen.len() as u64);
+    let x = Array2::from_shape_vec((lines.len(), width), values).expect("one value per feature per row");
+    let (threshold, version) = (model.bundle.threshold, model.version.clone());
+    let scores = score(state, model, x).await?;
+    let ends = starts.iter().skip(1).copied().chain([body.len()]);
+    let raw: Vec<&[u8]> = starts.iter().zip(ends).map(|(&s, e)| &body[s..e]).collect();
+    let verdicts = Verdicts {
+        columns: &header,
+        lines: &lines,
+        raw: &raw,
+        fields: &fields,
+        scores: &scores,
+        threshold,
+        model_version: &version,
+    };
+    let mut bytes = Vec::new();
+    format.write(&verdicts, &mut bytes);
+    Ok((
+        [
+            (header::CONTENT_TYPE, format.media_type()),
+            (header::HeaderName::from_static("x-model-version"), version.as_str()),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// A record error of an upload: 400, naming the row and the column.
+fn refused(e: RecordError) -> ApiError {
+    let mut err = ApiError::new(StatusCode::BAD_REQUEST, e.to_string());
+    if let Some(line) = e.line {
+        err = err.with("row", line);
+    }
+    if let Some(c) = e.column {
+        err = err.with("column", c);
+    }
+    err
+}
