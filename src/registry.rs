@@ -274,4 +274,20 @@ mod tests {
         let bad: BTreeMap<String, f64> = r.keys().map(|m| (m.clone(), 0.4)).collect();
         assert!(!decide(&bad, None, &r).promote);
     }
+
+    #[test]
+    fn the_relative_rule_asks_for_a_share_of_production() {
+        // f1 must improve by at least 2% of production's value (and never get worse).
+        let r = BTreeMap::from([("f1".to_string(), Rule { min: None, min_delta: None, min_rel_delta: Some(0.02) })]);
+        let prod = BTreeMap::from([("f1".to_string(), 0.80)]);
+        let at = |v: f64| decide(&BTreeMap::from([("f1".to_string(), v)]), Some(&prod), &r);
+        assert!(at(0.8161).promote, "+2.01% passes");
+        let d = at(0.8150);
+        assert!(!d.promote, "+1.9% is short of 2%");
+        assert!(d.reasons[0].contains("relative change") && d.reasons[0].contains("+0.02"), "{:?}", d.reasons);
+        assert!(!at(0.79).promote);
+        // A production value of 0: the relative change is 0, so a positive bar is not met.
+        let zero = BTreeMap::from([("f1".to_string(), 0.0)]);
+        assert!(!decide(&BTreeMap::from([("f1".to_string(), 0.5)]), Some(&zero), &r).promote);
+    }
 }

@@ -78,8 +78,8 @@ impl Family for Checked<AdaBoostParams> {
         let (mut trees, mut alphas) = (Vec::new(), Vec::new());
         let mut importance = vec![0.0; x.ncols()];
         for _ in 0..self.n_estimators {
-            let ([a, b, c], mut rows) = group_stats(n, &group_of, &reps, y, |r| (w[r], 1.0));
-            let Grown { tree, gains, .. } = grow(&data, &mut rows, [&a, &b, &c], &grow_params, &mut rng);
+            let (stats, mut rows) = group_stats(n, &group_of, &reps, y, |r| (w[r], 1.0));
+            let Grown { tree, gains, .. } = grow(&data, &mut rows, stats.view(), &grow_params, &mut rng);
             // One prediction per group: its rows are identical to the tree.
             let says_threat: Vec<bool> =
                 reps.iter().map(|&r| tree.predict_binned(data.row(r as usize)) >= 0.5).collect();

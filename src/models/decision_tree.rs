@@ -6,7 +6,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::checked::{Checked, Validate};
-use super::tree::{add_leaves, grow, normalized, Binned, Criterion, GrowParams, Grown, Leaves, ScorerCache, Tree};
+use super::tree::{
+    add_leaves, grow, normalized, Binned, Criterion, GrowParams, Grown, Leaves, ScorerCache, StatColumns, Tree,
+};
 use super::{Classifier, Family};
 use crate::error::{Error, Result};
 
@@ -111,7 +113,7 @@ impl DecisionTreeParams {
 }
 
 /// Classification statistics summed per group of identical rows, stored at each group's
-/// representative row: (Σ weight × is_threat, Σ weight, Σ count). `weight_of(row)` gives a
+/// representative row: gradient Σ weight × is_threat, hessian Σ weight, and Σ count. `weight_of(row)` gives a
 /// row's weight and count (a bootstrap draws a row several times: weight = count = draws).
 /// Returns the stats and the representatives with positive weight, ascending.
 pub(crate) fn group_stats(
@@ -120,10 +122,8 @@ pub(crate) fn group_stats(
     reps: &[u32],
     y: &[bool],
     weight_of: impl Fn(usize) -> (f64, f64),
-) -> ([Vec<f64>; 3], Vec<u32>) {
-    let mut a = vec![0.0; n];
-    let mut b = vec![0.0; n];
-    let mut c = vec![0.0; n];
+) -> (StatColumns, Vec<u32>) {
+    let mut s = StatColumns::zeros(n);
     for r in 0..n {
         let (w, count) = weight_of(r);
         if w == 0.0 && count == 0.0 {
@@ -131,13 +131,13 @@ pub(crate) fn group_stats(
         }
         let rep = reps[group_of[r] as usize] as usize;
         if y[r] {
-            a[rep] += w;
+            s.gradient[rep] += w;
         }
-        b[rep] += w;
-        c[rep] += count;
+        s.hessian[rep] += w;
+        s.count[rep] += count;
     }
-    let rows = reps.iter().copied().filter(|&r| c[r as usize] > 0.0).collect();
-    ([a, b, c], rows)
+    let rows = reps.iter().copied().filter(|&r| s.count[r as usize] > 0.0).collect();
+    (s, rows)
 }
 
 pub(crate) fn check_rows(x: ArrayView2<'_, f64>, y: &[bool]) -> Result<()> {
@@ -168,9 +168,9 @@ impl Family for Checked<DecisionTreeParams> {
         check_rows(x, y)?;
         let data = Binned::new(x, self.max_bins);
         let (group_of, reps) = data.groups();
-        let ([a, b, c], mut rows) = group_stats(y.len(), &group_of, &reps, y, |_| (1.0, 1.0));
+        let (stats, mut rows) = group_stats(y.len(), &group_of, &reps, y, |_| (1.0, 1.0));
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let Grown { tree, gains, .. } = grow(&data, &mut rows, [&a, &b, &c], &self.grow_params(x.ncols()), &mut rng);
+        let Grown { tree, gains, .. } = grow(&data, &mut rows, stats.view(), &self.grow_params(x.ncols()), &mut rng);
         Ok(DecisionTreeModel { tree, importance: normalized(gains), scorer: ScorerCache::default() })
     }
 }

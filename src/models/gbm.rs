@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::checked::{Checked, Validate};
 use super::decision_tree::check_rows;
-use super::tree::{add_leaves, grow, normalized, Binned, Criterion, GrowParams, Grown, Leaves, ScorerCache, Tree};
+use super::tree::{
+    add_leaves, grow, normalized, Binned, Criterion, GrowParams, Grown, Leaves, ScorerCache, Stats, Tree,
+};
 use super::{Classifier, Family};
 use crate::error::Result;
 
@@ -117,7 +119,8 @@ impl Family for Checked<GbmParams> {
         // Per group: sampled rows and sampled threats in this round.
         let (mut count, mut threats) = (vec![0u32; groups], vec![0u32; groups]);
         // Statistics at the representative rows, as the tree learner reads them.
-        let (mut a, mut b, mut c) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+        // Per representative row: gradient and hessian of the log-loss, and the rows drawn.
+        let (mut gradient, mut hessian, mut drawn_rows) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
         let mut trees = Vec::with_capacity(self.n_estimators);
         let mut importance = vec![0.0; x.ncols()];
         let take = ((self.subsample * n as f64).round() as usize).clamp(1, n);
@@ -151,12 +154,18 @@ impl Family for Checked<GbmParams> {
                 }
                 let (k, p) = (f64::from(count[g]), sigmoid(score[g]));
                 let r = rep as usize;
-                a[r] = k * p - f64::from(threats[g]);
-                b[r] = k * (p * (1.0 - p)).max(1e-16);
-                c[r] = k;
+                gradient[r] = k * p - f64::from(threats[g]);
+                hessian[r] = k * (p * (1.0 - p)).max(1e-16);
+                drawn_rows[r] = k;
                 rows.push(rep);
             }
-            let Grown { mut tree, gains, leaves } = grow(&data, &mut rows, [&a, &b, &c], &grow_params, &mut rng);
+            let Grown { mut tree, gains, leaves } = grow(
+                &data,
+                &mut rows,
+                Stats { gradient: &gradient, hessian: &hessian, count: &drawn_rows },
+                &grow_params,
+                &mut rng,
+            );
             tree.scale_leaves(self.learning_rate);
             // Sampled groups: add their leaf's value directly; the others walk the tree.
             let mut updated = vec![false; groups];

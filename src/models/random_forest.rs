@@ -132,8 +132,8 @@ impl Family for Checked<RandomForestParams> {
                 } else {
                     draws.iter_mut().for_each(|w| *w = 1.0);
                 }
-                let ([a, b, c], mut rows) = group_stats(n, &group_of, &reps, y, |r| (draws[r], draws[r]));
-                let Grown { tree, gains, .. } = grow(&data, &mut rows, [&a, &b, &c], &grow_params, &mut rng);
+                let (stats, mut rows) = group_stats(n, &group_of, &reps, y, |r| (draws[r], draws[r]));
+                let Grown { tree, gains, .. } = grow(&data, &mut rows, stats.view(), &grow_params, &mut rng);
                 (tree, normalized(gains))
             })
             .collect();

@@ -94,11 +94,14 @@ fn ensembles_of_different_sizes_are_prefixes_of_each_other() {
     let (xt, _) = data(100, 9);
     for family in ["random_forest", "gbm", "adaboost"] {
         let big = ModelSpec::from_json(family, serde_json::json!({ "n_estimators": 24 })).unwrap();
-        let small = big.with_stages(10);
-        let staged = big.fit(x.view(), &y, 3).unwrap().staged_proba(xt.view(), &[10, 24]);
-        let direct = small.fit(x.view(), &y, 3).unwrap().predict_proba(xt.view());
-        for (a, b) in staged[0].iter().zip(&direct) {
-            assert!((a - b).abs() < 1e-12, "{family}: staged {a} vs separate fit {b}");
+        let sizes: Vec<usize> = (1..=24).collect();
+        let staged = big.fit(x.view(), &y, 3).unwrap().staged_proba(xt.view(), &sizes);
+        // Every size, bit for bit: the search ranks candidates by these scores.
+        for (&k, staged) in sizes.iter().zip(&staged) {
+            let direct = big.with_stages(k).fit(x.view(), &y, 3).unwrap().predict_proba(xt.view());
+            for (a, b) in staged.iter().zip(&direct) {
+                assert_eq!(a.to_bits(), b.to_bits(), "{family}, {k} members: staged {a} vs separate fit {b}");
+            }
         }
     }
 }

@@ -100,6 +100,38 @@ pub fn post(url: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
     (r.status().as_u16(), r.body_mut().with_config().limit(64 << 20).read_to_string().unwrap())
 }
 
+/// A request whose body is only half sent: in flight until [`HalfSent::finish`].
+struct HalfSent {
+    stream: std::net::TcpStream,
+    rest: Vec<u8>,
+}
+
+impl HalfSent {
+    fn start(base: &str, path: &str, content_type: &str, body: &[u8]) -> HalfSent {
+        let addr = base.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let half = body.len() / 2;
+        std::io::Write::write_all(&mut stream, head.as_bytes()).unwrap();
+        std::io::Write::write_all(&mut stream, &body[..half]).unwrap();
+        std::io::Write::flush(&mut stream).unwrap();
+        HalfSent { stream, rest: body[half..].to_vec() }
+    }
+
+    /// Send the rest; the status and the body of the answer.
+    fn finish(mut self) -> (u16, String) {
+        std::io::Write::write_all(&mut self.stream, &self.rest).unwrap();
+        let mut answer = String::new();
+        std::io::Read::read_to_string(&mut self.stream, &mut answer).unwrap();
+        let status = answer.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        (status, answer.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
+    }
+}
+
 fn json(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }
@@ -183,10 +215,21 @@ fn json_and_csv_scoring_answer_label_score_and_version() {
     let (code, ready) = get(&s.url("/readyz")).unwrap();
     assert_eq!((code, json(&ready)["model_version"].as_str()), (200, Some(version.as_str())));
     let (_, metrics) = get(&s.url("/metrics")).unwrap();
-    assert!(metrics.contains("netsec_requests_total{route=\"/v1/predict\",status=\"2xx\"} 2"), "{metrics}");
-    assert!(metrics.contains("netsec_predictions_total{class=\"threat\"}"));
+    // The counts of what this test sent: 2 JSON requests (2 threats, 1 benign), 5 CSV uploads
+    // of one threat and one benign row each, the page, /readyz, and the start's /healthz.
+    for line in [
+        "netsec_requests_total{route=\"/v1/predict\",status=\"2xx\"} 2",
+        "netsec_requests_total{route=\"/v1/predict/csv\",status=\"2xx\"} 5",
+        "netsec_requests_total{route=\"/readyz\",status=\"2xx\"} 1",
+        "netsec_requests_total{route=\"/healthz\",status=\"2xx\"} 1",
+        "netsec_requests_total{route=\"other\",status=\"2xx\"} 0",
+        "netsec_predictions_total{class=\"threat\"} 7",
+        "netsec_predictions_total{class=\"benign\"} 6",
+        "netsec_request_duration_seconds_bucket{le=\"+Inf\"} 10",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "no line `{line}` in\n{metrics}");
+    }
     assert!(metrics.contains(&format!("netsec_model_info{{version=\"{version}\"")));
-    assert!(metrics.contains("netsec_request_duration_seconds_bucket{le=\"+Inf\"}"));
     drop(p);
 }
 
@@ -268,6 +311,8 @@ fn reload_under_load_fails_no_request_and_sighup_reloads_too() {
     p.run("train").success();
     let before = json(&get(&s.url("/readyz")).unwrap().1)["model_version"].as_str().unwrap().to_owned();
     std::fs::copy(p.path("models/model.json"), &model).unwrap();
+    // A request in flight across the reloads: its body is half sent before, the rest after.
+    let in_flight = HalfSent::start(&s.base, "/v1/predict/csv", "text/csv", p.read("data/toy.csv").as_bytes());
     for _ in 0..5 {
         let (code, body) = post(&s.url("/admin/reload"), &[("Authorization", &format!("Bearer {TOKEN}"))], b"");
         assert_eq!(code, 200, "{body}");
@@ -275,6 +320,9 @@ fn reload_under_load_fails_no_request_and_sighup_reloads_too() {
     }
     let after = json(&get(&s.url("/readyz")).unwrap().1)["model_version"].as_str().unwrap().to_owned();
     assert_ne!(before, after);
+    let (code, body) = in_flight.finish();
+    assert_eq!(code, 200, "the request in flight across the reloads: {body}");
+    assert_eq!(body.lines().count(), 401, "every row scored");
     // SIGHUP reloads as well (counted in the metrics).
     s.signal("HUP");
     std::thread::sleep(Duration::from_millis(300));
@@ -294,7 +342,15 @@ fn reload_under_load_fails_no_request_and_sighup_reloads_too() {
     assert_eq!(code, 500, "{body}");
     assert!(body.contains("still serving"), "{body}");
     assert_eq!(post(&url, &[("Content-Type", "application/json")], br#"{"a": 1, "b": 50, "c": 0.2}"#).0, 200);
-    // Graceful shutdown on SIGTERM: a clean exit.
+    // Graceful shutdown on SIGTERM: a request in flight when the signal comes is answered,
+    // then the server exits cleanly.
+    let in_flight = HalfSent::start(&s.base, "/v1/predict/csv", "text/csv", p.read("data/toy.csv").as_bytes());
+    std::thread::sleep(Duration::from_millis(100));
+    s.signal("TERM");
+    std::thread::sleep(Duration::from_millis(200));
+    let (code, body) = in_flight.finish();
+    assert_eq!(code, 200, "the request in flight at SIGTERM: {body}");
+    assert_eq!(body.lines().count(), 401, "every row scored");
     let (status, stderr) = s.stop();
     assert!(status.success(), "exit {status:?}: {stderr}");
 }
@@ -382,9 +438,18 @@ fn predict_scores_a_file_in_chunks_with_the_same_result_and_names_bad_cells() {
     let out = p.read("out/big.csv");
     assert_eq!(out.lines().next().unwrap(), "a,b,c,label,threat_score,prediction");
     assert_eq!(out.lines().count(), 401);
-    // Parquet input gives the same scores.
+    // Parquet input gives the same scores as the same rows given as CSV.
     run(&["artifacts/split/test.parquet", "out/test.csv", "--model", m]).success();
-    assert!(p.read("out/test.csv").lines().count() > 50);
+    Cmd::bin("export").args(["artifacts/split/test.parquet", "out/test-rows.csv"]).dir(p.dir.path()).run().success();
+    run(&["out/test-rows.csv", "out/test-from-csv.csv", "--model", m]).success();
+    let scores = |rel: &str| -> Vec<String> {
+        let mut r = csv::Reader::from_path(p.path(rel)).unwrap();
+        let at = r.headers().unwrap().iter().position(|h| h == "threat_score").unwrap();
+        r.records().map(|rec| rec.unwrap()[at].to_owned()).collect()
+    };
+    let from_parquet = scores("out/test.csv");
+    assert_eq!(from_parquet.len() as u64, p.metrics("reports/ingest.json")["test_rows"].as_u64().unwrap());
+    assert_eq!(from_parquet, scores("out/test-from-csv.csv"));
     // A bad cell: an error naming the file, line and column, and no output file.
     let mut lines: Vec<String> = p.read("data/toy.csv").lines().map(str::to_owned).collect();
     lines[5] = "1,oops,0.1,attack".into();

@@ -1,10 +1,11 @@
 """A DVC HTTP remote with basic auth on 127.0.0.1, standing in for DagsHub in the tests.
 
-    python3 http_remote.py PORT ROOT USER PASSWORD
+    python3 http_remote.py PORT ROOT USER PASSWORD [FORBIDDEN_USER]
 
 Serves HEAD and GET of files under ROOT and stores PUT and POST bodies there (DVC's HTTP
 remote pushes with POST by default). Every request without the right credentials gets 401,
-as DagsHub answers. PORT 0 picks a free port; prints `ready <port>` on stderr once listening.
+as DagsHub answers; FORBIDDEN_USER, with any password, gets 403 (a known user without access to
+the repository, as DagsHub answers it). PORT 0 picks a free port; prints `ready <port>` on stderr once listening.
 """
 import base64
 import os
@@ -12,6 +13,7 @@ import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PORT, ROOT, USER, PASSWORD = int(sys.argv[1]), os.path.abspath(sys.argv[2]), sys.argv[3], sys.argv[4]
+FORBIDDEN = sys.argv[5] if len(sys.argv) > 5 else None
 EXPECTED = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 
 
@@ -27,10 +29,16 @@ class Handler(BaseHTTPRequestHandler):
         return full if full.startswith(ROOT + os.sep) else None
 
     def _authorized(self):
-        if self.headers.get("Authorization") == EXPECTED:
+        given = self.headers.get("Authorization") or ""
+        if given == EXPECTED:
             return True
-        body = b"unauthorized"
-        self.send_response(401)
+        try:
+            user = base64.b64decode(given.removeprefix("Basic ")).decode().split(":", 1)[0]
+        except Exception:
+            user = None
+        forbidden = FORBIDDEN is not None and user == FORBIDDEN
+        body = b"forbidden" if forbidden else b"unauthorized"
+        self.send_response(403 if forbidden else 401)
         self.send_header("WWW-Authenticate", 'Basic realm="dvc"')
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()

@@ -5,9 +5,9 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{Binned, Node, Tree, LEAF};
 
-/// What a split optimizes. Per row the learner sees statistics `(a, b, c)`:
-/// classification: `a = weight × is_threat`, `b = weight`; boosting: `a = gradient`,
-/// `b = hessian`; and `c`, how many training rows the row stands for (see
+/// What a split optimizes, over the per-row statistics of [`Stats`] (summed in [`Sums`]):
+/// classification: `gradient = weight × is_threat`, `hessian = weight`; boosting: the
+/// gradient and hessian of the loss; `count`: how many training rows the row stands for (see
 /// [`super::Binned::groups`]), which `min_samples_*` count.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Criterion {
@@ -76,14 +76,78 @@ pub struct GrowParams {
     pub features_per_split: usize,
 }
 
-/// Histogram cell: (sum a, sum b, row count).
-type Cell = [f64; 3];
+/// Per-row statistics a tree is grown on (see [`Criterion`]), one slice each, by row.
+#[derive(Debug, Clone, Copy)]
+pub struct Stats<'a> {
+    pub gradient: &'a [f64],
+    pub hessian: &'a [f64],
+    pub count: &'a [f64],
+}
+
+impl Stats<'_> {
+    #[inline]
+    fn at(&self, r: usize) -> Sums {
+        Sums { gradient: self.gradient[r], hessian: self.hessian[r], count: self.count[r] }
+    }
+}
+
+/// Owned per-row statistics, viewed as [`Stats`] to grow a tree.
+#[derive(Debug, Clone, Default)]
+pub struct StatColumns {
+    pub gradient: Vec<f64>,
+    pub hessian: Vec<f64>,
+    pub count: Vec<f64>,
+}
+
+impl StatColumns {
+    pub fn zeros(n: usize) -> StatColumns {
+        StatColumns { gradient: vec![0.0; n], hessian: vec![0.0; n], count: vec![0.0; n] }
+    }
+
+    pub fn view(&self) -> Stats<'_> {
+        Stats { gradient: &self.gradient, hessian: &self.hessian, count: &self.count }
+    }
+}
+
+/// Sums of [`Stats`] over rows: a histogram cell, a node's or a child's totals.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Sums {
+    pub gradient: f64,
+    pub hessian: f64,
+    pub count: f64,
+}
+
+impl std::ops::AddAssign for Sums {
+    #[inline]
+    fn add_assign(&mut self, o: Sums) {
+        self.gradient += o.gradient;
+        self.hessian += o.hessian;
+        self.count += o.count;
+    }
+}
+
+impl std::ops::Add for Sums {
+    type Output = Sums;
+    #[inline]
+    fn add(mut self, o: Sums) -> Sums {
+        self += o;
+        self
+    }
+}
+
+impl std::ops::Sub for Sums {
+    type Output = Sums;
+    #[inline]
+    fn sub(self, o: Sums) -> Sums {
+        Sums { gradient: self.gradient - o.gradient, hessian: self.hessian - o.hessian, count: self.count - o.count }
+    }
+}
+
+type Cell = Sums;
 
 struct Grower<'a> {
     data: &'a Binned,
-    a: &'a [f64],
-    b: &'a [f64],
-    c: &'a [f64],
+    stats: Stats<'a>,
     p: &'a GrowParams,
     rng: &'a mut ChaCha8Rng,
     nodes: Vec<Node>,
@@ -103,30 +167,24 @@ struct Best {
 
 /// Add feature `f`'s histogram over `rows` into its cells of `hist` (random forests draw
 /// features one at a time).
-fn add_feature_hist(data: &Binned, s: [&[f64]; 3], rows: &[u32], f: usize, hist: &mut [Cell]) {
+fn add_feature_hist(data: &Binned, s: Stats<'_>, rows: &[u32], f: usize, hist: &mut [Cell]) {
     let column = data.column(f);
     let cells = &mut hist[data.offsets[f]..data.offsets[f + 1]];
     for &r in rows {
         let r = r as usize;
-        let cell = &mut cells[column[r] as usize];
-        cell[0] += s[0][r];
-        cell[1] += s[1][r];
-        cell[2] += s[2][r];
+        cells[column[r] as usize] += s.at(r);
     }
 }
 
 /// Histogram over pack codes (all features), see [`super::bins::Pack`].
-fn build_pack_hist(data: &Binned, s: [&[f64]; 3], rows: &[u32]) -> Vec<Cell> {
-    let mut hist = vec![[0.0; 3]; data.pack_offsets[data.packs.len()]];
+fn build_pack_hist(data: &Binned, s: Stats<'_>, rows: &[u32]) -> Vec<Cell> {
+    let mut hist = vec![Sums::default(); data.pack_offsets[data.packs.len()]];
     let offsets = &data.pack_offsets[..data.packs.len()];
     for &r in rows {
         let r = r as usize;
-        let (ar, br, cr) = (s[0][r], s[1][r], s[2][r]);
+        let row = s.at(r);
         for (&code, &off) in data.packed_row(r).iter().zip(offsets) {
-            let cell = &mut hist[off + code as usize];
-            cell[0] += ar;
-            cell[1] += br;
-            cell[2] += cr;
+            hist[off + code as usize] += row;
         }
     }
     hist
@@ -134,19 +192,16 @@ fn build_pack_hist(data: &Binned, s: [&[f64]; 3], rows: &[u32]) -> Vec<Cell> {
 
 /// Per-feature histogram from a pack histogram.
 fn expand(data: &Binned, packs: &[Cell]) -> Vec<Cell> {
-    let mut hist = vec![[0.0; 3]; data.total_bins()];
+    let mut hist = vec![Sums::default(); data.total_bins()];
     for (p, pack) in data.packs.iter().enumerate() {
         let cells = &packs[data.pack_offsets[p]..data.pack_offsets[p + 1]];
         for (code, cell) in cells.iter().enumerate() {
-            if cell[2] == 0.0 {
+            if cell.count == 0.0 {
                 continue;
             }
             let bins = &pack.decode[code * pack.features.len()..(code + 1) * pack.features.len()];
             for (&f, &bin) in pack.features.iter().zip(bins) {
-                let out = &mut hist[data.offsets[f] + bin as usize];
-                out[0] += cell[0];
-                out[1] += cell[1];
-                out[2] += cell[2];
+                hist[data.offsets[f] + bin as usize] += *cell;
             }
         }
     }
@@ -154,14 +209,14 @@ fn expand(data: &Binned, packs: &[Cell]) -> Vec<Cell> {
 }
 
 impl Grower<'_> {
-    fn leaf(&mut self, start: usize, len: usize, a: f64, b: f64) -> u32 {
+    fn leaf(&mut self, start: usize, len: usize, tot: Sums) -> u32 {
         self.nodes.push(Node {
             feature: LEAF,
             threshold: 0.0,
             bin: 0,
             left: 0,
             right: 0,
-            value: self.p.criterion.leaf(a, b),
+            value: self.p.criterion.leaf(tot.gradient, tot.hessian),
         });
         let id = (self.nodes.len() - 1) as u32;
         self.leaves.push((start, start + len, id));
@@ -170,23 +225,21 @@ impl Grower<'_> {
 
     fn best_split(&self, hist: &[Cell], features: &[usize], tot: Cell) -> Option<Best> {
         let c = self.p.criterion;
-        let parent = c.cost(tot[0], tot[1]);
+        let parent = c.cost(tot.gradient, tot.hessian);
         let mut best: Option<Best> = None;
         for &f in features {
             let cells = &hist[self.data.offsets[f]..self.data.offsets[f + 1]];
-            let mut left = [0.0; 3];
+            let mut left = Sums::default();
             for (bin, cell) in cells[..cells.len() - 1].iter().enumerate() {
-                left[0] += cell[0];
-                left[1] += cell[1];
-                left[2] += cell[2];
-                let right = [tot[0] - left[0], tot[1] - left[1], tot[2] - left[2]];
-                if left[2] < self.p.min_samples_leaf as f64 || right[2] < self.p.min_samples_leaf as f64 {
+                left += *cell;
+                let right = tot - left;
+                if left.count < self.p.min_samples_leaf as f64 || right.count < self.p.min_samples_leaf as f64 {
                     continue;
                 }
-                if left[1] < self.p.min_child_weight || right[1] < self.p.min_child_weight {
+                if left.hessian < self.p.min_child_weight || right.hessian < self.p.min_child_weight {
                     continue;
                 }
-                let gain = parent - c.cost(left[0], left[1]) - c.cost(right[0], right[1]);
+                let gain = parent - c.cost(left.gradient, left.hessian) - c.cost(right.gradient, right.hessian);
                 if gain > best.as_ref().map_or(1e-12, |b| b.gain) {
                     best = Some(Best { gain, feature: f, bin, left });
                 }
@@ -197,11 +250,11 @@ impl Grower<'_> {
 
     /// Whether a node with these totals at this depth is a leaf without looking for a split.
     fn stops(&self, depth: usize, tot: Cell) -> bool {
-        let n = tot[2] as usize;
+        let n = tot.count as usize;
         depth >= self.p.max_depth
             || n < self.p.min_samples_split
             || n < 2 * self.p.min_samples_leaf
-            || self.p.criterion.is_pure(tot[0], tot[1])
+            || self.p.criterion.is_pure(tot.gradient, tot.hessian)
     }
 
     /// `hist`: the node's pack histogram when the parent derived it; `tot`: its totals when
@@ -223,25 +276,21 @@ impl Grower<'_> {
             // The root: with all features its histogram is needed anyway, and any pack's
             // cells sum to the totals.
             None if all_features => {
-                let h = build_pack_hist(self.data, [self.a, self.b, self.c], rows);
-                let t = h[self.data.pack_offsets[0]..self.data.pack_offsets[1]]
-                    .iter()
-                    .fold([0.0; 3], |s, c| [s[0] + c[0], s[1] + c[1], s[2] + c[2]]);
+                let h = build_pack_hist(self.data, self.stats, rows);
+                let t =
+                    h[self.data.pack_offsets[0]..self.data.pack_offsets[1]].iter().fold(Sums::default(), |s, c| s + *c);
                 hist = Some(h);
                 t
             }
-            None => {
-                let (a, b, c) = (self.a, self.b, self.c);
-                rows.iter().fold([0.0; 3], |s, &r| [s[0] + a[r as usize], s[1] + b[r as usize], s[2] + c[r as usize]])
-            }
+            None => rows.iter().fold(Sums::default(), |s, &r| s + self.stats.at(r as usize)),
         };
         if self.stops(depth, tot) {
-            return self.leaf(start, rows.len(), tot[0], tot[1]);
+            return self.leaf(start, rows.len(), tot);
         }
 
         // `pack_hist` is kept for the children (subtraction); `hist` is per feature.
         let (pack_hist, hist, features): (Option<Vec<Cell>>, Vec<Cell>, Vec<usize>) = if all_features {
-            let packs = hist.unwrap_or_else(|| build_pack_hist(self.data, [self.a, self.b, self.c], rows));
+            let packs = hist.unwrap_or_else(|| build_pack_hist(self.data, self.stats, rows));
             let per_feature = expand(self.data, &packs);
             (Some(packs), per_feature, (0..self.data.n_features).collect())
         } else {
@@ -253,7 +302,7 @@ impl Grower<'_> {
             // on data with few distinct values, such as the phishing table.)
             let k = self.p.features_per_split;
             let mut pool: Vec<usize> = (0..self.data.n_features).filter(|f| !constants.contains(f)).collect();
-            let mut hist = vec![[0.0; 3]; self.data.total_bins()];
+            let mut hist = vec![Sums::default(); self.data.total_bins()];
             let mut chosen = Vec::with_capacity(k);
             for i in 0..pool.len() {
                 if i >= k && !chosen.is_empty() {
@@ -262,9 +311,9 @@ impl Grower<'_> {
                 let j = self.rng.gen_range(i..pool.len());
                 pool.swap(i, j);
                 let f = pool[i];
-                add_feature_hist(self.data, [self.a, self.b, self.c], rows, f, &mut hist);
+                add_feature_hist(self.data, self.stats, rows, f, &mut hist);
                 let cells = &hist[self.data.offsets[f]..self.data.offsets[f + 1]];
-                if cells.iter().filter(|c| c[2] > 0.0).count() > 1 {
+                if cells.iter().filter(|c| c.count > 0.0).count() > 1 {
                     chosen.push(f);
                 } else {
                     constants.push(f);
@@ -276,7 +325,7 @@ impl Grower<'_> {
         };
 
         let Some(best) = self.best_split(&hist, &features, tot) else {
-            return self.leaf(start, rows.len(), tot[0], tot[1]);
+            return self.leaf(start, rows.len(), tot);
         };
         self.importance[best.feature] += best.gain;
 
@@ -305,24 +354,19 @@ impl Grower<'_> {
             bin: best.bin as u8,
             left: 0,
             right: 0,
-            value: self.p.criterion.leaf(tot[0], tot[1]),
+            value: self.p.criterion.leaf(tot.gradient, tot.hessian),
         });
         let (left_rows, right_rows) = rows.split_at_mut(split);
         drop(hist);
         let left_tot = best.left;
-        let right_tot = [tot[0] - left_tot[0], tot[1] - left_tot[1], tot[2] - left_tot[2]];
+        let right_tot = tot - left_tot;
         // Children that will be leaves need no histogram (at the last level, none does).
         let needs_hist = !self.stops(depth + 1, left_tot) || !self.stops(depth + 1, right_tot);
         let (left_hist, right_hist) = if let (Some(parent), true) = (pack_hist, needs_hist) {
             // Build the smaller child's histogram, derive the larger one by subtraction.
-            let small_is_left = left_tot[2] <= right_tot[2];
-            let small = build_pack_hist(
-                self.data,
-                [self.a, self.b, self.c],
-                if small_is_left { left_rows } else { right_rows },
-            );
-            let large: Vec<Cell> =
-                parent.iter().zip(&small).map(|(p, s)| [p[0] - s[0], p[1] - s[1], p[2] - s[2]]).collect();
+            let small_is_left = left_tot.count <= right_tot.count;
+            let small = build_pack_hist(self.data, self.stats, if small_is_left { left_rows } else { right_rows });
+            let large: Vec<Cell> = parent.iter().zip(&small).map(|(p, s)| *p - *s).collect();
             if small_is_left {
                 (Some(small), Some(large))
             } else {
@@ -348,15 +392,12 @@ pub struct Grown {
     pub leaves: Vec<(usize, usize, u32)>,
 }
 
-/// Grow a tree on `rows` of `data` with per-row statistics `[a, b, c]` (see [`Criterion`]).
+/// Grow a tree on `rows` of `data` with per-row statistics `stats` (see [`Criterion`]).
 /// `rows` is reordered so that each leaf's rows are contiguous.
-pub fn grow(data: &Binned, rows: &mut [u32], stats: [&[f64]; 3], p: &GrowParams, rng: &mut ChaCha8Rng) -> Grown {
-    let [a, b, c] = stats;
+pub fn grow(data: &Binned, rows: &mut [u32], stats: Stats<'_>, p: &GrowParams, rng: &mut ChaCha8Rng) -> Grown {
     let mut g = Grower {
         data,
-        a,
-        b,
-        c,
+        stats,
         p,
         rng,
         nodes: Vec::new(),

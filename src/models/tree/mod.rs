@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 pub use bins::Binned;
 pub use compiled::{Compiled, ScorerCache};
-pub use grow::{grow, Criterion, GrowParams, Grown};
+pub use grow::{grow, Criterion, GrowParams, Grown, StatColumns, Stats, Sums};
 
 /// A node: a split (`feature`, `threshold`, children) or a leaf (`feature == LEAF`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
