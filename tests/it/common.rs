@@ -270,7 +270,10 @@ impl Spawned {
     fn start(mut cmd: Command) -> Spawned {
         use std::os::unix::process::CommandExt;
         let program = cmd.get_program().to_string_lossy().into_owned();
-        cmd.process_group(0).stdin(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+        cmd.process_group(0)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
         let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let (tx, lines) = std::sync::mpsc::channel();
@@ -292,7 +295,10 @@ impl Spawned {
 
     /// Send a signal to the process itself (`HUP`, `TERM`).
     pub fn signal(&self, sig: &str) {
-        let _ = Command::new("kill").args([&format!("-{sig}"), &self.pid().to_string()]).status();
+        let _ = Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .stderr(std::process::Stdio::null())
+            .status();
     }
 
     /// The first stderr line containing `needle`, waiting up to `secs`.
@@ -347,7 +353,10 @@ impl Drop for Spawned {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             // The whole group: the process and everything it started.
-            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .stderr(std::process::Stdio::null())
+                .status();
             let _ = child.wait();
         }
     }
