@@ -46,7 +46,7 @@ p["train"]["space"] = "bench"
 p["train"]["spaces"]["bench"] = {"families": {"random_forest": {"n_estimators": int(sys.argv[2])}}}
 yaml.safe_dump(p, open(sys.argv[1], "w"))
 PYEOF
-target/release/train -q --params "$OUT/params.yaml" --model "$OUT/model.json" --leaderboard "$OUT/leaderboard.json" --metrics "$OUT/train.json"
+target/release/train -q --params "$OUT/params.yaml" --model "$OUT/model.json" --leaderboard "$OUT/leaderboard.json" --metrics "$OUT/train.json" --details "$OUT/train-details.json"
 
 echo "== reference server (bench_serve.sh, ${REPS} x ${DUR}s per setting)" >&2
 REF_MODEL_DIR=$OUT/ref_model REF_DURATION=$DUR REF_REPS=$REPS "$REF/bench_serve.sh" "$OUT/ref_results" > "$OUT/ref_bench.log" 2>&1

@@ -66,8 +66,9 @@ PYEOF
     cd "$S/project"
     "$BIN/ingest" -q && "$BIN/transform" -q
     echo "== [$split split] ours: train on the reference space" >&2
-    /usr/bin/time -f "$TIME" -o "$S/ours.time" "$BIN/train" -q --leaderboard "$S/leaderboard.json" --metrics "$S/train.json"
-    "$BIN/evaluate" -q --metrics "$S/eval.json"
+    /usr/bin/time -f "$TIME" -o "$S/ours.time" "$BIN/train" -q --leaderboard "$S/leaderboard.json" \
+      --metrics "$S/train-headline.json" --details "$S/train.json"
+    "$BIN/evaluate" -q --metrics "$S/eval-headline.json" --details "$S/eval.json"
     echo "== [$split split] single models, one thread" >&2
     "$ROOT/target/release/examples/fit_bench" --reps 5 --threads 1 > "$S/ours_fit.json"
   )
