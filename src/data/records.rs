@@ -113,10 +113,57 @@ impl<R: Read> Records<R> {
         Ok(true)
     }
 
+    /// Every field of a record as text, checked as UTF-8 in one pass.
+    pub fn fields<'r>(&self, record: &'r csv::ByteRecord) -> Result<Fields<'r>, RecordError> {
+        match std::str::from_utf8(record.as_slice()) {
+            Ok(all) => {
+                let fields = Fields { all, record };
+                // A character split across two fields leaves each invalid on its own.
+                match (0..record.len()).find(|&i| fields.try_get(i).is_none()) {
+                    None => Ok(fields),
+                    Some(i) => Err(self.text(record, i).err().unwrap_or_else(|| {
+                        RecordError::at(line(record), Some(self.columns[i].clone()), "not valid UTF-8 text")
+                    })),
+                }
+            }
+            Err(_) => {
+                for i in 0..record.len() {
+                    self.text(record, i)?;
+                }
+                Err(RecordError::at(line(record), None, "not valid UTF-8 text"))
+            }
+        }
+    }
+
     /// Field `i` of a record as text.
     pub fn text<'r>(&self, record: &'r csv::ByteRecord, i: usize) -> Result<&'r str, RecordError> {
         std::str::from_utf8(&record[i])
             .map_err(|_| RecordError::at(line(record), Some(self.columns[i].clone()), "not valid UTF-8 text"))
+    }
+}
+
+/// The fields of one record, checked as text (see [`Records::fields`]).
+pub struct Fields<'r> {
+    all: &'r str,
+    record: &'r csv::ByteRecord,
+}
+
+impl<'r> Fields<'r> {
+    fn try_get(&self, i: usize) -> Option<&'r str> {
+        self.all.get(self.record.range(i)?)
+    }
+
+    /// Field `i` (an index below the record's length).
+    pub fn get(&self, i: usize) -> &'r str {
+        self.try_get(i).unwrap_or("")
+    }
+
+    pub fn len(&self) -> usize {
+        self.record.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.record.is_empty()
     }
 }
 

@@ -106,11 +106,8 @@ async fn verdicts(
         if lines.len() == state.config.max_rows {
             return Err(too_many(lines.len() + 1, state.config.max_rows, "rows or more"));
         }
-        // Each field checked as text once; kept as its span of the record.
-        for i in 0..record.len() {
-            records.text(&record, i).map_err(refused)?;
-        }
-        let field = |i: usize| std::str::from_utf8(&record[i]).expect("checked above");
+        let cells = records.fields(&record).map_err(refused)?;
+        let field = |i: usize| cells.get(i);
         let at = values.len();
         values.resize(at + width, 0.0);
         pre.encode_row(|k, _| Ok(Raw::Text(field(index[k]))), &mut values[at..], &mut unseen).map_err(|(k, m)| {
