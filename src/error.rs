@@ -51,7 +51,7 @@ pub enum Error {
     Tracking { uri: String, message: String },
 
     #[error("{}: {err}", path.display())]
-    Polars { path: PathBuf, err: polars::error::PolarsError },
+    Polars { path: PathBuf, err: polars_core::error::PolarsError },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -67,7 +67,7 @@ impl Error {
         Error::Io { path: path.into(), err }
     }
 
-    pub(crate) fn polars(path: impl Into<PathBuf>, err: polars::error::PolarsError) -> Self {
+    pub(crate) fn polars(path: impl Into<PathBuf>, err: polars_core::error::PolarsError) -> Self {
         Error::Polars { path: path.into(), err }
     }
 

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use ndarray::Array2;
-use polars::prelude::*;
+use polars_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{column_keys, source_rows};

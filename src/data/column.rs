@@ -1,6 +1,6 @@
 //! Building typed columns from cells whose type is discovered while reading.
 
-use polars::prelude::*;
+use polars_core::prelude::*;
 
 /// One parsed cell of a text or JSON source.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
-use polars::prelude::*;
+use polars_core::prelude::*;
 
 use super::column::{Cell, ColumnBuilder};
 use super::open::open;

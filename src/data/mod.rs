@@ -15,7 +15,7 @@ pub mod split;
 
 use std::path::Path;
 
-use polars::prelude::*;
+use polars_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};

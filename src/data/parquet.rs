@@ -3,7 +3,8 @@
 use std::fs::File;
 use std::path::Path;
 
-use polars::prelude::*;
+use polars_core::prelude::*;
+use polars_io::prelude::*;
 
 use super::{Layout, Source, ROW};
 use crate::artifact::atomic_write;

@@ -169,7 +169,7 @@ fn parquet_chunks<W: Write>(
     pre: &Preprocessor,
     chunk: usize,
 ) -> Result<()> {
-    use polars::prelude::*;
+    use polars_io::prelude::*;
     let rows = ParquetReader::new(std::fs::File::open(input).map_err(|e| Error::io(input, e))?)
         .num_rows()
         .map_err(|e| Error::polars(input, e))?;

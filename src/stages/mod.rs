@@ -11,7 +11,7 @@ pub mod validate;
 use std::path::Path;
 
 use ndarray::Array2;
-use polars::prelude::*;
+use polars_core::prelude::*;
 
 use serde::Serialize;
 

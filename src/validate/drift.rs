@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use polars::prelude::*;
+use polars_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::stats::{benjamini_hochberg, chi2_sf, ks_p_value};

@@ -7,7 +7,7 @@ pub mod stats;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
-use polars::prelude::*;
+use polars_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{column_keys, source_rows, ROW};

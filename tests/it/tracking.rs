@@ -114,6 +114,11 @@ fn train_and_evaluate_log_params_metrics_and_the_bundle_to_a_real_mlflow_server(
         Spawned::group_members(group)
     );
     drop(server);
+    // SIGKILL is delivered at once, but a process takes a moment to go; none may be left.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !Spawned::group_members(group).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     assert_eq!(Spawned::group_members(group), Vec::<u32>::new(), "processes of the MLflow server outlived it");
 }
 
