@@ -99,13 +99,15 @@ impl Bundle {
     /// this version's form would change.
     pub fn load_identified(path: &Path) -> Result<(Self, String)> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let bundle = Self::from_bytes(&bytes).map_err(|m| Error::artifact(path, m))?;
-        let split = bytes.iter().position(|&b| b == b'\n').expect("checked by from_bytes");
-        let header: Header = serde_json::from_slice(&bytes[..split]).expect("checked by from_bytes");
-        Ok((bundle, header.sha256))
+        Self::parse(&bytes).map_err(|m| Error::artifact(path, m))
     }
 
     pub fn from_bytes(bytes: &[u8]) -> std::result::Result<Self, String> {
+        Self::parse(bytes).map(|(b, _)| b)
+    }
+
+    /// The bundle and the sha256 its header records (checked against the content).
+    fn parse(bytes: &[u8]) -> std::result::Result<(Self, String), String> {
         let split = bytes
             .iter()
             .position(|&b| b == b'\n')
@@ -133,7 +135,8 @@ impl Bundle {
                 header.sha256
             ));
         }
-        serde_json::from_slice(content).map_err(|e| format!("malformed bundle content: {e}"))
+        let bundle = serde_json::from_slice(content).map_err(|e| format!("malformed bundle content: {e}"))?;
+        Ok((bundle, header.sha256))
     }
 
     /// sha256 of the content (what the header records): the model's identity.

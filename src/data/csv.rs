@@ -20,8 +20,9 @@ impl Source for CsvSource {
         let mut rows: Vec<i64> = Vec::new();
         let mut record = ::csv::ByteRecord::new();
         while records.next_record(&mut record).map_err(|e| at(path, e))? {
+            let fields = records.fields(&record).map_err(|e| at(path, e))?;
             for (i, builder) in builders.iter_mut().enumerate() {
-                builder.push(parse_cell(records.text(&record, i).map_err(|e| at(path, e))?));
+                builder.push(parse_cell(fields.get(i)));
             }
             rows.push(line(&record) as i64);
         }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::Format;
 use crate::error::{Error, Result};
 use crate::params::{Check, ParamsFile};
+use crate::schema::Schema;
 
 /// Folder of the schema files, relative to the project root.
 pub const SCHEMAS: &str = "schemas";
@@ -92,13 +93,12 @@ impl Dataset {
         })
     }
 
-    /// The dataset whose schema is `schemas/<name>.yaml`.
+    /// The dataset whose schema is `schemas/<name>.yaml` (read and checked once, by
+    /// `Schema::load`, which keeps the `data:` block for this).
     pub fn named(name: &str) -> Result<Dataset> {
         let schema = Path::new(SCHEMAS).join(format!("{name}.yaml"));
-        let text = std::fs::read_to_string(&schema).map_err(|e| Error::io(&schema, e))?;
         let bad = |message: String| Error::Schema { path: schema.clone(), message };
-        let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).map_err(|e| bad(e.to_string()))?;
-        let block = doc.get("data").cloned().ok_or_else(|| {
+        let block = Schema::load(&schema)?.data.ok_or_else(|| {
             bad("no `data:` block (where the raw files are: `source:`, or `train:` and `test:`)".into())
         })?;
         let mut params: DatasetParams = serde_yaml_ng::from_value(block).map_err(|e| bad(format!("`data`: {e}")))?;

@@ -133,10 +133,8 @@ fn csv_chunks<W: Write>(
     let (mut values, mut cells) = (Vec::with_capacity(chunk * width), Vec::with_capacity(chunk));
     let mut record = csv::ByteRecord::new();
     while records.next_record(&mut record).map_err(at)? {
-        let row: Vec<String> = (0..record.len())
-            .map(|i| records.text(&record, i).map(str::to_owned))
-            .collect::<Result<_, _>>()
-            .map_err(at)?;
+        let fields = records.fields(&record).map_err(at)?;
+        let row: Vec<String> = (0..fields.len()).map(|i| fields.get(i).to_owned()).collect();
         encode(
             pre,
             |k| row[index[k]].as_str(),
