@@ -161,16 +161,23 @@ mod tests {
         Bundle {
             dataset: "toy".into(),
             schema_hash: "ab".repeat(32),
-            target: TargetSpec { column: "y".into(), threat: Some(vec![Scalar::Int(1)]), benign: None },
+            target: TargetSpec {
+                column: "y".into(),
+                threat: Some(vec![Scalar::Int(1)]),
+                benign: None,
+                ignore: None,
+                detail: None,
+            },
             input: Layout { delimiter: ',', header: true, columns: vec!["a".into(), "b".into(), "y".into()] },
             feature_names: vec!["a".into(), "b".into()],
-            preprocessor: Preprocessor {
-                impute: ImputeStrategy::Median,
-                features: vec![
+            preprocessor: Preprocessor::new(
+                ImputeStrategy::Median,
+                vec![
                     FeatureStep::Numeric { name: "a".into(), fill: 0.0 },
                     FeatureStep::Numeric { name: "b".into(), fill: 1.5 },
                 ],
-            },
+                Vec::new(),
+            ),
             model: Model::Logistic(LogisticModel {
                 intercept: -0.25,
                 coefficients: vec![1.0 / 3.0, -2.0],
@@ -254,9 +261,9 @@ mod tests {
                     header: false,
                     columns: vec!["a".into(), "proto".into(), "service".into(), "y".into()],
                 };
-                b.preprocessor = Preprocessor {
-                    impute: ImputeStrategy::MostFrequent,
-                    features: vec![
+                b.preprocessor = Preprocessor::new(
+                    ImputeStrategy::MostFrequent,
+                    vec![
                         FeatureStep::Numeric { name: "a".into(), fill: 0.5 },
                         FeatureStep::Categorical {
                             name: "proto".into(),
@@ -269,7 +276,8 @@ mod tests {
                             categories: vec!["dns".into(), "http".into()],
                         },
                     ],
-                };
+                    Vec::new(),
+                );
                 (f.to_string(), b)
             })
             .collect()

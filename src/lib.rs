@@ -4,6 +4,7 @@
 //! - [`data`]: reading raw files (one [`data::Source`] per format) and the seeded split;
 //! - [`schema`]: the per-dataset schema files under `schemas/`;
 //! - [`validate`]: schema checks and drift tests;
+//! - [`features`]: features derived from raw fields (Zeek `conn.log`), one file each behind [`features::Derive`];
 //! - [`preprocess`]: preprocessing fitted on the training part;
 //! - [`models`]: model families behind [`models::Family`] / [`models::Classifier`];
 //! - [`search`]: cross-validation on the training part;
@@ -17,6 +18,7 @@ pub mod bundle;
 pub mod cli;
 pub mod data;
 pub mod error;
+pub mod features;
 pub mod http;
 pub mod metrics;
 pub mod models;

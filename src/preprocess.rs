@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{column_keys, source_rows};
 use crate::error::{Error, Result};
+use crate::features::{Derivation, Kind, Value};
 use crate::params::Check;
 use crate::schema::{float_key, ColumnType, Schema};
 
@@ -62,14 +63,7 @@ pub enum FeatureStep {
     },
 }
 
-/// One raw input value, as a client or a file gives it.
-#[derive(Debug, Clone, Copy)]
-pub enum Raw<'a> {
-    Missing,
-    Number(f64),
-    /// Text: parsed for numeric features, taken as the category for categorical ones.
-    Text(&'a str),
-}
+pub use crate::features::Raw;
 
 /// Value of an unseen (or missing) category under ordinal encoding: below every learned code.
 pub const UNSEEN_CODE: f64 = -1.0;
@@ -176,6 +170,121 @@ pub struct EncodeStats {
 pub struct Preprocessor {
     pub impute: ImputeStrategy,
     pub features: Vec<FeatureStep>,
+    /// Features derived from raw fields (the schema's `derive:`), computed before the steps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub derive: Vec<Derivation>,
+    #[serde(skip)]
+    plan: PlanCell,
+}
+
+/// A raw field a record must give: a feature read as it is, or one a derivation reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    pub name: String,
+    pub kind: Kind,
+}
+
+impl Input {
+    pub fn is_categorical(&self) -> bool {
+        self.kind == Kind::Categorical
+    }
+}
+
+/// Where a step's value comes from.
+#[derive(Debug, Clone, Copy)]
+enum Src {
+    Input(usize),
+    Derived(usize),
+}
+
+/// How a record's raw fields become the steps' values (worked out once per preprocessor).
+#[derive(Debug, Clone)]
+struct Plan {
+    inputs: Vec<Input>,
+    steps: Vec<Src>,
+    /// Per derivation: the inputs it reads, and where its outputs start among the derived values.
+    derive: Vec<(Vec<usize>, usize, usize)>,
+    derived: usize,
+}
+
+/// The plan, computed on first use; not part of the bundle, equal whatever it holds.
+#[derive(Debug, Clone, Default)]
+struct PlanCell(std::sync::OnceLock<Plan>);
+
+impl PartialEq for PlanCell {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+/// The derived columns added to a frame, computed row by row through the same
+/// [`crate::features::Derive::derive`] that scores a single record.
+pub fn with_derived(derive: &[Derivation], df: &DataFrame, part: &str) -> Result<DataFrame> {
+    if derive.is_empty() {
+        return Ok(df.clone());
+    }
+    let rows = source_rows(df);
+    let mut df = df.clone();
+    for d in derive {
+        let d = d.get();
+        let inputs = d.inputs();
+        let outputs = d.outputs();
+        // Each input column as raw values: numbers stay numbers, text stays text.
+        let mut numbers: Vec<Option<Vec<Option<f64>>>> = Vec::new();
+        let mut texts: Vec<Option<Vec<Option<String>>>> = Vec::new();
+        for (name, _) in &inputs {
+            let col = df.column(name).map_err(|_| {
+                Error::artifact(part, format!("column `{name}` (read by a derived feature) is missing"))
+            })?;
+            match col.dtype() {
+                DataType::Int64 | DataType::Float64 => {
+                    numbers.push(Some(numeric(col, part)?));
+                    texts.push(None);
+                }
+                _ => {
+                    numbers.push(None);
+                    texts.push(Some(column_keys(col)));
+                }
+            }
+        }
+        let mut out_num: Vec<Vec<Option<f64>>> = vec![Vec::with_capacity(df.height()); outputs.len()];
+        let mut out_text: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(df.height()); outputs.len()];
+        let mut out = vec![Value::Missing; outputs.len()];
+        let mut raw = Vec::with_capacity(inputs.len());
+        for i in 0..df.height() {
+            raw.clear();
+            for k in 0..inputs.len() {
+                raw.push(match (&numbers[k], &texts[k]) {
+                    (Some(n), _) => n[i].map_or(Raw::Missing, Raw::Number),
+                    (_, Some(t)) => t[i].as_deref().map_or(Raw::Missing, Raw::Text),
+                    _ => Raw::Missing,
+                });
+            }
+            d.derive(&raw, &mut out).map_err(|(k, message)| Error::Row {
+                path: part.into(),
+                row: rows[i] as u64,
+                column: Some(inputs[k].0.clone()),
+                message,
+            })?;
+            for (j, v) in out.iter().enumerate() {
+                match (outputs[j].1, v) {
+                    (Kind::Numeric, Value::Number(x)) => out_num[j].push(Some(*x)),
+                    (Kind::Numeric, _) => out_num[j].push(None),
+                    (Kind::Categorical, Value::Text(t)) => out_text[j].push(Some(t.clone())),
+                    (Kind::Categorical, Value::Number(x)) => out_text[j].push(Some(float_key(*x))),
+                    (Kind::Categorical, Value::Missing) => out_text[j].push(None),
+                }
+            }
+        }
+        for (j, (name, kind)) in outputs.iter().enumerate() {
+            let col = match kind {
+                Kind::Numeric => Column::new(name.as_str().into(), std::mem::take(&mut out_num[j])),
+                Kind::Categorical => Column::new(name.as_str().into(), std::mem::take(&mut out_text[j])),
+            };
+            df.with_column(col).map_err(|e| Error::polars(part, e))?;
+        }
+    }
+    Ok(df)
 }
 
 /// Numeric values of a column (missing and NaN as `None`).
@@ -224,35 +333,99 @@ fn statistic(strategy: ImputeStrategy, mut v: Vec<f64>) -> f64 {
 impl Preprocessor {
     /// Fit on the training part. `part` names the file in errors.
     pub fn fit(schema: &Schema, train: &DataFrame, p: &TransformParams, part: &str) -> Result<Self> {
+        // Names were checked when the schema was loaded.
+        let derive = Derivation::all_named(&schema.derive);
+        let train = &with_derived(&derive, train, part)?;
+        // The schema's features, then the derived ones.
+        let mut columns: Vec<(String, ColumnType)> = schema.features().map(|c| (c.name.clone(), c.kind)).collect();
+        for d in &derive {
+            for (name, kind) in d.get().outputs() {
+                if columns.iter().any(|(n, _)| *n == name) || schema.column(&name).is_some() {
+                    return Err(Error::artifact(part, format!("derived feature `{name}` has the name of a column")));
+                }
+                let kind = if kind == Kind::Numeric { ColumnType::Float } else { ColumnType::Categorical };
+                columns.push((name, kind));
+            }
+        }
         let mut features = Vec::new();
-        for spec in schema.features() {
-            let col = train
-                .column(&spec.name)
-                .map_err(|_| Error::artifact(part, format!("feature `{}` is missing", spec.name)))?;
-            if !spec.kind.is_numeric() {
+        for (name, kind) in &columns {
+            let col = train.column(name).map_err(|_| Error::artifact(part, format!("feature `{name}` is missing")))?;
+            if !kind.is_numeric() {
                 let mut categories: Vec<String> = column_keys(col).into_iter().flatten().collect();
                 categories.sort_unstable();
                 categories.dedup();
                 if categories.is_empty() {
-                    return Err(Error::artifact(part, format!("feature `{}` has no categories to learn", spec.name)));
+                    return Err(Error::artifact(part, format!("feature `{name}` has no categories to learn")));
                 }
-                features.push(FeatureStep::Categorical { name: spec.name.clone(), encoding: p.encode, categories });
+                features.push(FeatureStep::Categorical { name: name.clone(), encoding: p.encode, categories });
                 continue;
             }
             let present: Vec<f64> = numeric(col, part)?.into_iter().flatten().collect();
-            if present.is_empty() {
-                return Err(Error::artifact(
-                    part,
-                    format!("feature `{}` has no values to learn imputation from", spec.name),
-                ));
+            // A derived value that is never there (a rate of connections that all lack a
+            // duration) is filled with 0; a raw feature without values is an error.
+            let derived = schema.column(name).is_none();
+            if present.is_empty() && !derived {
+                return Err(Error::artifact(part, format!("feature `{name}` has no values to learn imputation from")));
             }
-            let mut fill = statistic(p.impute, present);
-            if spec.kind == ColumnType::Integer && p.impute != ImputeStrategy::Mean {
+            let mut fill = if present.is_empty() { 0.0 } else { statistic(p.impute, present) };
+            if *kind == ColumnType::Integer && p.impute != ImputeStrategy::Mean {
                 fill = fill.round();
             }
-            features.push(FeatureStep::Numeric { name: spec.name.clone(), fill });
+            features.push(FeatureStep::Numeric { name: name.clone(), fill });
         }
-        Ok(Preprocessor { impute: p.impute, features })
+        Ok(Preprocessor::new(p.impute, features, derive))
+    }
+
+    pub fn new(impute: ImputeStrategy, features: Vec<FeatureStep>, derive: Vec<Derivation>) -> Self {
+        Preprocessor { impute, features, derive, plan: PlanCell::default() }
+    }
+
+    fn plan(&self) -> &Plan {
+        self.plan.0.get_or_init(|| {
+            let outputs: Vec<Vec<(String, Kind)>> = self.derive.iter().map(|d| d.get().outputs()).collect();
+            let derived_at = |name: &str| {
+                let mut at = 0;
+                for o in &outputs {
+                    if let Some(j) = o.iter().position(|(n, _)| n == name) {
+                        return Some(at + j);
+                    }
+                    at += o.len();
+                }
+                None
+            };
+            let mut inputs: Vec<Input> = Vec::new();
+            let mut input = |name: &str, kind: Kind| match inputs.iter().position(|i| i.name == name) {
+                Some(i) => i,
+                None => {
+                    inputs.push(Input { name: name.to_owned(), kind });
+                    inputs.len() - 1
+                }
+            };
+            let steps: Vec<Src> = self
+                .features
+                .iter()
+                .map(|step| match derived_at(step.name()) {
+                    Some(j) => Src::Derived(j),
+                    None => Src::Input(input(
+                        step.name(),
+                        if step.is_categorical() { Kind::Categorical } else { Kind::Numeric },
+                    )),
+                })
+                .collect();
+            let mut derive = Vec::new();
+            let mut at = 0;
+            for (d, o) in self.derive.iter().zip(&outputs) {
+                let idx: Vec<usize> = d.get().inputs().iter().map(|(n, k)| input(n, *k)).collect();
+                derive.push((idx, at, o.len()));
+                at += o.len();
+            }
+            Plan { inputs, steps, derive, derived: at }
+        })
+    }
+
+    /// The raw fields a record must give, in the order [`Self::encode_row`] asks for them.
+    pub fn inputs(&self) -> &[Input] {
+        &self.plan().inputs
     }
 
     /// Names of the model's features, in matrix column order.
@@ -265,21 +438,37 @@ impl Preprocessor {
         self.features.iter().map(FeatureStep::width).sum()
     }
 
-    /// Encode one record into `out` ([`Self::width`] values). `raw(k, step)` gives the value of
-    /// input column k (`self.features[k]`); the indices of columns that held an unseen
-    /// category are pushed onto `unseen`. An error names the input column's index.
+    /// Encode one record into `out` ([`Self::width`] values). `raw(k, input)` gives the value
+    /// of raw field k (`self.inputs()[k]`); derived features are computed from them. The
+    /// indices of steps (`self.features`) that met an unseen category are pushed onto
+    /// `unseen`. An error names the index of the raw field at fault.
     pub fn encode_row<'a>(
         &self,
-        mut raw: impl FnMut(usize, &FeatureStep) -> std::result::Result<Raw<'a>, String>,
+        mut raw: impl FnMut(usize, &Input) -> std::result::Result<Raw<'a>, String>,
         out: &mut [f64],
         unseen: &mut Vec<usize>,
     ) -> std::result::Result<(), (usize, String)> {
+        let plan = self.plan();
+        let mut raws: Vec<Raw<'a>> = Vec::with_capacity(plan.inputs.len());
+        for (k, input) in plan.inputs.iter().enumerate() {
+            raws.push(raw(k, input).map_err(|m| (k, m))?);
+        }
+        let mut derived = vec![Value::Missing; plan.derived];
+        for (d, (idx, at, len)) in self.derive.iter().zip(&plan.derive) {
+            let ins: Vec<Raw<'_>> = idx.iter().map(|&i| raws[i]).collect();
+            d.get().derive(&ins, &mut derived[*at..at + len]).map_err(|(j, m)| (idx[j], m))?;
+        }
         let mut at = 0;
-        for (k, step) in self.features.iter().enumerate() {
+        for (s, step) in self.features.iter().enumerate() {
             let w = step.width();
-            let value = raw(k, step).map_err(|m| (k, m))?;
-            if step.encode(value, &mut out[at..at + w]).map_err(|m| (k, m))? {
-                unseen.push(k);
+            let (value, blame) = match plan.steps[s] {
+                Src::Input(i) => (raws[i], i),
+                Src::Derived(j) => {
+                    (derived[j].raw(), plan.derive.first().and_then(|d| d.0.first().copied()).unwrap_or(0))
+                }
+            };
+            if step.encode(value, &mut out[at..at + w]).map_err(|m| (blame, m))? {
+                unseen.push(s);
             }
             at += w;
         }
@@ -288,6 +477,7 @@ impl Preprocessor {
 
     /// Feature matrix of a frame, and what it took (imputation, unseen categories).
     pub fn transform(&self, df: &DataFrame, part: &str) -> Result<(Array2<f64>, EncodeStats)> {
+        let df = &with_derived(&self.derive, df, part)?;
         let n = df.height();
         let mut x = Array2::<f64>::zeros((n, self.width()));
         let mut stats = EncodeStats::default();

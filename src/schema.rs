@@ -27,6 +27,10 @@ pub struct Schema {
     pub delimiter: char,
     pub target: TargetSpec,
     pub columns: Vec<ColumnSpec>,
+    /// Features derived from raw fields (see `features`), such as `zeek_conn`: computed the
+    /// same way in `transform`, `predict` and the server, stored in the bundle.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub derive: Vec<String>,
     /// Where the raw files are (`source:`, or `train:` and `test:`; `format:`, `space:`), read
     /// by `data::dataset`. Not part of the schema's hash: moving a file keeps models valid.
     #[serde(default, skip_serializing)]
@@ -52,6 +56,14 @@ pub struct TargetSpec {
     /// names are open-ended, such as NSL-KDD).
     #[serde(default)]
     pub benign: Option<Vec<Scalar>>,
+    /// Values that are neither: rows not labeled (such as CTU's `Background`). `ingest` leaves
+    /// them out of training and every metric, and counts them; they are never taken as benign.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignore: Option<Vec<Scalar>>,
+    /// A column naming the kind of each threat (`detailedlabel`): never a feature; `evaluate`
+    /// reports the recall per value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +102,8 @@ pub enum Role {
     Id,
     /// Present in the file, ignored by the pipeline (metadata, leaky columns).
     Drop,
+    /// Read by a derived feature (`derive:`), not a feature by itself (Zeek's `history`).
+    Input,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -176,7 +190,34 @@ impl Schema {
         }
         match (&self.target.threat, &self.target.benign) {
             (Some(v), None) | (None, Some(v)) if !v.is_empty() => {}
-            _ => return Err("target needs exactly one of `threat` or `benign`, with at least one value".into()),
+            (Some(t), Some(b)) if !t.is_empty() && !b.is_empty() => {}
+            _ => return Err("target needs `threat` or `benign` (or both), with at least one value".into()),
+        }
+        if let Some(ignore) = &self.target.ignore {
+            let listed =
+                self.target.threat.iter().chain(&self.target.benign).flatten().map(Scalar::key).collect::<Vec<_>>();
+            if let Some(v) = ignore.iter().find(|v| listed.contains(&v.key())) {
+                return Err(format!("target value `{}` is both ignored and a class", v.key()));
+            }
+        }
+        if let Some(detail) = &self.target.detail {
+            match self.column(detail) {
+                Some(c) if c.role == Role::Drop || c.role == Role::Id => {}
+                Some(_) => {
+                    return Err(format!("target.detail `{detail}` must have role drop or id: it names the answer"))
+                }
+                None => return Err(format!("target.detail `{detail}` is not a column")),
+            }
+        }
+        for name in &self.derive {
+            let Some(d) = crate::features::Derivation::named(name) else {
+                return Err(format!("derive: unknown `{name}` (known: {})", crate::features::NAMES.join(", ")));
+            };
+            for (input, _) in d.get().inputs() {
+                if self.column(&input).is_none() {
+                    return Err(format!("derive `{name}` reads column `{input}`, which is not listed"));
+                }
+            }
         }
         if self.features().next().is_none() {
             return Err("no column has role feature".into());
@@ -194,6 +235,20 @@ impl Schema {
 
     pub fn column_names(&self) -> Vec<String> {
         self.columns.iter().map(|c| c.name.clone()).collect()
+    }
+
+    /// Whether a target cell (by its key) means "not labeled": left out, never benign.
+    pub fn is_ignored(&self, key: &str) -> bool {
+        self.target.ignore.as_ref().is_some_and(|v| v.iter().any(|v| v.key() == key))
+    }
+
+    /// Whether a target cell (by its key) is a value the schema knows: always, unless both
+    /// `threat` and `benign` are listed, which then make a closed list (with `ignore`).
+    pub fn is_known_label(&self, key: &str) -> bool {
+        match (&self.target.threat, &self.target.benign) {
+            (Some(t), Some(b)) => t.iter().chain(b).any(|v| v.key() == key) || self.is_ignored(key),
+            _ => true,
+        }
     }
 
     /// Whether a target cell (by its key) means "threat".

@@ -30,17 +30,18 @@ pub struct DatasetParams {
     /// Schema file: `schemas/<dataset>.yaml`.
     #[serde(skip)]
     pub schema: PathBuf,
-    /// One raw data file (CSV, Parquet or JSON Lines, optionally gzip-compressed), split by
-    /// the `ingest` section.
+    /// The raw data (CSV, Parquet, JSON Lines or Zeek logs, optionally gzip-compressed): one
+    /// file or a list, read as one table and split by the `ingest` section.
     #[serde(default)]
-    pub source: Option<PathBuf>,
-    /// A dataset published already split (such as NSL-KDD): its training part. Give `train`
-    /// and `test` instead of `source`; `ingest` then keeps the official split as it is.
+    pub source: Option<Files>,
+    /// A dataset published already split (such as NSL-KDD), or split by capture (Zeek logs of
+    /// some days to train, a later day to test): the training part, one file or a list. Give
+    /// `train` and `test` instead of `source`; `ingest` then keeps this split as it is.
     #[serde(default)]
-    pub train: Option<PathBuf>,
-    /// The published test part (with `train`).
+    pub train: Option<Files>,
+    /// The test part (with `train`).
     #[serde(default)]
-    pub test: Option<PathBuf>,
+    pub test: Option<Files>,
     /// Overrides the format guessed from the file names.
     #[serde(default)]
     pub format: Option<Format>,
@@ -50,20 +51,37 @@ pub struct DatasetParams {
     pub space: Option<String>,
 }
 
+/// One file or several, read as one table (`train: [a.log.gz, b.log.gz]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Files {
+    One(PathBuf),
+    Many(Vec<PathBuf>),
+}
+
+impl Files {
+    pub fn paths(&self) -> &[PathBuf] {
+        match self {
+            Files::One(p) => std::slice::from_ref(p),
+            Files::Many(v) => v,
+        }
+    }
+}
+
 /// Where a dataset's rows come from.
 #[derive(Debug, Clone, Copy)]
 pub enum Sources<'a> {
-    /// One file, split by `ingest`.
-    One(&'a Path),
-    /// The publisher's own split.
-    PreSplit { train: &'a Path, test: &'a Path },
+    /// Files read as one table, split by `ingest`.
+    One(&'a [PathBuf]),
+    /// The publisher's own split (or one by capture).
+    PreSplit { train: &'a [PathBuf], test: &'a [PathBuf] },
 }
 
 impl DatasetParams {
     pub fn sources(&self) -> Sources<'_> {
         match (&self.source, &self.train, &self.test) {
-            (Some(s), _, _) => Sources::One(s),
-            (None, Some(train), Some(test)) => Sources::PreSplit { train, test },
+            (Some(s), _, _) => Sources::One(s.paths()),
+            (None, Some(train), Some(test)) => Sources::PreSplit { train: train.paths(), test: test.paths() },
             _ => unreachable!("checked by DatasetParams::check"),
         }
     }
@@ -72,6 +90,12 @@ impl DatasetParams {
 impl Check for DatasetParams {
     fn check(&self) -> std::result::Result<(), String> {
         match (&self.source, &self.train, &self.test) {
+            _ if [&self.source, &self.train, &self.test]
+                .iter()
+                .any(|f| f.as_ref().is_some_and(|f| f.paths().is_empty())) =>
+            {
+                Err("an empty list of files".into())
+            }
             (Some(_), None, None) | (None, Some(_), Some(_)) => Ok(()),
             (Some(_), _, _) => Err("give either `source` (split by `ingest`) or `train` and `test`, not both".into()),
             (None, None, None) => Err("missing `source` (or `train` and `test` for a pre-split dataset)".into()),

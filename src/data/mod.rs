@@ -12,6 +12,7 @@ pub(crate) mod open;
 mod parquet;
 pub mod records;
 pub mod split;
+pub mod zeek;
 
 use std::path::Path;
 
@@ -26,6 +27,7 @@ pub use self::csv::{at as csv_error, CsvSource};
 pub use self::jsonl::JsonLinesSource;
 pub use self::parquet::{read_parquet, write_parquet, ParquetSource};
 pub use self::records::{Layout, RecordError, Records};
+pub use self::zeek::ZeekSource;
 
 /// Name of the column that carries each row's position in its source file.
 pub const ROW: &str = "__row";
@@ -48,11 +50,18 @@ pub enum Format {
     Csv,
     Parquet,
     Jsonl,
+    /// A Zeek log (TSV with `#` headers, or Zeek's JSON lines).
+    Zeek,
 }
 
 impl Format {
-    /// Guess from the file name, ignoring a trailing `.gz`.
+    /// Tell from the content (a Zeek header or Zeek JSON, which any extension may carry:
+    /// `conn.log`, `conn.log.labeled`, `conn.00:00:00-01:00:00.log.gz`), else from the file
+    /// name, ignoring a trailing `.gz`.
     pub fn from_path(path: &Path) -> Result<Format> {
+        if zeek::sniff(&open::head(path, 4096)?) {
+            return Ok(Format::Zeek);
+        }
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_ascii_lowercase();
         let name = name.strip_suffix(".gz").unwrap_or(&name);
         let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or_default();
@@ -60,9 +69,10 @@ impl Format {
             "csv" | "txt" | "tsv" => Ok(Format::Csv),
             "parquet" | "pq" => Ok(Format::Parquet),
             "jsonl" | "ndjson" | "json" => Ok(Format::Jsonl),
+            "log" | "labeled" => Ok(Format::Zeek),
             _ => Err(Error::file(
                 path,
-                "cannot tell the format from the file name; set `format: csv|parquet|jsonl` in the dataset's params",
+                "cannot tell the format from the file name; set `format: csv|parquet|jsonl|zeek` in the dataset's `data:` block",
             )),
         }
     }
@@ -72,6 +82,7 @@ impl Format {
             Format::Csv => &CsvSource,
             Format::Parquet => &ParquetSource,
             Format::Jsonl => &JsonLinesSource,
+            Format::Zeek => &ZeekSource,
         }
     }
 }
@@ -87,6 +98,44 @@ pub fn read_table(path: &Path, format: Option<Format>, opts: &Layout) -> Result<
         return Err(Error::file(path, "has no data rows"));
     }
     Ok(df)
+}
+
+/// Several frames as one, rows in order. A column typed differently in two files (all
+/// missing in one, say) takes the wider type: Float64 for numbers, else text.
+pub fn concat(frames: Vec<DataFrame>, path: &Path) -> Result<DataFrame> {
+    let mut frames = frames.into_iter();
+    let Some(mut all) = frames.next() else { return Err(Error::file(path, "no files")) };
+    for mut df in frames {
+        let names: Vec<String> = all.get_column_names().iter().map(|n| n.to_string()).collect();
+        let theirs: Vec<String> = df.get_column_names().iter().map(|n| n.to_string()).collect();
+        let (mut a, mut b) = (names.clone(), theirs.clone());
+        a.sort();
+        b.sort();
+        if a != b {
+            return Err(Error::file(
+                path,
+                format!("its columns differ from the first file's: {theirs:?} vs {names:?}"),
+            ));
+        }
+        let df_ordered = df.select(names.iter().map(|n| n.as_str())).map_err(|e| Error::polars(path, e))?;
+        df = df_ordered;
+        for name in &names {
+            let (x, y) =
+                (all.column(name).expect("listed").dtype().clone(), df.column(name).expect("listed").dtype().clone());
+            if x == y {
+                continue;
+            }
+            let numeric = |t: &DataType| matches!(t, DataType::Int64 | DataType::Float64 | DataType::Null);
+            let wide = if numeric(&x) && numeric(&y) { DataType::Float64 } else { DataType::String };
+            for frame in [&mut all, &mut df] {
+                let cast = frame.column(name).expect("listed").cast(&wide).map_err(|e| Error::polars(path, e))?;
+                frame.with_column(cast).map_err(|e| Error::polars(path, e))?;
+            }
+        }
+        all.vstack_mut(&df).map_err(|e| Error::polars(path, e))?;
+    }
+    all.align_chunks();
+    Ok(all)
 }
 
 /// The canonical text of every cell of a column (`None` for missing), comparable with

@@ -18,3 +18,10 @@ pub fn open(path: &Path) -> Result<Box<dyn Read>> {
         Ok(Box::new(reader))
     }
 }
+
+/// The first `n` bytes of a file, decompressed (fewer if the file is shorter).
+pub fn head(path: &Path, n: u64) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    open(path)?.take(n).read_to_end(&mut buf).map_err(|e| Error::io(path, e))?;
+    Ok(buf)
+}

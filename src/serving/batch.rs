@@ -69,7 +69,7 @@ fn encode<'a>(
     values.resize(start + pre.width(), 0.0);
     let mut unseen = Vec::new();
     pre.encode_row(|k, _| Ok(Raw::Text(cell(k))), &mut values[start..], &mut unseen).map_err(|(k, message)| {
-        Error::Row { path: path.to_path_buf(), row, column: Some(pre.features[k].name().to_owned()), message }
+        Error::Row { path: path.to_path_buf(), row, column: Some(pre.inputs()[k].name.clone()), message }
     })?;
     *unseen_cells += unseen.len() as u64;
     Ok(())
@@ -77,13 +77,13 @@ fn encode<'a>(
 
 /// Where each input column of the model sits in a file's header.
 fn positions(pre: &Preprocessor, header: &[String], input: &Path) -> Result<Vec<usize>> {
-    pre.features
+    pre.inputs()
         .iter()
-        .map(|step| {
+        .map(|i| {
             header
                 .iter()
-                .position(|h| h == step.name())
-                .ok_or_else(|| Error::file(input, format!("missing column `{}` (an input of the model)", step.name())))
+                .position(|h| *h == i.name)
+                .ok_or_else(|| Error::file(input, format!("missing column `{}` (an input of the model)", i.name)))
         })
         .collect()
 }

@@ -86,9 +86,9 @@ async fn verdicts(
     // The one record reader, laid out as the model's dataset (delimiter, header or names).
     let mut records = Records::new(body.as_ref(), &model.bundle.input).map_err(refused)?;
     let header = records.columns().to_vec();
-    let mut index = Vec::with_capacity(pre.features.len());
-    for step in &pre.features {
-        let name = step.name();
+    let mut index = Vec::with_capacity(pre.inputs().len());
+    for input in pre.inputs() {
+        let name = input.name.as_str();
         let at = header.iter().position(|h| h == name).ok_or_else(|| {
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("missing column `{name}`")).with("column", name)
         })?;
@@ -111,7 +111,7 @@ async fn verdicts(
         let at = values.len();
         values.resize(at + width, 0.0);
         pre.encode_row(|k, _| Ok(Raw::Text(field(index[k]))), &mut values[at..], &mut unseen).map_err(|(k, m)| {
-            let name = pre.features[k].name();
+            let name = pre.inputs()[k].name.as_str();
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("row {line}, column `{name}`: {m}"))
                 .with("row", line)
                 .with("column", name)

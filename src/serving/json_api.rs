@@ -13,7 +13,7 @@ use super::error::{body_error, too_many, ApiError, ApiResult};
 use super::score::score;
 use super::AppState;
 use crate::output::label;
-use crate::preprocess::{FeatureStep, Raw};
+use crate::preprocess::{Input, Raw};
 
 pub async fn predict(
     State(state): State<Arc<AppState>>,
@@ -65,8 +65,8 @@ pub async fn predict(
             );
         };
         let row = x.row_mut(i).into_slice().expect("standard layout");
-        pre.encode_row(|_, step| feature(rec, step), row, &mut unseen[i]).map_err(|(k, m)| {
-            let name = pre.features[k].name();
+        pre.encode_row(|_, input| feature(rec, input), row, &mut unseen[i]).map_err(|(k, m)| {
+            let name = pre.inputs()[k].name.as_str();
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("record {i}, feature `{name}`: {m}"))
                 .with("record", i)
                 .with("field", name)
@@ -97,13 +97,13 @@ pub async fn predict(
 
 /// The raw value of one input column of a JSON record. Numeric features take numbers only;
 /// categorical ones take a string (or a number, matched by its text).
-fn feature<'a>(rec: &'a Map<String, Value>, step: &FeatureStep) -> Result<Raw<'a>, String> {
-    let expected = if step.is_categorical() { "a category (string)" } else { "a number" };
-    match rec.get(step.name()) {
+fn feature<'a>(rec: &'a Map<String, Value>, input: &Input) -> Result<Raw<'a>, String> {
+    let expected = if input.is_categorical() { "a category (string)" } else { "a number" };
+    match rec.get(&input.name) {
         None => Err("missing".into()),
         Some(Value::Null) => Err(format!("is null; {expected} is expected")),
         Some(Value::Number(n)) => n.as_f64().map(Raw::Number).ok_or_else(|| "not a finite number".into()),
-        Some(Value::String(s)) if step.is_categorical() => Ok(Raw::Text(s)),
+        Some(Value::String(s)) if input.is_categorical() => Ok(Raw::Text(s)),
         Some(Value::String(s)) => Err(format!("expected a number, found the string {s:?}")),
         Some(other) => Err(format!("expected {expected}, found {}", kind(other))),
     }

@@ -35,6 +35,13 @@ pub struct Args {
     pub test: PathBuf,
     #[arg(long, default_value = "models/model.json")]
     pub model: PathBuf,
+    /// The test part as ingest wrote it (for the schema's `target.detail` column).
+    #[arg(long, default_value = "artifacts/split/test.parquet")]
+    pub split_test: PathBuf,
+    /// Recall per value of `target.detail` (such as `detailedlabel`): which kinds of threat
+    /// the model catches, and how many of each benign kind it flags.
+    #[arg(long, default_value = "reports/eval_by_detail.json")]
+    pub by_detail: PathBuf,
     /// Headline metrics (flat JSON, a few numbers: the columns of `dvc exp show`).
     #[arg(long, default_value = "metrics/eval.json")]
     pub metrics: PathBuf,
@@ -134,6 +141,67 @@ fn class(threat: bool) -> &'static str {
     }
 }
 
+/// Figures for one value of the detail column.
+#[derive(Serialize)]
+struct DetailRow {
+    value: String,
+    rows: usize,
+    threats: usize,
+    /// Threat rows of this value scored as threats / threat rows (absent without threats).
+    recall: Option<f64>,
+    /// Rows of this value scored as threats / rows.
+    flagged_share: f64,
+}
+
+#[derive(Serialize)]
+struct DetailReport {
+    column: Option<String>,
+    values: Vec<DetailRow>,
+}
+
+/// Recall per value of the schema's `target.detail` column, on the test part.
+fn by_detail(
+    schema: &Schema,
+    split_test: &std::path::Path,
+    scores: &[f64],
+    y: &[bool],
+    t: f64,
+) -> Result<DetailReport> {
+    let Some(column) = &schema.target.detail else { return Ok(DetailReport { column: None, values: Vec::new() }) };
+    let df = crate::data::read_parquet(split_test)?;
+    if df.height() != scores.len() {
+        return Err(Error::artifact(split_test, "has another number of rows than the test features: re-run transform"));
+    }
+    let col = df
+        .column(column)
+        .map_err(|_| Error::artifact(split_test, format!("target.detail column `{column}` is missing")))?;
+    let mut groups: std::collections::BTreeMap<String, (usize, usize, usize, usize)> = Default::default();
+    for (i, key) in crate::data::column_keys(col).into_iter().enumerate() {
+        let value = match key.as_deref() {
+            None => "(missing)".to_owned(),
+            Some("") => "(empty)".to_owned(),
+            Some(k) => k.to_owned(),
+        };
+        let g = groups.entry(value).or_default();
+        let flagged = crate::metrics::is_threat(scores[i], t);
+        g.0 += 1;
+        g.1 += usize::from(y[i]);
+        g.2 += usize::from(y[i] && flagged);
+        g.3 += usize::from(flagged);
+    }
+    let values = groups
+        .into_iter()
+        .map(|(value, (rows, threats, caught, flagged))| DetailRow {
+            value,
+            rows,
+            threats,
+            recall: (threats > 0).then(|| round(caught as f64 / threats as f64, 4)),
+            flagged_share: round(flagged as f64 / rows as f64, 4),
+        })
+        .collect();
+    Ok(DetailReport { column: Some(column.clone()), values })
+}
+
 /// Load a bundle and check it was trained under this schema.
 pub fn load_bundle(path: &std::path::Path, schema: &Schema) -> Result<Bundle> {
     let bundle = Bundle::load(path)?;
@@ -158,8 +226,9 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<EvalMetrics> {
         &args.metrics,
         &args.details,
         &Labeled { dataset: &bundle.dataset, metrics: &metrics },
-        &["precision", "recall", "f1", "roc_auc", "pr_auc"],
+        &["accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc"],
     )?;
+    write_json(&args.by_detail, &by_detail(&schema, &args.split_test, &scores, &y, bundle.threshold)?)?;
 
     let roc: Vec<RocPoint> = thin_curve(roc_curve(&scores, &y), 0.005)
         .into_iter()

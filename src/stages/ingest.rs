@@ -39,7 +39,11 @@ pub struct IngestMetrics {
     pub dataset: String,
     /// 1 when the publisher's own train/test split was kept, 0 when `ingest` split one file.
     pub official_split: u8,
+    /// Rows kept (labeled threat or benign).
     pub rows: usize,
+    /// Rows left out because their target is in `target.ignore` (not labeled): in no part,
+    /// in no metric, never counted as benign.
+    pub ignored_rows: usize,
     /// Rows identical to an earlier row (all columns).
     pub duplicate_rows: usize,
     /// Rows whose feature vector appeared in an earlier row.
@@ -59,6 +63,24 @@ pub struct IngestMetrics {
     pub random_split_test_twin_share: f64,
 }
 
+/// The frame without its rows whose target the schema ignores, and how many those were.
+fn drop_ignored(df: DataFrame, schema: &Schema, path: &Path) -> Result<(DataFrame, usize)> {
+    if schema.target.ignore.is_none() {
+        return Ok((df, 0));
+    }
+    let target = &schema.target.column;
+    let Ok(col) = df.column(target) else { return Ok((df, 0)) };
+    let keep: Vec<bool> =
+        crate::data::column_keys(col).iter().map(|k| !k.as_deref().is_some_and(|k| schema.is_ignored(k))).collect();
+    let dropped = keep.iter().filter(|&&k| !k).count();
+    if dropped == 0 {
+        return Ok((df, 0));
+    }
+    let mask = BooleanChunked::from_slice("keep".into(), &keep);
+    let kept = df.filter(&mask).map_err(|e| Error::polars(path, e))?;
+    Ok((kept, dropped))
+}
+
 /// Test rows whose feature vector (group) also occurs in the training part.
 fn twins(groups: &[usize], parts: &Split) -> usize {
     let train: HashSet<usize> = parts.train.iter().map(|&i| groups[i]).collect();
@@ -70,24 +92,41 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<IngestMetrics> {
     let p: IngestParams = params.section("ingest")?;
     let schema = Schema::load(&dataset.params.schema)?;
     let opts = Layout::from_schema(&schema);
-    let read = |path: &Path| {
-        tracing::info!(dataset = %dataset.name, source = %path.display(), "reading");
-        read_table(path, dataset.params.format, &opts)
+    let mut ignored = 0;
+    // A part: its files read, their unlabeled rows left out, as one table.
+    let mut read = |paths: &[PathBuf]| -> Result<(DataFrame, PathBuf)> {
+        let mut frames = Vec::with_capacity(paths.len());
+        for path in paths {
+            tracing::info!(dataset = %dataset.name, source = %path.display(), "reading");
+            let df = read_table(path, dataset.params.format, &opts)?;
+            let (df, dropped) = drop_ignored(df, &schema, path)?;
+            ignored += dropped;
+            frames.push(df);
+        }
+        Ok((crate::data::concat(frames, &paths[0])?, paths[0].clone()))
     };
-    // One frame per file; row i of the dataset is row i of their concatenation.
-    let frames: Vec<(DataFrame, &Path)> = match dataset.params.sources() {
-        Sources::One(source) => vec![(read(source)?, source)],
-        Sources::PreSplit { train, test } => vec![(read(train)?, train), (read(test)?, test)],
+    // One frame per part; row i of the dataset is row i of their concatenation.
+    let frames: Vec<(DataFrame, PathBuf)> = match dataset.params.sources() {
+        Sources::One(source) => vec![read(source)?],
+        Sources::PreSplit { train, test } => vec![read(train)?, read(test)?],
     };
+    if ignored > 0 {
+        tracing::info!(rows = ignored, values = ?schema.target.ignore, "left out: not labeled (target.ignore)");
+    }
     let mut labels = Vec::new();
     let mut by_row = Vec::new();
     let mut by_features = Vec::new();
     for (df, path) in &frames {
+        let path = path.as_path();
         labels.extend(super::labels(df, &schema, path)?);
         let all: Vec<String> = df.get_column_names().iter().map(|n| n.to_string()).filter(|n| n != ROW).collect();
-        let features: Vec<String> = schema.features().map(|c| c.name.clone()).filter(|n| all.contains(n)).collect();
+        // Twins are judged on what a model sees: the features, derived ones included.
+        let derive = crate::features::Derivation::all_named(&schema.derive);
+        let seen = crate::preprocess::with_derived(&derive, df, &path.display().to_string())?;
+        let mut features: Vec<String> = schema.features().map(|c| c.name.clone()).filter(|n| all.contains(n)).collect();
+        features.extend(derive.iter().flat_map(|d| d.get().outputs()).map(|(n, _)| n));
         by_row.extend(row_keys(df, &all).map_err(|e| Error::polars(path, e))?);
-        by_features.extend(row_keys(df, &features).map_err(|e| Error::polars(path, e))?);
+        by_features.extend(row_keys(&seen, &features).map_err(|e| Error::polars(path, e))?);
     }
     let rows = labels.len();
     let distinct: HashSet<&String> = by_row.iter().collect();
@@ -137,6 +176,7 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<IngestMetrics> {
         dataset: dataset.name.clone(),
         official_split: u8::from(official),
         rows,
+        ignored_rows: ignored,
         duplicate_rows,
         duplicate_feature_vectors: rows - ids.len(),
         conflicting_feature_vectors: conflicting,
@@ -148,7 +188,7 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<IngestMetrics> {
         test_twin_share: share(twins_here, parts.test.len()),
         random_split_test_twin_share: share(twins(&groups, &random), random.test.len()),
     };
-    super::write_metrics(&args.metrics, &args.details, &metrics, &["test_twin_share"])?;
+    super::write_metrics(&args.metrics, &args.details, &metrics, &["test_twin_share", "ignored_rows"])?;
     tracing::info!(
         rows = metrics.rows,
         duplicates = metrics.duplicate_rows,

@@ -49,7 +49,13 @@ pub fn labels(df: &DataFrame, schema: &Schema, path: &Path) -> Result<Vec<bool>>
         .into_iter()
         .enumerate()
         .map(|(i, key)| match key {
-            Some(k) => Ok(schema.is_threat(&k)),
+            Some(k) if schema.is_known_label(&k) => Ok(schema.is_threat(&k)),
+            Some(k) => Err(Error::Row {
+                path: path.to_path_buf(),
+                row: rows[i] as u64,
+                column: Some(target.clone()),
+                message: format!("`{k}` is not a label of the schema (target.threat, benign or ignore)"),
+            }),
             None => Err(Error::Row {
                 path: path.to_path_buf(),
                 row: rows[i] as u64,

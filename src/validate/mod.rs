@@ -143,7 +143,7 @@ pub fn check_frame(schema: &Schema, df: &DataFrame, part: &str, expect: Expect) 
     let present_set: HashSet<&str> = present.iter().map(String::as_str).collect();
 
     for spec in &schema.columns {
-        let required = expect == Expect::AllColumns || spec.role == Role::Feature;
+        let required = expect == Expect::AllColumns || matches!(spec.role, Role::Feature | Role::Input);
         if required && !present_set.contains(spec.name.as_str()) {
             let rule = if spec.role == Role::Target { "target_missing" } else { "missing_column" };
             c.add(&spec.name, rule, Level::Error, "the column to be present".into(), "no such column".into(), &[]);
