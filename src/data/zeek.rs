@@ -94,6 +94,8 @@ pub struct ZeekParser {
     numeric: Vec<bool>,
     /// Lines that held records so far.
     pub records: u64,
+    /// Moves whenever the field list changes (a header block, a new JSON key).
+    generation: u64,
 }
 
 impl Default for ZeekParser {
@@ -111,6 +113,7 @@ impl Default for ZeekParser {
             spans: Vec::new(),
             numeric: Vec::new(),
             records: 0,
+            generation: 0,
         }
     }
 }
@@ -132,6 +135,11 @@ impl ZeekParser {
     /// The Zeek type of field `i`, when the log declares types (TSV).
     pub fn zeek_type(&self, i: usize) -> Option<ZeekType> {
         self.types.as_ref().and_then(|t| t.get(i).copied())
+    }
+
+    /// A number that changes whenever [`Self::fields`] does.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Whether a header (TSV) or a first object (JSON) has been read.
@@ -197,7 +205,12 @@ impl ZeekParser {
                 return Err(bad(format!("unknown `#separator {value}`: expected one of {}", known.join(", "))));
             }
             // A new header block (logs concatenated, or rotated into one file) starts afresh.
-            *self = ZeekParser { records: self.records, dialect: self.dialect, ..ZeekParser::default() };
+            *self = ZeekParser {
+                records: self.records,
+                dialect: self.dialect,
+                generation: self.generation + 1,
+                ..ZeekParser::default()
+            };
             self.separator = byte;
             return Ok(false);
         }
@@ -221,6 +234,7 @@ impl ZeekParser {
                 self.fields = fields;
                 self.index = index;
                 self.types = None;
+                self.generation += 1;
             }
             "#types" => {
                 if self.fields.is_empty() {
@@ -325,6 +339,7 @@ impl ZeekParser {
                 None => {
                     self.index.insert(key.clone(), self.fields.len());
                     self.fields.push(key.clone());
+                    self.generation += 1;
                     self.spans.push(None);
                     self.numeric.push(false);
                     self.fields.len() - 1

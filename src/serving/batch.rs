@@ -1,16 +1,18 @@
-//! Batch scoring of a CSV or Parquet file with bounded memory: rows are read, scored and
+//! Batch scoring of a CSV, Parquet or Zeek log file with bounded memory: rows are read, scored and
 //! written in chunks, so a file of any size needs memory for one chunk only.
 
-use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::Instant;
 
 use ndarray::Array2;
 use serde::Serialize;
 
+use super::sink::Sink;
+use super::zeek::ZeekBatch;
 use super::Loaded;
 use crate::artifact::atomic_write;
 use crate::data::records::line;
+use crate::data::zeek::ZeekReader;
 use crate::data::{column_keys, Format, Records};
 use crate::error::{Error, Result};
 use crate::preprocess::{Preprocessor, Raw};
@@ -26,33 +28,29 @@ pub struct BatchSummary {
 }
 
 /// Scores, labels and output of one chunk.
-struct Writer<'a, W: Write> {
-    out: csv::Writer<W>,
+struct Writer<'a, 'f> {
+    out: Box<dyn Sink + 'f>,
     model: &'a Loaded,
     summary: BatchSummary,
 }
 
-impl<W: Write> Writer<'_, W> {
-    /// The input's columns, then the two this stage adds.
-    fn header(&mut self, input_columns: &[String], path: &Path) -> Result<()> {
-        let head = input_columns.iter().map(String::as_str).chain(["threat_score", "prediction"]);
-        self.out.write_record(head).map_err(|e| Error::file(path, format!("cannot write: {e}")))
+impl Writer<'_, '_> {
+    fn chunk(&mut self, x: Array2<f64>, cells: &[Vec<String>]) -> Result<()> {
+        let scores = self.model.score(&x);
+        self.rows(&scores, cells)
     }
 
-    fn chunk(&mut self, x: Array2<f64>, cells: &[Vec<String>], path: &Path) -> Result<()> {
-        let scores = self.model.score(&x);
+    fn rows(&mut self, scores: &[f64], cells: &[Vec<String>]) -> Result<()> {
         let t = self.model.bundle.threshold;
-        for (row, &s) in cells.iter().zip(&scores) {
-            let label = crate::metrics::label(s, t);
+        let mut rec: Vec<&str> = Vec::new();
+        for (row, &s) in cells.iter().zip(scores) {
             self.summary.threats += u64::from(crate::metrics::is_threat(s, t));
-            let mut rec: Vec<&str> = row.iter().map(String::as_str).collect();
-            let score = format!("{s:.6}");
-            rec.push(&score);
-            rec.push(label);
-            self.out.write_record(&rec).map_err(|e| Error::file(path, format!("cannot write: {e}")))?;
+            rec.clear();
+            rec.extend(row.iter().map(String::as_str));
+            self.out.row(&rec, s, crate::metrics::label(s, t))?;
         }
         self.summary.rows += scores.len() as u64;
-        Ok(())
+        self.out.flush_chunk()
     }
 }
 
@@ -88,26 +86,25 @@ fn positions(pre: &Preprocessor, header: &[String], input: &Path) -> Result<Vec<
         .collect()
 }
 
-/// Score `input` (CSV, optionally gzip, or Parquet) into `output` (CSV: the input columns,
-/// `threat_score`, `prediction`), `chunk` rows at a time. The output appears only when complete.
+/// Score `input` (CSV, optionally gzip, Parquet, or a Zeek log) into `output`, `chunk` rows
+/// at a time. The output (CSV, JSON Lines or Parquet, by its extension: see [`Sink`]) holds
+/// the input columns (for a Zeek log: the connection's identity, `data::zeek::CONN_ID`), then
+/// `threat_score` and `prediction`. It appears only when complete.
 pub fn score_file(model: &Loaded, input: &Path, output: &Path, chunk: usize) -> Result<BatchSummary> {
     let started = Instant::now();
     let pre = &model.bundle.preprocessor;
     let chunk = chunk.max(1);
     let mut summary = None;
+    let format = Format::from_path(input)?;
     atomic_write(output, |file| {
-        let out = csv::Writer::from_writer(BufWriter::with_capacity(1 << 20, file));
-        let mut w = Writer {
-            out,
-            model,
-            summary: BatchSummary { rows: 0, threats: 0, unseen_category_cells: 0, seconds: 0.0, rows_per_second: 0.0 },
+        let summary_0 =
+            BatchSummary { rows: 0, threats: 0, unseen_category_cells: 0, seconds: 0.0, rows_per_second: 0.0 };
+        let s = match format {
+            Format::Parquet => parquet_chunks(model, file, input, output, pre, chunk, summary_0)?,
+            Format::Zeek => zeek_chunks(model, file, input, output, chunk, summary_0)?,
+            _ => csv_chunks(model, file, input, output, pre, chunk, summary_0)?,
         };
-        match Format::from_path(input)? {
-            Format::Parquet => parquet_chunks(&mut w, input, output, pre, chunk)?,
-            _ => csv_chunks(&mut w, input, output, pre, chunk)?,
-        }
-        w.out.flush().map_err(|e| Error::io(output, e))?;
-        summary = Some(w.summary);
+        summary = Some(s);
         Ok(())
     })?;
     let mut s = summary.expect("written");
@@ -116,19 +113,65 @@ pub fn score_file(model: &Loaded, input: &Path, output: &Path, chunk: usize) -> 
     Ok(s)
 }
 
-fn csv_chunks<W: Write>(
-    w: &mut Writer<'_, W>,
+/// A Zeek log: the connection's identity and the verdict per record.
+fn zeek_chunks(
+    model: &Loaded,
+    file: &mut std::fs::File,
+    input: &Path,
+    output: &Path,
+    chunk: usize,
+    summary: BatchSummary,
+) -> Result<BatchSummary> {
+    let at = |e| crate::data::csv_error(input, e);
+    let mut reader = ZeekReader::new(std::io::BufReader::with_capacity(1 << 20, crate::data::open::open(input)?));
+    let mut batch = ZeekBatch::new(model);
+    let mut w: Option<Writer<'_, '_>> = None;
+    let mut summary = Some(summary);
+    let mut out_file = Some(file);
+    loop {
+        let more = reader.next_record().map_err(at)?;
+        if more {
+            batch.push(&reader.parser, reader.line()).map_err(at)?;
+        }
+        if (!more && !batch.is_empty()) || batch.len() == chunk {
+            if w.is_none() {
+                let out = <dyn Sink>::for_path(output, out_file.take().expect("once"), batch.id_columns())?;
+                w = Some(Writer { out, model, summary: summary.take().expect("once") });
+            }
+            let w = w.as_mut().expect("set");
+            w.summary.unseen_category_cells += std::mem::take(&mut batch.unseen_cells);
+            let (scores, kept, _) = batch.score();
+            w.rows(&scores, &kept)?;
+        }
+        if !more {
+            break;
+        }
+    }
+    match w {
+        Some(w) => {
+            w.out.finish()?;
+            Ok(w.summary)
+        }
+        None if reader.parser.started() => Err(Error::file(input, "has a Zeek header but no records (0 connections)")),
+        None => Err(Error::file(input, "file is empty: no Zeek header and no records")),
+    }
+}
+
+fn csv_chunks(
+    model: &Loaded,
+    file: &mut std::fs::File,
     input: &Path,
     output: &Path,
     pre: &Preprocessor,
     chunk: usize,
-) -> Result<()> {
+    summary: BatchSummary,
+) -> Result<BatchSummary> {
     // The one record reader, laid out as the model's dataset (delimiter, header or names).
     let at = |e| crate::data::csv_error(input, e);
-    let mut records = Records::new(crate::data::open::open(input)?, &w.model.bundle.input).map_err(at)?;
+    let mut records = Records::new(crate::data::open::open(input)?, &model.bundle.input).map_err(at)?;
     let header = records.columns().to_vec();
     let index = positions(pre, &header, input)?;
-    w.header(&header, output)?;
+    let mut w = Writer { out: <dyn Sink>::for_path(output, file, header.clone())?, model, summary };
     let width = pre.width();
     let (mut values, mut cells) = (Vec::with_capacity(chunk * width), Vec::with_capacity(chunk));
     let mut record = csv::ByteRecord::new();
@@ -146,32 +189,37 @@ fn csv_chunks<W: Write>(
         cells.push(row);
         if cells.len() == chunk {
             let x = Array2::from_shape_vec((cells.len(), width), std::mem::take(&mut values)).expect("shape");
-            w.chunk(x, &cells, output)?;
+            w.chunk(x, &cells)?;
             cells.clear();
         }
     }
     if !cells.is_empty() {
         let x = Array2::from_shape_vec((cells.len(), width), values).expect("shape");
-        w.chunk(x, &cells, output)?;
+        w.chunk(x, &cells)?;
     }
     if w.summary.rows == 0 {
         return Err(Error::file(input, "has a header but no data rows"));
     }
-    Ok(())
+    w.out.finish()?;
+    Ok(w.summary)
 }
 
-fn parquet_chunks<W: Write>(
-    w: &mut Writer<'_, W>,
+fn parquet_chunks(
+    model: &Loaded,
+    file: &mut std::fs::File,
     input: &Path,
     output: &Path,
     pre: &Preprocessor,
     chunk: usize,
-) -> Result<()> {
+    summary: BatchSummary,
+) -> Result<BatchSummary> {
     use polars_io::prelude::*;
     let rows = ParquetReader::new(std::fs::File::open(input).map_err(|e| Error::io(input, e))?)
         .num_rows()
         .map_err(|e| Error::polars(input, e))?;
-    let mut wrote_header = false;
+    let mut out_file = Some(file);
+    let mut summary = Some(summary);
+    let mut w: Option<Writer<'_, '_>> = None;
     let mut offset = 0;
     while offset < rows {
         let file = std::fs::File::open(input).map_err(|e| Error::io(input, e))?;
@@ -179,10 +227,11 @@ fn parquet_chunks<W: Write>(
             ParquetReader::new(file).with_slice(Some((offset, chunk))).finish().map_err(|e| Error::polars(input, e))?;
         let header: Vec<String> =
             df.get_column_names().iter().map(|n| n.to_string()).filter(|n| n != crate::data::ROW).collect();
-        if !wrote_header {
-            w.header(&header, output)?;
-            wrote_header = true;
+        if w.is_none() {
+            let out = <dyn Sink>::for_path(output, out_file.take().expect("once"), header.clone())?;
+            w = Some(Writer { out, model, summary: summary.take().expect("once") });
         }
+        let w = w.as_mut().expect("set");
         let keys: Vec<Vec<Option<String>>> =
             header.iter().map(|h| column_keys(df.column(h).expect("listed"))).collect();
         let n = df.height();
@@ -196,8 +245,10 @@ fn parquet_chunks<W: Write>(
         let x = Array2::from_shape_vec((n, pre.width()), values).expect("shape");
         let cells: Vec<Vec<String>> =
             (0..n).map(|i| keys.iter().map(|c| c[i].clone().unwrap_or_default()).collect()).collect();
-        w.chunk(x, &cells, output)?;
+        w.chunk(x, &cells)?;
         offset += n.max(1);
     }
-    Ok(())
+    let w = w.ok_or_else(|| Error::file(input, "has no rows"))?;
+    w.out.finish()?;
+    Ok(w.summary)
 }

@@ -10,6 +10,8 @@ pub mod metrics;
 mod page;
 pub mod routes;
 mod score;
+pub mod sink;
+pub mod zeek;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,0 +1,107 @@
+//! Scoring Zeek log records: the raw fields of each connection, as [`ZeekParser`] reads them,
+//! through the model's preprocessing (its derived features included), with the connection's
+//! identity ([`CONN_ID`]) kept beside each verdict. Used by `predict` (a file, or a log Zeek
+//! is still writing) and by the server's log upload.
+
+use ndarray::Array2;
+
+use super::Loaded;
+use crate::data::records::RecordError;
+use crate::data::zeek::{ZeekParser, CONN_ID};
+use crate::preprocess::Raw;
+
+/// Records encoded so far, waiting to be scored as one block.
+pub struct ZeekBatch<'m> {
+    model: &'m Loaded,
+    /// Per model input: its position among the log's fields (`None`: not in the log).
+    index: Vec<Option<usize>>,
+    /// Positions of the identity fields present in the log.
+    ids: Vec<usize>,
+    /// The log's field names the index was worked out for, and their generation.
+    fields: Vec<String>,
+    generation: Option<u64>,
+    values: Vec<f64>,
+    /// Per record: its identity cells and its line.
+    pub kept: Vec<Vec<String>>,
+    pub lines: Vec<u64>,
+    pub unseen_cells: u64,
+    unseen: Vec<usize>,
+}
+
+impl<'m> ZeekBatch<'m> {
+    pub fn new(model: &'m Loaded) -> Self {
+        ZeekBatch {
+            model,
+            index: Vec::new(),
+            ids: Vec::new(),
+            fields: Vec::new(),
+            generation: None,
+            values: Vec::new(),
+            kept: Vec::new(),
+            lines: Vec::new(),
+            unseen_cells: 0,
+            unseen: Vec::new(),
+        }
+    }
+
+    /// The identity columns kept beside each verdict (those the log has).
+    pub fn id_columns(&self) -> Vec<String> {
+        CONN_ID.iter().filter(|c| self.fields.iter().any(|f| f == *c)).map(|c| c.to_string()).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// Encode the parser's current record (read from `line`).
+    pub fn push(&mut self, parser: &ZeekParser, line: u64) -> Result<(), RecordError> {
+        let pre = &self.model.bundle.preprocessor;
+        if self.generation != Some(parser.generation()) {
+            self.generation = Some(parser.generation());
+            self.fields = parser.fields().to_vec();
+            self.index = pre.inputs().iter().map(|i| parser.position(&i.name)).collect();
+            // A TSV header must name every input; Zeek's JSON leaves unset fields out.
+            if parser.zeek_type(0).is_some() {
+                if let Some(k) = self.index.iter().position(Option::is_none) {
+                    let name = &pre.inputs()[k].name;
+                    return Err(RecordError::at(
+                        line,
+                        Some(name.clone()),
+                        format!("the log's `#fields` has no `{name}` (an input of the model)"),
+                    ));
+                }
+            }
+            self.ids = CONN_ID.iter().filter_map(|c| parser.position(c)).collect();
+        }
+        let start = self.values.len();
+        self.values.resize(start + pre.width(), 0.0);
+        let index = &self.index;
+        self.unseen.clear();
+        pre.encode_row(
+            |k, _| Ok(index[k].and_then(|i| parser.get(i)).map_or(Raw::Missing, Raw::Text)),
+            &mut self.values[start..],
+            &mut self.unseen,
+        )
+        .map_err(|(k, m)| {
+            self.values.truncate(start);
+            RecordError::at(line, Some(pre.inputs()[k].name.clone()), m)
+        })?;
+        self.unseen_cells += self.unseen.len() as u64;
+        self.kept.push(self.ids.iter().map(|&i| parser.get(i).unwrap_or("-").to_owned()).collect());
+        self.lines.push(line);
+        Ok(())
+    }
+
+    /// Score what was pushed and start afresh: the scores, the identity cells, the lines.
+    pub fn score(&mut self) -> (Vec<f64>, Vec<Vec<String>>, Vec<u64>) {
+        let n = self.lines.len();
+        let width = self.model.bundle.preprocessor.width();
+        let x = Array2::from_shape_vec((n, width), std::mem::take(&mut self.values)).expect("one value per feature");
+        let scores = if n == 0 { Vec::new() } else { self.model.score(&x) };
+        (scores, std::mem::take(&mut self.kept), std::mem::take(&mut self.lines))
+    }
+}
