@@ -1,28 +1,45 @@
-//! `predict`: score a CSV or Parquet file in batch with a model bundle, streaming in chunks
-//! (bounded memory), and write the predictions; prints rows/s.
+//! `predict`: score a file in batch with a model bundle, streaming in chunks (bounded memory),
+//! and write the verdicts; or, with `--follow`, score a Zeek log as Zeek appends to it.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use clap::Parser;
 use netsec::serving::batch::score_file;
+use netsec::serving::follow::follow;
 use netsec::serving::Loaded;
 
 #[derive(Parser)]
 #[command(
     version,
-    about = "Score a CSV (optionally .gz) or Parquet file with a model bundle; write CSV with threat_score and prediction."
+    about = "Score a CSV (optionally .gz), Parquet or Zeek log file with a model bundle; write CSV, JSON Lines or Parquet with threat_score and prediction.",
+    after_help = "Examples:\n  predict conn.log.gz verdicts.csv --model models/production/zeek_ctu50.json\n  predict --follow /opt/zeek/logs/current/conn.log --model models/production/zeek_ctu50.json"
 )]
 struct Cli {
-    /// Records to score: one column per feature (by name), other columns are carried through.
+    /// Records to score: a table with one column per model input (other columns are carried
+    /// through), or a Zeek log (TSV or JSON, gzip or not; detected from its content).
     input: PathBuf,
-    /// Predictions (CSV): the input columns, `threat_score`, `prediction`.
-    output: PathBuf,
+    /// Verdicts, by extension: .csv (default), .jsonl/.ndjson/.json, .parquet. For a Zeek log
+    /// each row keeps the connection's ts, uid and address/port fields. Not with --follow.
+    output: Option<PathBuf>,
     #[arg(long, default_value = "models/production/phishing.json", env = "NETSEC_MODEL")]
     model: PathBuf,
     /// Rows per chunk: memory use is bounded by one chunk.
     #[arg(long, default_value_t = 65_536)]
     chunk: usize,
+    /// Score a Zeek log as it grows, surviving rotation; one JSON line per verdict to stdout
+    /// (or --follow-output). Runs until SIGINT or SIGTERM.
+    #[arg(long)]
+    follow: bool,
+    /// With --follow: append the JSON lines to this file instead of stdout.
+    #[arg(long, requires = "follow")]
+    follow_output: Option<PathBuf>,
+    /// With --follow: how often to look for new lines, in milliseconds.
+    #[arg(long, default_value_t = 200, requires = "follow")]
+    poll_ms: u64,
     #[command(flatten)]
     common: netsec::cli::Common,
 }
@@ -32,14 +49,21 @@ fn main() -> std::process::ExitCode {
         let cli = Cli::parse();
         cli.common.init_logging();
         let model = Loaded::from_path(&cli.model).with_context(|| format!("loading {}", cli.model.display()))?;
-        let s = score_file(&model, &cli.input, &cli.output, cli.chunk).context("predict failed")?;
+        if cli.follow {
+            if cli.output.is_some() {
+                bail!("--follow writes JSON lines to stdout or --follow-output, not to an OUTPUT file");
+            }
+            return follow_log(&cli, &model);
+        }
+        let Some(output) = &cli.output else { bail!("missing OUTPUT: where to write the verdicts") };
+        let s = score_file(&model, &cli.input, output, cli.chunk).context("predict failed")?;
         println!(
             "{} rows scored ({} threats) in {:.3} s: {:.0} rows/s -> {}",
             s.rows,
             s.threats,
             s.seconds,
             s.rows_per_second,
-            cli.output.display()
+            output.display()
         );
         if s.unseen_category_cells > 0 {
             tracing::warn!(
@@ -49,4 +73,40 @@ fn main() -> std::process::ExitCode {
         }
         Ok(())
     })
+}
+
+fn follow_log(cli: &Cli, model: &Loaded) -> anyhow::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a signal runtime");
+        rt.block_on(async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {},
+            }
+        });
+        flag.store(true, Ordering::Relaxed);
+    });
+    let mut out: Box<dyn std::io::Write> = match &cli.follow_output {
+        Some(p) => Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("cannot open {}", p.display()))?,
+        ),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let s = follow(model, &cli.input, &mut out, Duration::from_millis(cli.poll_ms.max(1)), &stop)
+        .context("predict --follow failed")?;
+    tracing::info!(
+        scored = s.scored,
+        threats = s.threats,
+        rejected = s.rejected,
+        rotations = s.rotations,
+        "stopped following"
+    );
+    Ok(())
 }

@@ -10,6 +10,7 @@ pub mod metrics;
 mod page;
 pub mod routes;
 mod score;
+pub mod follow;
 pub mod sink;
 pub mod zeek;
 
