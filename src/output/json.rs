@@ -1,4 +1,5 @@
-//! JSON: the model version, the threshold, and per row its line, score and label.
+//! JSON: the model version, the threshold, and per row its line (and uid for a Zeek log),
+//! score and label.
 
 use serde_json::json;
 
@@ -12,8 +13,16 @@ impl Format<Verdicts<'_>> for Json {
     }
 
     fn write(&self, v: &Verdicts<'_>, out: &mut Vec<u8>) {
+        // A connection's uid (Zeek logs) names it better than its line.
+        let uid = v.columns.iter().position(|c| c == "uid");
         let predictions: Vec<serde_json::Value> = (0..v.scores.len())
-            .map(|i| json!({ "row": v.lines[i], "score": v.scores[i], "label": v.label(i) }))
+            .map(|i| {
+                let mut p = json!({ "row": v.lines[i], "score": v.scores[i], "label": v.label(i) });
+                if let Some(cell) = uid.and_then(|u| v.fields.get(i)?.get(u)) {
+                    p["uid"] = json!(cell);
+                }
+                p
+            })
             .collect();
         let doc = json!({
             "model_version": v.model_version,

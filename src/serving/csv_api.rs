@@ -81,6 +81,10 @@ async fn verdicts(
     keep_fields: bool,
 ) -> ApiResult<Response> {
     let body = csv_body(state, req).await?;
+    let body = gunzip(body, state.config.max_body_bytes)?;
+    if crate::data::zeek::sniff(&body[..body.len().min(4096)]) {
+        return zeek_verdicts(state, &body, format, keep_fields).await;
+    }
     let model = state.model.load_full();
     let pre = &model.bundle.preprocessor;
     // The one record reader, laid out as the model's dataset (delimiter, header or names).
@@ -131,6 +135,91 @@ async fn verdicts(
     let scores = score(state, model, x).await?;
     let ends = starts.iter().skip(1).copied().chain([body.len()]);
     let raw: Vec<&[u8]> = starts.iter().zip(ends).map(|(&s, e)| &body[s..e]).collect();
+    let verdicts = Verdicts {
+        columns: &header,
+        lines: &lines,
+        raw: &raw,
+        fields: &fields,
+        scores: &scores,
+        threshold,
+        model_version: &version,
+    };
+    let mut bytes = Vec::new();
+    format.write(&verdicts, &mut bytes);
+    Ok((
+        [
+            (header::CONTENT_TYPE, format.media_type()),
+            (header::HeaderName::from_static("x-model-version"), version.as_str()),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// A gzip upload, decompressed up to 8 times the body limit (a larger one is refused, 413).
+fn gunzip(body: Bytes, limit: usize) -> ApiResult<Bytes> {
+    use std::io::Read;
+    if !body.starts_with(&[0x1f, 0x8b]) {
+        return Ok(body);
+    }
+    let cap = limit.saturating_mul(8);
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(body.as_ref())
+        .take(cap as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("not a valid gzip file: {e}")))?;
+    if out.len() > cap {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the upload decompresses to more than {cap} bytes"),
+        )
+        .with("limit", cap));
+    }
+    Ok(Bytes::from(out))
+}
+
+/// A Zeek log upload: one verdict per connection, by its identity fields.
+async fn zeek_verdicts(
+    state: &Arc<AppState>,
+    body: &[u8],
+    format: &'static dyn for<'a> Format<Verdicts<'a>>,
+    keep_fields: bool,
+) -> ApiResult<Response> {
+    let model = state.model.load_full();
+    let mut parser = crate::data::zeek::ZeekParser::new();
+    let mut batch = super::zeek::ZeekBatch::new(&model);
+    for (i, line) in body.split(|&b| b == b'\n').enumerate() {
+        let at = i as u64 + 1;
+        if parser.line(line, at).map_err(refused)? {
+            if batch.len() == state.config.max_rows {
+                return Err(too_many(batch.len() + 1, state.config.max_rows, "connections or more"));
+            }
+            batch.push(&parser, at).map_err(refused)?;
+        }
+    }
+    if batch.is_empty() {
+        let what = if parser.started() { "the log has a header but no records" } else { "the upload is empty" };
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, what));
+    }
+    state.metrics.unseen(batch.unseen_cells);
+    let header = batch.id_columns();
+    let (x, kept, lines) = batch.take();
+    drop(batch);
+    let (threshold, version) = (model.bundle.threshold, model.version.clone());
+    let scores = score(state, model, x).await?;
+    // Each row as CSV text, for the formats that echo rows.
+    let mut text = ::csv::Writer::from_writer(Vec::new());
+    let mut ends = Vec::with_capacity(kept.len());
+    for row in &kept {
+        text.write_record(row).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        text.flush().map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        ends.push(text.get_ref().len());
+    }
+    let text = text.into_inner().map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let starts = std::iter::once(0).chain(ends.iter().copied());
+    let raw: Vec<&[u8]> = starts.zip(&ends).map(|(s, &e)| &text[s..e]).collect();
+    // Kept for every format but CSV, which echoes `raw` (JSON names each connection's uid).
+    let fields = if keep_fields || !format.media_type().starts_with("text/csv") { kept } else { Vec::new() };
     let verdicts = Verdicts {
         columns: &header,
         lines: &lines,

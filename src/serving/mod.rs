@@ -5,12 +5,12 @@ mod admin;
 pub mod batch;
 mod csv_api;
 mod error;
+pub mod follow;
 mod json_api;
 pub mod metrics;
 mod page;
 pub mod routes;
 mod score;
-pub mod follow;
 pub mod sink;
 pub mod zeek;
 

@@ -7,12 +7,12 @@ use crate::output::html::STYLE;
 
 pub async fn index() -> Html<String> {
     Html(format!(
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>netsec: score a CSV</title><style>{STYLE}</style></head><body>\
-<h1>Score a CSV file</h1>\
-<p>Upload records with one column per feature (a header row with the feature names); the answer is the same table with a threat score and a label per row.</p>\
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>netsec: score a file</title><style>{STYLE}</style></head><body>\
+<h1>Score a CSV file or a Zeek log</h1>\
+<p>Upload records with one column per feature (a header row with the feature names), or a Zeek <code>conn.log</code> (TSV or JSON, gzip or not) for a model trained on Zeek logs; the answer is a table with a threat score and a label per row (for a log: per connection, by its uid and addresses).</p>\
 <form method=\"post\" action=\"/v1/predict/csv\" enctype=\"multipart/form-data\">\
-<input type=\"file\" name=\"file\" accept=\".csv,text/csv\" required> <button type=\"submit\" id=\"score\">Score</button></form>\
-<p>API: <code>POST /v1/predict</code> (JSON), <code>POST /v1/predict/csv</code> (CSV; answers CSV, JSON or HTML by Accept), <code>GET /metrics</code>.</p>\
+<input type=\"file\" name=\"file\" accept=\".csv,text/csv,.log,.gz,.json,.jsonl,.labeled\" required> <button type=\"submit\" id=\"score\">Score</button></form>\
+<p>API: <code>POST /v1/predict</code> (JSON), <code>POST /v1/predict/csv</code> (a CSV or a Zeek log; answers CSV, JSON or HTML by Accept), <code>GET /metrics</code>.</p>\
 </body></html>"
     ))
 }

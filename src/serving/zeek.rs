@@ -98,10 +98,17 @@ impl<'m> ZeekBatch<'m> {
 
     /// Score what was pushed and start afresh: the scores, the identity cells, the lines.
     pub fn score(&mut self) -> (Vec<f64>, Vec<Vec<String>>, Vec<u64>) {
+        let (x, kept, lines) = self.take();
+        let scores = if lines.is_empty() { Vec::new() } else { self.model.score(&x) };
+        (scores, kept, lines)
+    }
+
+    /// What was pushed, unscored, and start afresh: the feature matrix, the identity cells,
+    /// the lines.
+    pub fn take(&mut self) -> (Array2<f64>, Vec<Vec<String>>, Vec<u64>) {
         let n = self.lines.len();
         let width = self.model.bundle.preprocessor.width();
         let x = Array2::from_shape_vec((n, width), std::mem::take(&mut self.values)).expect("one value per feature");
-        let scores = if n == 0 { Vec::new() } else { self.model.score(&x) };
-        (scores, std::mem::take(&mut self.kept), std::mem::take(&mut self.lines))
+        (x, std::mem::take(&mut self.kept), std::mem::take(&mut self.lines))
     }
 }
