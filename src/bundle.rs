@@ -11,7 +11,8 @@
 //!
 //! The format is every type written inside [`Bundle`]: the models of `models`, the
 //! preprocessing steps and their enums (`preprocess::Encoding`, `ImputeStrategy`),
-//! `metrics::MeanStd`, `schema::TargetSpec`. A change that makes an existing bundle read
+//! `metrics::MeanStd`, `schema::TargetSpec`, `features::Derivation` (and each derivation's
+//! own fields). A change that makes an existing bundle read
 //! differently (a renamed, removed or reshaped field or variant) must move [`VERSION`]: the
 //! fixtures `tests/bundles/v<VERSION>-*.json`, one per family, must load and re-serialize byte
 //! for byte, so such a change fails the test until the version moves and new fixtures are
@@ -36,10 +37,13 @@ use std::collections::BTreeMap;
 use crate::metrics::MeanStd;
 
 pub const FORMAT: &str = "netsec-model-bundle";
-/// The version written. 3 added `input` (how the dataset's files are laid out).
-pub const VERSION: u32 = 3;
+/// The version written. 3 added `input` (how the dataset's files are laid out); 4 added the
+/// derived features (`preprocessor.derive`, `features::Derivation`) and the target's
+/// `ignore` and `detail`, so that a build which cannot derive refuses such a bundle instead
+/// of missing its features.
+pub const VERSION: u32 = 4;
 /// The versions read: a version-2 bundle reads as a CSV with a header row.
-pub const READS: [u32; 2] = [2, 3];
+pub const READS: [u32; 3] = [2, 3, 4];
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Header {
@@ -125,7 +129,7 @@ impl Bundle {
             return Err(format!(
                 "bundle version {} is not supported (this build reads versions {}); its sha256 checksum cannot be verified",
                 header.version,
-                READS.map(|v| v.to_string()).join(" and ")
+                READS.map(|v| v.to_string()).join(", ")
             ));
         }
         let actual = hex(&Sha256::digest(content));
@@ -234,7 +238,7 @@ mod tests {
         let bytes = bundle().to_bytes().unwrap();
         let text = String::from_utf8(bytes).unwrap().replacen(&format!("\"version\":{VERSION}"), "\"version\":1", 1);
         let err = Bundle::from_bytes(text.as_bytes()).unwrap_err();
-        assert!(err.contains("bundle version 1 is not supported (this build reads versions 2 and 3)"), "{err}");
+        assert!(err.contains("bundle version 1 is not supported (this build reads versions 2, 3, 4)"), "{err}");
     }
 
     /// One bundle per family, with numeric and both categorical encodings, fitted on a tiny
@@ -276,8 +280,10 @@ mod tests {
                             categories: vec!["dns".into(), "http".into()],
                         },
                     ],
-                    Vec::new(),
+                    vec![crate::features::Derivation::ZeekConn(Default::default())],
                 );
+                b.target.ignore = Some(vec![Scalar::Str("Background".into())]);
+                b.target.detail = Some("detailedlabel".into());
                 (f.to_string(), b)
             })
             .collect()
@@ -301,6 +307,11 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert_eq!(b.model.family(), family);
             assert_eq!(b.input, Layout::default(), "a version-2 bundle reads CSV with a header");
+            let path = fixture_of(3, family);
+            let b = Bundle::from_bytes(&std::fs::read(&path).unwrap())
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(b.model.family(), family);
+            assert!(b.preprocessor.derive.is_empty() && b.target.ignore.is_none(), "version 3 derived nothing");
         }
     }
 

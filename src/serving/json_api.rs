@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use ndarray::Array2;
@@ -17,6 +17,7 @@ use crate::preprocess::{Input, Raw};
 
 pub async fn predict(
     State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Json<Value>> {
@@ -54,8 +55,13 @@ pub async fn predict(
     if records.len() > state.config.max_rows {
         return Err(too_many(records.len(), state.config.max_rows, "records"));
     }
+    // `?features=true`: each verdict also gives the feature vector the model read (derived
+    // features included), to check what a raw record became.
+    let with_features = query.as_deref().unwrap_or("").split('&').any(|kv| kv == "features=true" || kv == "features=1");
     let model = state.model.load_full();
     let pre = &model.bundle.preprocessor;
+    // A model of raw logs takes records as Zeek's JSON writes them: unset fields left out.
+    let absent_is_missing = !pre.derive.is_empty();
     let mut x = Array2::<f64>::zeros((records.len(), pre.width()));
     let mut unseen: Vec<Vec<usize>> = vec![Vec::new(); records.len()];
     for (i, rec) in records.iter().enumerate() {
@@ -65,7 +71,7 @@ pub async fn predict(
             );
         };
         let row = x.row_mut(i).into_slice().expect("standard layout");
-        pre.encode_row(|_, input| feature(rec, input), row, &mut unseen[i]).map_err(|(k, m)| {
+        pre.encode_row(|_, input| feature(rec, input, absent_is_missing), row, &mut unseen[i]).map_err(|(k, m)| {
             let name = pre.inputs()[k].name.as_str();
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("record {i}, feature `{name}`: {m}"))
                 .with("record", i)
@@ -75,15 +81,22 @@ pub async fn predict(
     state.metrics.unseen(unseen.iter().map(|u| u.len() as u64).sum());
     let threshold = model.bundle.threshold;
     let version = model.version.clone();
+    let features = with_features.then(|| x.clone());
     let scores = score(&state, model.clone(), x).await?;
     let predictions: Vec<Value> = scores
         .iter()
         .zip(&records)
         .zip(&unseen)
-        .map(|((&s, rec), unseen)| {
+        .enumerate()
+        .map(|(i, ((&s, rec), unseen))| {
             let mut p = json!({ "label": label(s, threshold), "score": s, "model_version": version });
             if let Some(id) = rec.get("id") {
                 p["id"] = id.clone();
+            }
+            if let Some(f) = &features {
+                let named: Map<String, Value> =
+                    model.bundle.feature_names.iter().zip(f.row(i)).map(|(n, v)| (n.clone(), json!(v))).collect();
+                p["features"] = Value::Object(named);
             }
             if !unseen.is_empty() {
                 let names: Vec<&str> = unseen.iter().map(|&k| pre.features[k].name()).collect();
@@ -97,9 +110,10 @@ pub async fn predict(
 
 /// The raw value of one input column of a JSON record. Numeric features take numbers only;
 /// categorical ones take a string (or a number, matched by its text).
-fn feature<'a>(rec: &'a Map<String, Value>, input: &Input) -> Result<Raw<'a>, String> {
+fn feature<'a>(rec: &'a Map<String, Value>, input: &Input, absent_is_missing: bool) -> Result<Raw<'a>, String> {
     let expected = if input.is_categorical() { "a category (string)" } else { "a number" };
     match rec.get(&input.name) {
+        None | Some(Value::Null) if absent_is_missing => Ok(Raw::Missing),
         None => Err("missing".into()),
         Some(Value::Null) => Err(format!("is null; {expected} is expected")),
         Some(Value::Number(n)) => n.as_f64().map(Raw::Number).ok_or_else(|| "not a finite number".into()),
