@@ -82,7 +82,16 @@ async fn verdicts(
 ) -> ApiResult<Response> {
     let body = csv_body(state, req).await?;
     let body = gunzip(body, state.config.max_body_bytes)?;
-    if crate::data::zeek::sniff(&body[..body.len().min(4096)]) {
+    let head = &body[..body.len().min(4096)];
+    if let Some(at) = head.iter().position(|&b| b == 0) {
+        let line = head[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("row {line}: binary data (a NUL byte): not a CSV file or a Zeek log"),
+        )
+        .with("row", line));
+    }
+    if crate::data::zeek::sniff(head) {
         return zeek_verdicts(state, &body, format, keep_fields).await;
     }
     let model = state.model.load_full();

@@ -361,3 +361,234 @@ impl Drop for Spawned {
         }
     }
 }
+
+/// A schema for synthetic Zeek conn.log files (the layout of `schemas/zeek_ctu50.yaml`).
+pub const CONN_SCHEMA: &str = "\
+name: conn
+data:
+  train: [data/conn-a.log, data/conn-b.log.gz]
+  test: data/conn-test.log
+target:
+  column: label
+  threat: [Malicious]
+  benign: [Benign]
+  ignore: [Background]
+  detail: detailedlabel
+derive: [zeek_conn]
+columns:
+  - {name: ts, type: float, role: id}
+  - {name: uid, type: text, role: id}
+  - {name: id.orig_h, type: text, role: id}
+  - {name: id.orig_p, type: integer, role: input}
+  - {name: id.resp_h, type: text, role: id}
+  - {name: id.resp_p, type: integer}
+  - {name: proto, type: categorical}
+  - {name: service, type: categorical, role: input, nullable: true}
+  - {name: duration, type: float, nullable: true}
+  - {name: orig_bytes, type: integer, nullable: true}
+  - {name: resp_bytes, type: integer, nullable: true}
+  - {name: conn_state, type: categorical}
+  - {name: local_orig, type: categorical, role: drop, nullable: true}
+  - {name: local_resp, type: categorical, role: drop, nullable: true}
+  - {name: missed_bytes, type: integer, nullable: true}
+  - {name: history, type: text, role: input, nullable: true}
+  - {name: orig_pkts, type: integer, nullable: true}
+  - {name: orig_ip_bytes, type: integer, nullable: true}
+  - {name: resp_pkts, type: integer, nullable: true}
+  - {name: resp_ip_bytes, type: integer, nullable: true}
+  - {name: tunnel_parents, type: text, role: drop, nullable: true}
+  - {name: label, type: categorical, role: target}
+  - {name: detailedlabel, type: categorical, role: drop, nullable: true}
+";
+
+/// The 23 fields of a labeled conn.log, and their Zeek types.
+pub const CONN_FIELDS: [(&str, &str); 23] = [
+    ("ts", "time"),
+    ("uid", "string"),
+    ("id.orig_h", "addr"),
+    ("id.orig_p", "port"),
+    ("id.resp_h", "addr"),
+    ("id.resp_p", "port"),
+    ("proto", "enum"),
+    ("service", "string"),
+    ("duration", "interval"),
+    ("orig_bytes", "count"),
+    ("resp_bytes", "count"),
+    ("conn_state", "string"),
+    ("local_orig", "bool"),
+    ("local_resp", "bool"),
+    ("missed_bytes", "count"),
+    ("history", "string"),
+    ("orig_pkts", "count"),
+    ("orig_ip_bytes", "count"),
+    ("resp_pkts", "count"),
+    ("resp_ip_bytes", "count"),
+    ("tunnel_parents", "set[string]"),
+    ("label", "string"),
+    ("detailedlabel", "string"),
+];
+
+/// One conn.log record: its 23 fields as Zeek's TSV writes them (`-` unset, `(empty)`).
+pub type Conn = Vec<String>;
+
+/// `n` synthetic labeled connections: scans (Malicious), sessions (Benign), and unlabeled
+/// Background; with noise, unset fields and a few odd ones. Deterministic in `seed`.
+pub fn conn_log(n: usize, seed: u64) -> Vec<Conn> {
+    let mut state = seed;
+    let mut next = move |m: u64| {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 33) % m
+    };
+    (0..n)
+        .map(|i| {
+            let kind = next(10);
+            let (label, detail) = match kind {
+                0 => ("Background", "(empty)"),
+                1..=5 => ("Malicious", "External-Attack-to-Device"),
+                _ => ("Benign", "(empty)"),
+            };
+            let scan = label == "Malicious" && next(10) < 9 || label != "Malicious" && next(10) == 0;
+            let ts = format!("{}.{:06}", 1_655_935_000 + i as u64 * 7, next(1_000_000));
+            let uid = format!("C{seed:x}n{i}x{}", next(1 << 30));
+            let orig_h = format!("10.{}.{}.{}", next(256), next(256), next(256));
+            let resp_h = format!("147.32.83.{}", next(256));
+            let (proto, resp_p) = match next(10) {
+                0 => ("udp", [53, 123, 5353][next(3) as usize]),
+                1 if scan => ("icmp", 0),
+                _ if scan => ("tcp", [23, 22, 445, 5555, 32207, 8080][next(6) as usize]),
+                _ => ("tcp", [443, 80, 443, 993][next(4) as usize]),
+            };
+            let orig_p = if proto == "icmp" { 8 } else { 1024 + next(64_000) };
+            let (state_s, history, opk, rpk) = if scan {
+                ("S0", "S".to_owned(), 1 + next(2), 0)
+            } else {
+                (
+                    "SF",
+                    ["ShADadFf", "ShADadfF", "ShADdaFf", "ShAdDaFfR"][next(4) as usize].to_owned(),
+                    4 + next(30),
+                    3 + next(40),
+                )
+            };
+            let unset_duration = scan && next(3) == 0;
+            let duration = if unset_duration { "-".into() } else { format!("{:.6}", next(5_000_000) as f64 / 1e6) };
+            let (ob, rb) = if scan { (0, 0) } else { (next(5_000), 200 + next(100_000)) };
+            let bytes = |b: u64| if unset_duration { "-".to_owned() } else { b.to_string() };
+            let service = match (scan, resp_p) {
+                (false, 443) => "ssl",
+                (false, 80) => "http",
+                (_, 53) => "dns",
+                _ => "-",
+            };
+            let history = if next(20) == 0 { "-".to_owned() } else { history };
+            vec![
+                ts,
+                uid,
+                orig_h,
+                orig_p.to_string(),
+                resp_h,
+                resp_p.to_string(),
+                proto.into(),
+                service.into(),
+                duration,
+                bytes(ob),
+                bytes(rb),
+                state_s.into(),
+                if label == "Malicious" { "F" } else { "T" }.into(),
+                "T".into(),
+                "0".into(),
+                history,
+                opk.to_string(),
+                (opk * 40 + ob).to_string(),
+                rpk.to_string(),
+                (rpk * 40 + rb).to_string(),
+                "(empty)".into(),
+                label.into(),
+                detail.into(),
+            ]
+        })
+        .collect()
+}
+
+/// How a conn.log is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// Zeek's TSV with its header lines.
+    Tsv,
+    /// Zeek's JSON: one object per line, unset fields left out, numbers as numbers.
+    Json,
+    /// IoT-23's: `tunnel_parents   label   detailedlabel` joined by three spaces.
+    Iot23,
+}
+
+/// The TSV header lines of a conn.log (IoT-23 joins the last three names and types).
+pub fn conn_header(dialect: Dialect) -> String {
+    let join = |items: Vec<&str>| -> String {
+        match dialect {
+            Dialect::Iot23 => format!("{}\t{}", items[..20].join("\t"), items[20..].join("   ")),
+            _ => items.join("\t"),
+        }
+    };
+    format!(
+        "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n#open\t2022-06-22-21-59-00\n#fields\t{}\n#types\t{}\n",
+        join(CONN_FIELDS.iter().map(|f| f.0).collect()),
+        join(CONN_FIELDS.iter().map(|f| f.1).collect()),
+    )
+}
+
+/// One record as a line of the dialect (with its newline).
+pub fn conn_line(row: &Conn, dialect: Dialect) -> String {
+    match dialect {
+        Dialect::Tsv => format!("{}\n", row.join("\t")),
+        Dialect::Iot23 => format!("{}\t{}\n", row[..20].join("\t"), row[20..].join("   ")),
+        Dialect::Json => {
+            let mut obj = serde_json::Map::new();
+            for ((name, kind), v) in CONN_FIELDS.iter().zip(row) {
+                let value = match (*kind, v.as_str()) {
+                    (_, "-") => continue,
+                    ("set[string]", "(empty)") => serde_json::json!([]),
+                    ("bool", b) => serde_json::json!(b == "T"),
+                    ("count" | "port", n) => serde_json::json!(n.parse::<u64>().unwrap()),
+                    ("time" | "interval", f) => serde_json::json!(f.parse::<f64>().unwrap()),
+                    (_, "(empty)") => serde_json::json!(""),
+                    (_, s) => serde_json::json!(s),
+                };
+                obj.insert(name.to_string(), value);
+            }
+            format!("{}\n", serde_json::Value::Object(obj))
+        }
+    }
+}
+
+/// A whole log: header (TSV dialects) and records.
+pub fn conn_text(rows: &[Conn], dialect: Dialect) -> String {
+    let mut s = if dialect == Dialect::Json { String::new() } else { conn_header(dialect) };
+    for r in rows {
+        s.push_str(&conn_line(r, dialect));
+    }
+    if dialect != Dialect::Json {
+        s.push_str("#close\t2022-06-23-00-00-00\n");
+    }
+    s
+}
+
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+impl Project {
+    /// A project on synthetic conn.logs: train in two files (one gzip), test in a third.
+    pub fn conn(dialect: Dialect) -> (Project, Vec<Conn>, Vec<Conn>) {
+        let p = Project { dir: tempfile::tempdir().expect("temp dir") };
+        p.write("schemas/conn.yaml", CONN_SCHEMA);
+        p.write("params.yaml", TOY_PARAMS.replace("dataset: toy", "dataset: conn"));
+        let train = conn_log(600, 11);
+        let test = conn_log(200, 12);
+        p.write("data/conn-a.log", conn_text(&train[..300], dialect));
+        p.write("data/conn-b.log.gz", gzip(conn_text(&train[300..], dialect).as_bytes()));
+        p.write("data/conn-test.log", conn_text(&test, dialect));
+        (p, train, test)
+    }
+}

@@ -1,8 +1,6 @@
 //! Datasets shaped like NSL-KDD: published pre-split, header-less, gzip-compressed, with a
 //! categorical feature whose test part holds a category never seen in training.
 
-use std::io::Write;
-
 use serde_json::Value;
 
 use crate::common::{bin, Cmd, Project};
@@ -45,9 +43,7 @@ fn flows(n: usize, seed: u64, protos: &[&str]) -> (String, usize) {
 }
 
 fn gzip(text: &str) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(text.as_bytes()).unwrap();
-    e.finish().unwrap()
+    crate::common::gzip(text.as_bytes())
 }
 
 /// A project whose dataset `flows` is pre-split; returns it and the count of test rows

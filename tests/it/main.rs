@@ -10,3 +10,4 @@ mod serve;
 mod stages;
 mod tracking;
 mod workflows;
+mod zeek;
