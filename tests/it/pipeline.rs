@@ -210,6 +210,22 @@ fn switching_the_dataset_with_exp_run_and_comparing_in_exp_show() {
     assert_eq!(eval["dataset"], "unsw_nb15");
     assert!(eval["accuracy"].as_f64().unwrap() > 0.9, "{eval}");
 
+    // Raw Zeek conn.logs, split by capture (three hosts to train, a fourth a week later to
+    // test), unlabeled Background rows left out. The bars on day 012.
+    dvc(&clone, &["exp", "run", "-S", "dataset=zeek_ctu50", "--name", "zeek"]);
+    let (ingest, eval) = (read("reports/ingest.json"), read("reports/eval.json"));
+    assert_eq!((ingest["dataset"].as_str(), ingest["official_split"].as_u64()), (Some("zeek_ctu50"), Some(1)));
+    assert_eq!((ingest["train_rows"].as_u64(), ingest["test_rows"].as_u64()), (Some(19_635), Some(3_810)));
+    assert_eq!(read("metrics/ingest.json")["ignored_rows"], 1_353, "Background rows, counted");
+    let (accuracy, auc) = (eval["accuracy"].as_f64().unwrap(), eval["roc_auc"].as_f64().unwrap());
+    assert!(accuracy >= 0.986 && auc >= 0.997, "{eval}");
+    for key in ["accuracy", "f1", "roc_auc"] {
+        assert!(read("metrics/eval.json")[key].is_number(), "{key} in metrics/eval.json");
+    }
+    let detail = read("reports/eval_by_detail.json");
+    let attacks = detail["values"].as_array().unwrap().iter().find(|v| v["value"] == "External-Attack-to-Device");
+    assert!(attacks.is_some_and(|a| a["recall"].as_f64().unwrap() > 0.95), "{detail}");
+
     dvc(&clone, &["exp", "run", "-S", "dataset=phishing", "--name", "back"]);
     assert_eq!(read("reports/eval.json")["dataset"], "phishing");
 
@@ -223,6 +239,7 @@ fn switching_the_dataset_with_exp_run_and_comparing_in_exp_show() {
     let show = dvc(&clone, &["exp", "show", "--no-pager", "--csv"]);
     assert_eq!(seen.get("nsl").map(|s| s.0.as_str()), Some("nsl_kdd"), "{seen:?}\n{}", show.stdout);
     assert!(show.stdout.contains("nsl_kdd") && show.stdout.contains("unsw_nb15"), "{}", show.stdout);
+    assert_eq!(seen.get("zeek").map(|s| s.0.as_str()), Some("zeek_ctu50"), "{seen:?}");
     assert_eq!(seen.get("unsw").map(|s| s.0.as_str()), Some("unsw_nb15"), "{seen:?}");
     assert_eq!(seen.get("back").map(|s| s.0.as_str()), Some("phishing"), "{seen:?}");
     assert!(seen.values().all(|(_, acc)| acc.is_some()), "every experiment has its f1: {seen:?}");

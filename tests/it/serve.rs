@@ -362,6 +362,15 @@ fn browser_uploads_a_csv_through_the_page_and_sees_the_table() {
     let (p, model) = served_project();
     let s = Server::start(&model, &[]);
     p.write("upload.csv", "a,b,c\n1,90,0.9\n-1,2,-0.8\n0,50,0.1\n");
+    let source = browser_upload(&s.url("/"), &p.path("upload.csv"));
+    assert!(source.contains("id=\"predictions\""), "no table in the page:\n{source}");
+    assert_eq!(source.matches("<tr class=").count(), 3, "{source}");
+    assert!(source.contains("3 rows"), "{source}");
+}
+
+/// Open `page` in headless Chromium, choose `file` in its file input, press Score, and return
+/// the page source once the result table is there (or after 20 s).
+pub fn browser_upload(page: &str, file: &Path) -> String {
     let driver_bin = std::env::var("NETSEC_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
     assert!(Path::new(&driver_bin).exists(), "no {driver_bin}; `make test` installs Debian's chromium-driver");
     let (driver, port) = start_on_free_port(
@@ -400,12 +409,12 @@ fn browser_uploads_a_csv_through_the_page_and_sees_the_table() {
             .unwrap_or_else(|| panic!("no {css}: {e}"))
             .to_owned()
     };
-    call("POST", &format!("/session/{id}/url"), serde_json::json!({"url": s.url("/")}));
-    let file = element("input[type=file]");
+    call("POST", &format!("/session/{id}/url"), serde_json::json!({"url": page}));
+    let input = element("input[type=file]");
     call(
         "POST",
-        &format!("/session/{id}/element/{file}/value"),
-        serde_json::json!({"text": p.path("upload.csv").display().to_string()}),
+        &format!("/session/{id}/element/{input}/value"),
+        serde_json::json!({"text": file.display().to_string()}),
     );
     let button = element("#score");
     call("POST", &format!("/session/{id}/element/{button}/click"), serde_json::json!({}));
@@ -420,9 +429,7 @@ fn browser_uploads_a_csv_through_the_page_and_sees_the_table() {
     }
     call("DELETE", &format!("/session/{id}"), Value::Null);
     drop(driver);
-    assert!(source.contains("id=\"predictions\""), "no table in the page:\n{source}");
-    assert_eq!(source.matches("<tr class=").count(), 3, "{source}");
-    assert!(source.contains("3 rows"), "{source}");
+    source
 }
 
 #[test]

@@ -244,3 +244,18 @@ fn bad_log_uploads_get_4xx_naming_line_and_field() {
     assert!(v["column"].is_string(), "{answer}");
     s.stop();
 }
+
+/// A real browser uploads a gzip conn.log through the page and sees one row per connection,
+/// each with its uid.
+#[test]
+fn browser_uploads_a_conn_log_through_the_page() {
+    let (p, _, test) = Project::conn(Dialect::Tsv);
+    p.run_all();
+    let s = Server::start(&p.path("models/production/conn.json"), &[]);
+    p.write("upload/conn.log.gz", gzip(conn_text(&test[..25], Dialect::Tsv).as_bytes()));
+    let source = crate::serve::browser_upload(&s.url("/"), &p.path("upload/conn.log.gz"));
+    assert!(source.contains("id=\"predictions\""), "no table in the page:\n{source}");
+    assert_eq!(source.matches("<tr class=").count(), 25, "{source}");
+    assert!(source.contains(&test[3][1]), "the uid of a connection is shown: {source}");
+    s.stop();
+}
