@@ -12,7 +12,7 @@ CARGO_FLAGS ?= --release --locked
 CARGO_TEST_FLAGS ?=
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: run test build venv chromium clean bench bench-train bench-serve bench-build
+.PHONY: run test build venv chromium clean bench bench-train bench-serve bench-build bench-zeek
 run: build $(DVC)
 	$(DVC) pull data.dvc
 	$(DVC) repro
@@ -55,6 +55,10 @@ bench-serve: build $(DVC)
 	bench/serve.sh
 
 # `make run` on fresh clones (own target folders): min / median / max seconds (bar: 300 s).
+# A million-line Zeek conn.log: predict (one core) beside pandas + scikit-learn.
+bench-zeek: build $(DVC)
+	bench/zeek.sh
+
 bench-build:
 	bench/build.sh
 

@@ -126,7 +126,7 @@ impl FeatureStep {
                         Some(number.as_str())
                     }
                 };
-                let code = key.and_then(|k| categories.binary_search_by(|c| c.as_str().cmp(k)).ok());
+                let code = key.and_then(|k| find_category(categories, k));
                 match encoding {
                     Encoding::OneHot => {
                         out.fill(0.0);
@@ -142,6 +142,21 @@ impl FeatureStep {
     }
 }
 
+/// The index of `key` among sorted `categories`. Compares the first bytes before the whole
+/// strings: most comparisons end there, without a call to `memcmp`.
+fn find_category(categories: &[String], key: &str) -> Option<usize> {
+    let k = key.as_bytes();
+    categories
+        .binary_search_by(|c| {
+            let c = c.as_bytes();
+            match c.first().cmp(&k.first()) {
+                std::cmp::Ordering::Equal => c.cmp(k),
+                other => other,
+            }
+        })
+        .ok()
+}
+
 /// A number from text, as `str::parse::<f64>` reads it. Short integers, which most security
 /// features are (flags, counts, ports), take a faster path that gives the same value.
 fn parse_number(text: &str) -> Option<f64> {
@@ -152,7 +167,7 @@ fn parse_number(text: &str) -> Option<f64> {
             return Some(if i == 0 && t.starts_with('-') { -0.0 } else { i as f64 });
         }
     }
-    t.parse::<f64>().ok()
+    crate::data::number::parse_f64(t)
 }
 
 /// What encoding a part of the data involved, for the transform metrics.
@@ -205,6 +220,11 @@ struct Plan {
     /// Per derivation: the inputs it reads, and where its outputs start among the derived values.
     derive: Vec<(Vec<usize>, usize, usize)>,
     derived: usize,
+}
+
+thread_local! {
+    /// The derived values of the record being encoded (reused: no allocation per record).
+    static DERIVED: std::cell::RefCell<Vec<Value>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The plan, computed on first use; not part of the bundle, equal whatever it holds.
@@ -271,6 +291,7 @@ pub fn with_derived(derive: &[Derivation], df: &DataFrame, part: &str) -> Result
                     (Kind::Numeric, Value::Number(x)) => out_num[j].push(Some(*x)),
                     (Kind::Numeric, _) => out_num[j].push(None),
                     (Kind::Categorical, Value::Text(t)) => out_text[j].push(Some(t.clone())),
+                    (Kind::Categorical, Value::Static(t)) => out_text[j].push(Some((*t).to_owned())),
                     (Kind::Categorical, Value::Number(x)) => out_text[j].push(Some(float_key(*x))),
                     (Kind::Categorical, Value::Missing) => out_text[j].push(None),
                 }
@@ -444,30 +465,90 @@ impl Preprocessor {
     /// `unseen`. An error names the index of the raw field at fault.
     pub fn encode_row<'a>(
         &self,
-        mut raw: impl FnMut(usize, &Input) -> std::result::Result<Raw<'a>, String>,
+        raw: impl FnMut(usize, &Input) -> std::result::Result<Raw<'a>, String>,
         out: &mut [f64],
         unseen: &mut Vec<usize>,
     ) -> std::result::Result<(), (usize, String)> {
+        if self.derive.is_empty() {
+            return self.encode_row_with(raw, out, unseen, &mut Vec::new());
+        }
+        DERIVED.with(|cell| self.encode_row_with(raw, out, unseen, &mut cell.borrow_mut()))
+    }
+
+    /// [`Self::encode_row`] with the caller's buffer for derived values (a batch scorer keeps
+    /// one for all its records).
+    pub fn encode_row_with<'a>(
+        &self,
+        mut raw: impl FnMut(usize, &Input) -> std::result::Result<Raw<'a>, String>,
+        out: &mut [f64],
+        unseen: &mut Vec<usize>,
+        derived: &mut Vec<Value>,
+    ) -> std::result::Result<(), (usize, String)> {
         let plan = self.plan();
-        let mut raws: Vec<Raw<'a>> = Vec::with_capacity(plan.inputs.len());
-        for (k, input) in plan.inputs.iter().enumerate() {
-            raws.push(raw(k, input).map_err(|m| (k, m))?);
+        // Raw values are asked for when a step or a derivation needs them (a field read by
+        // both is asked twice: cheaper than gathering every input first).
+        let mut get = |k: usize| raw(k, &plan.inputs[k]).map_err(|m| (k, m));
+        // Every derivation writes each of its outputs: the values of the previous record are
+        // all overwritten.
+        if derived.len() != plan.derived {
+            derived.clear();
+            derived.resize(plan.derived, Value::Missing);
         }
-        let mut derived = vec![Value::Missing; plan.derived];
         for (d, (idx, at, len)) in self.derive.iter().zip(&plan.derive) {
-            let ins: Vec<Raw<'_>> = idx.iter().map(|&i| raws[i]).collect();
-            d.get().derive(&ins, &mut derived[*at..at + len]).map_err(|(j, m)| (idx[j], m))?;
+            let mut stack = [Raw::Missing; 16];
+            let mut heap = Vec::new();
+            let ins: &mut [Raw<'_>] = if idx.len() <= stack.len() {
+                &mut stack[..idx.len()]
+            } else {
+                heap.resize(idx.len(), Raw::Missing);
+                &mut heap
+            };
+            for (slot, &i) in ins.iter_mut().zip(idx) {
+                *slot = get(i)?;
+            }
+            d.get().derive(ins, &mut derived[*at..at + len]).map_err(|(j, m)| (idx[j], m))?;
         }
+        self.encode_steps(plan, &mut get, derived, out, unseen)
+    }
+
+    /// Encode every step from the raw values and the derived ones.
+    fn encode_steps<'a>(
+        &self,
+        plan: &Plan,
+        get: &mut impl FnMut(usize) -> std::result::Result<Raw<'a>, (usize, String)>,
+        derived: &[Value],
+        out: &mut [f64],
+        unseen: &mut Vec<usize>,
+    ) -> std::result::Result<(), (usize, String)> {
         let mut at = 0;
         for (s, step) in self.features.iter().enumerate() {
-            let w = step.width();
-            let (value, blame) = match plan.steps[s] {
-                Src::Input(i) => (raws[i], i),
-                Src::Derived(j) => {
-                    (derived[j].raw(), plan.derive.first().and_then(|d| d.0.first().copied()).unwrap_or(0))
-                }
+            let value = match plan.steps[s] {
+                Src::Input(i) => get(i)?,
+                Src::Derived(j) => derived[j].raw(),
             };
-            if step.encode(value, &mut out[at..at + w]).map_err(|m| (blame, m))? {
+            // The common case first: a number, or a missing one, for a numeric step.
+            if let FeatureStep::Numeric { fill, .. } = step {
+                match value {
+                    Raw::Number(v) if v.is_finite() => {
+                        out[at] = v;
+                        at += 1;
+                        continue;
+                    }
+                    Raw::Missing => {
+                        out[at] = *fill;
+                        at += 1;
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
+            let w = step.width();
+            let blame = || match plan.steps[s] {
+                Src::Input(i) => i,
+                // A derived value: blame the derivation's first input.
+                Src::Derived(_) => plan.derive.first().and_then(|d| d.0.first().copied()).unwrap_or(0),
+            };
+            if step.encode(value, &mut out[at..at + w]).map_err(|m| (blame(), m))? {
                 unseen.push(s);
             }
             at += w;

@@ -92,6 +92,9 @@ pub struct ZeekParser {
     spans: Vec<Option<(usize, usize)>>,
     /// JSON only: which values were JSON numbers.
     numeric: Vec<bool>,
+    /// Per field of the current record: its value as a number when the field is numeric
+    /// (a TSV count/int/port/interval/double/time, or a JSON number) and set; else NaN.
+    numbers: Vec<f64>,
     /// Lines that held records so far.
     pub records: u64,
     /// Moves whenever the field list changes (a header block, a new JSON key).
@@ -112,6 +115,7 @@ impl Default for ZeekParser {
             text: String::new(),
             spans: Vec::new(),
             numeric: Vec::new(),
+            numbers: Vec::new(),
             records: 0,
             generation: 0,
         }
@@ -152,6 +156,12 @@ impl ZeekParser {
         self.spans.get(i).copied().flatten().map(|(s, e)| &self.text[s..e])
     }
 
+    /// Field `i` of the current record as a number, when it is a set numeric field (parsed
+    /// once, while the record was checked).
+    pub fn number(&self, i: usize) -> Option<f64> {
+        self.numbers.get(i).copied().filter(|v| !v.is_nan())
+    }
+
     /// Field `i` of the current record as a typed cell.
     pub fn cell(&self, i: usize) -> Cell {
         let Some(v) = self.get(i) else { return Cell::Missing };
@@ -172,7 +182,7 @@ impl ZeekParser {
         }
         let line = std::str::from_utf8(bytes)
             .map_err(|_| RecordError::at(lineno, None, "not valid UTF-8 text: not a Zeek log"))?;
-        if line.trim().is_empty() {
+        if bytes.first().is_none_or(u8::is_ascii_whitespace) && line.trim().is_empty() {
             return Ok(false);
         }
         match self.dialect {
@@ -295,20 +305,27 @@ impl ZeekParser {
             };
             return Err(RecordError::at(lineno, Some(field.clone()), message));
         }
+        self.numbers.clear();
+        self.numbers.resize(n, f64::NAN);
+        let (unset, empty) = (self.unset.as_bytes(), self.empty.as_bytes());
         for (i, span) in self.spans.iter_mut().enumerate() {
             let (s, e) = span.expect("set above");
             let v = &line[s..e];
-            if v == self.unset {
+            let b = v.as_bytes();
+            // Most values are neither: compare the first byte before the whole spelling.
+            if b.first() == unset.first() && b == unset {
                 *span = None;
-            } else if v == self.empty {
+            } else if b.first() == empty.first() && b == empty {
                 *span = Some((s, s));
             } else {
-                let ok = match types[i] {
-                    ZeekType::Integer => v.parse::<i64>().is_ok(),
-                    ZeekType::Float => v.parse::<f64>().is_ok_and(f64::is_finite),
-                    _ => true,
+                let parsed = match types[i] {
+                    ZeekType::Integer => v.parse::<i64>().ok().map(|x| x as f64),
+                    ZeekType::Float => super::number::parse_f64(v).filter(|x| x.is_finite()),
+                    _ => Some(f64::NAN),
                 };
-                if !ok {
+                if let Some(x) = parsed {
+                    self.numbers[i] = x;
+                } else {
                     let kind = if types[i] == ZeekType::Integer { "a whole number" } else { "a number" };
                     return Err(RecordError::at(
                         lineno,
@@ -333,6 +350,8 @@ impl ZeekParser {
         self.spans.resize(self.fields.len(), None);
         self.numeric.clear();
         self.numeric.resize(self.fields.len(), false);
+        self.numbers.clear();
+        self.numbers.resize(self.fields.len(), f64::NAN);
         for (key, value) in object {
             let i = match self.index.get(&key) {
                 Some(&i) => i,
@@ -342,6 +361,7 @@ impl ZeekParser {
                     self.generation += 1;
                     self.spans.push(None);
                     self.numeric.push(false);
+                    self.numbers.push(f64::NAN);
                     self.fields.len() - 1
                 }
             };
@@ -352,6 +372,7 @@ impl ZeekParser {
                 serde_json::Value::Number(n) => {
                     self.text.push_str(&n.to_string());
                     self.numeric[i] = true;
+                    self.numbers[i] = n.as_f64().filter(|x| x.is_finite()).unwrap_or(f64::NAN);
                 }
                 serde_json::Value::String(s) => self.text.push_str(&s),
                 serde_json::Value::Array(items) => {

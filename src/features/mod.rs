@@ -31,6 +31,8 @@ pub enum Kind {
 pub enum Value {
     Missing,
     Number(f64),
+    /// A category from a fixed list (no allocation per record).
+    Static(&'static str),
     Text(String),
 }
 
@@ -39,6 +41,7 @@ impl Value {
         match self {
             Value::Missing => Raw::Missing,
             Value::Number(v) => Raw::Number(*v),
+            Value::Static(t) => Raw::Text(t),
             Value::Text(t) => Raw::Text(t),
         }
     }

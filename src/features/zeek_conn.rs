@@ -20,10 +20,29 @@ use super::{number, Derive, Kind, Raw, Value};
 /// Zeek's history letters (see its `conn.log` documentation), originator then responder.
 pub const HISTORY_LETTERS: &str = "SHADFRCGTWIQshadfrcgtwiq^";
 
+/// Per byte: its index in [`HISTORY_LETTERS`], or the slot past them for any other byte.
+const LETTER_SLOT: [u8; 256] = {
+    let letters = HISTORY_LETTERS.as_bytes();
+    let mut table = [letters.len() as u8; 256];
+    let mut i = 0;
+    while i < letters.len() {
+        table[letters[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
+
 /// Service ports kept as their own category; any other port is only its class.
 pub const COMMON_PORTS: [u16; 40] = [
     20, 21, 22, 23, 25, 53, 67, 68, 69, 80, 110, 111, 123, 135, 137, 138, 139, 143, 161, 162, 389, 443, 445, 465, 514,
     587, 993, 995, 1433, 1900, 3306, 3389, 5060, 5353, 5355, 5555, 5900, 8080, 8443, 8888,
+];
+
+/// [`COMMON_PORTS`] as text, the categories they become.
+const COMMON_PORT_NAMES: [&str; 40] = [
+    "20", "21", "22", "23", "25", "53", "67", "68", "69", "80", "110", "111", "123", "135", "137", "138", "139", "143",
+    "161", "162", "389", "443", "445", "465", "514", "587", "993", "995", "1433", "1900", "3306", "3389", "5060",
+    "5353", "5355", "5555", "5900", "8080", "8443", "8888",
 ];
 
 /// The raw fields read, in order.
@@ -140,22 +159,27 @@ impl Derive for ZeekConn {
         for (slot, v) in out.iter_mut().zip(values) {
             *slot = v;
         }
-        let mut counts = [0u32; HISTORY_LETTERS.len()];
+        let mut counts = [0u32; HISTORY_LETTERS.len() + 1];
         for b in history.unwrap_or("").bytes() {
-            if let Some(i) = HISTORY_LETTERS.bytes().position(|l| l == b) {
-                counts[i] += 1;
-            }
+            counts[LETTER_SLOT[b as usize] as usize] += 1;
         }
-        for (slot, c) in out[n..].iter_mut().zip(counts) {
+        let counts = &counts[..HISTORY_LETTERS.len()];
+        for (slot, &c) in out[n..].iter_mut().zip(counts) {
             *slot = Value::Number(f64::from(c));
         }
         let at = n + counts.len();
         out[at] = match resp_port {
             None => Value::Missing,
-            Some(p) if self.common_ports.iter().any(|&c| f64::from(c) == p) => Value::Text(format!("{p}")),
-            Some(p) => Value::Text(port_class(p).into()),
+            Some(p) if self.common_ports.iter().any(|&c| f64::from(c) == p) => {
+                match COMMON_PORTS.iter().position(|&c| f64::from(c) == p) {
+                    Some(j) => Value::Static(COMMON_PORT_NAMES[j]),
+                    // A bundle's own list may name other ports.
+                    None => Value::Text(format!("{p}")),
+                }
+            }
+            Some(p) => Value::Static(port_class(p)),
         };
-        out[at + 1] = orig_port.map_or(Value::Missing, |p| Value::Text(port_class(p).into()));
+        out[at + 1] = orig_port.map_or(Value::Missing, |p| Value::Static(port_class(p)));
         Ok(())
     }
 }
@@ -172,6 +196,22 @@ mod tests {
         out
     }
 
+    impl Value {
+        fn raw_text(&self) -> Option<&str> {
+            match self.raw() {
+                Raw::Text(t) => Some(t),
+                _ => None,
+            }
+        }
+    }
+
+    #[test]
+    fn port_names_are_the_ports() {
+        for (p, n) in COMMON_PORTS.iter().zip(COMMON_PORT_NAMES) {
+            assert_eq!(p.to_string(), n);
+        }
+    }
+
     fn get<'a>(out: &'a [Value], name: &str) -> &'a Value {
         let names = ZeekConn::default().outputs();
         &out[names.iter().position(|(n, _)| n == name).unwrap()]
@@ -186,8 +226,8 @@ mod tests {
         assert_eq!(get(&out, "history_S"), &Value::Number(1.0));
         assert_eq!(get(&out, "history_d"), &Value::Number(1.0));
         assert_eq!(get(&out, "history_length"), &Value::Number(8.0));
-        assert_eq!(get(&out, "resp_port_class"), &Value::Text("80".into()));
-        assert_eq!(get(&out, "orig_port_class"), &Value::Text("dynamic".into()));
+        assert_eq!(get(&out, "resp_port_class").raw_text(), Some("80"));
+        assert_eq!(get(&out, "orig_port_class").raw_text(), Some("dynamic"));
         assert_eq!(get(&out, "service_missing"), &Value::Number(0.0));
     }
 
@@ -197,7 +237,7 @@ mod tests {
         assert_eq!(get(&out, "duration_missing"), &Value::Number(1.0));
         assert_eq!(get(&out, "service_missing"), &Value::Number(1.0));
         assert_eq!(get(&out, "ip_bytes_per_second"), &Value::Missing);
-        assert_eq!(get(&out, "resp_port_class"), &Value::Text("registered".into()));
+        assert_eq!(get(&out, "resp_port_class").raw_text(), Some("registered"));
         assert_eq!(get(&out, "resp_mean_pkt_size"), &Value::Number(0.0));
     }
 

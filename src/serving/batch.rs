@@ -41,12 +41,17 @@ impl Writer<'_, '_> {
     }
 
     fn rows(&mut self, scores: &[f64], cells: &[Vec<String>]) -> Result<()> {
+        self.each(scores, |r, rec| rec.extend(cells[r].iter().map(String::as_str)))
+    }
+
+    /// Write row `r` of `scores` with the cells `fill(r, ..)` puts in.
+    fn each<'c>(&mut self, scores: &[f64], mut fill: impl FnMut(usize, &mut Vec<&'c str>)) -> Result<()> {
         let t = self.model.bundle.threshold;
         let mut rec: Vec<&str> = Vec::new();
-        for (row, &s) in cells.iter().zip(scores) {
+        for (r, &s) in scores.iter().enumerate() {
             self.summary.threats += u64::from(crate::metrics::is_threat(s, t));
             rec.clear();
-            rec.extend(row.iter().map(String::as_str));
+            fill(r, &mut rec);
             self.out.row(&rec, s, crate::metrics::label(s, t))?;
         }
         self.summary.rows += scores.len() as u64;
@@ -113,6 +118,9 @@ pub fn score_file(model: &Loaded, input: &Path, output: &Path, chunk: usize) -> 
     Ok(s)
 }
 
+/// Zeek records encoded before they are scored as one block.
+const ZEEK_BLOCK: usize = 4096;
+
 /// A Zeek log: the connection's identity and the verdict per record.
 fn zeek_chunks(
     model: &Loaded,
@@ -133,7 +141,8 @@ fn zeek_chunks(
         if more {
             batch.push(&reader.parser, reader.line()).map_err(at)?;
         }
-        if (!more && !batch.is_empty()) || batch.len() == chunk {
+        // Scored a few thousand at a time: the block stays in the CPU's caches.
+        if (!more && !batch.is_empty()) || batch.len() == chunk.min(ZEEK_BLOCK) {
             if w.is_none() {
                 let out = <dyn Sink>::for_path(output, out_file.take().expect("once"), batch.id_columns())?;
                 w = Some(Writer { out, model, summary: summary.take().expect("once") });
@@ -141,7 +150,7 @@ fn zeek_chunks(
             let w = w.as_mut().expect("set");
             w.summary.unseen_category_cells += std::mem::take(&mut batch.unseen_cells);
             let (scores, kept, _) = batch.score();
-            w.rows(&scores, &kept)?;
+            w.each(&scores, |r, rec| rec.extend(kept.row(r)))?;
         }
         if !more {
             break;

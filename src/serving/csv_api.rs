@@ -219,7 +219,7 @@ async fn zeek_verdicts(
     // Each row as CSV text, for the formats that echo rows.
     let mut text = ::csv::Writer::from_writer(Vec::new());
     let mut ends = Vec::with_capacity(kept.len());
-    for row in &kept {
+    for row in (0..kept.len()).map(|r| kept.row(r)) {
         text.write_record(row).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
         text.flush().map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
         ends.push(text.get_ref().len());
@@ -228,7 +228,7 @@ async fn zeek_verdicts(
     let starts = std::iter::once(0).chain(ends.iter().copied());
     let raw: Vec<&[u8]> = starts.zip(&ends).map(|(s, &e)| &text[s..e]).collect();
     // Kept for every format but CSV, which echoes `raw` (JSON names each connection's uid).
-    let fields = if keep_fields || !format.media_type().starts_with("text/csv") { kept } else { Vec::new() };
+    let fields = if keep_fields || !format.media_type().starts_with("text/csv") { kept.to_rows() } else { Vec::new() };
     let verdicts = Verdicts {
         columns: &header,
         lines: &lines,

@@ -169,10 +169,10 @@ fn lines(
     let columns = batch.id_columns();
     let (scores, kept, _) = batch.score();
     let t = model.bundle.threshold;
-    for (s, ids) in scores.iter().zip(&kept) {
+    for (r, s) in scores.iter().enumerate() {
         let mut obj = serde_json::Map::new();
-        for (c, v) in columns.iter().zip(ids) {
-            obj.insert(c.clone(), serde_json::Value::String(v.clone()));
+        for (c, v) in columns.iter().zip(kept.row(r)) {
+            obj.insert(c.clone(), serde_json::Value::String(v.to_owned()));
         }
         obj.insert("threat_score".into(), serde_json::json!(crate::artifact::round(*s, 6)));
         obj.insert("prediction".into(), serde_json::Value::String(crate::metrics::label(*s, t).into()));

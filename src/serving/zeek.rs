@@ -22,10 +22,11 @@ pub struct ZeekBatch<'m> {
     generation: Option<u64>,
     values: Vec<f64>,
     /// Per record: its identity cells and its line.
-    pub kept: Vec<Vec<String>>,
+    kept: Kept,
     pub lines: Vec<u64>,
     pub unseen_cells: u64,
     unseen: Vec<usize>,
+    derived: Vec<crate::features::Value>,
 }
 
 impl<'m> ZeekBatch<'m> {
@@ -37,10 +38,11 @@ impl<'m> ZeekBatch<'m> {
             fields: Vec::new(),
             generation: None,
             values: Vec::new(),
-            kept: Vec::new(),
+            kept: Kept::default(),
             lines: Vec::new(),
             unseen_cells: 0,
             unseen: Vec::new(),
+            derived: Vec::new(),
         }
     }
 
@@ -81,23 +83,37 @@ impl<'m> ZeekBatch<'m> {
         self.values.resize(start + pre.width(), 0.0);
         let index = &self.index;
         self.unseen.clear();
-        pre.encode_row(
-            |k, _| Ok(index[k].and_then(|i| parser.get(i)).map_or(Raw::Missing, Raw::Text)),
+        pre.encode_row_with(
+            |k, _| {
+                Ok(match index[k] {
+                    // A numeric field was parsed once, when the line was checked.
+                    Some(i) => match parser.number(i) {
+                        Some(v) => Raw::Number(v),
+                        None => parser.get(i).map_or(Raw::Missing, Raw::Text),
+                    },
+                    None => Raw::Missing,
+                })
+            },
             &mut self.values[start..],
             &mut self.unseen,
+            &mut self.derived,
         )
         .map_err(|(k, m)| {
             self.values.truncate(start);
             RecordError::at(line, Some(pre.inputs()[k].name.clone()), m)
         })?;
         self.unseen_cells += self.unseen.len() as u64;
-        self.kept.push(self.ids.iter().map(|&i| parser.get(i).unwrap_or("-").to_owned()).collect());
+        for &i in &self.ids {
+            self.kept.text.push_str(parser.get(i).unwrap_or("-"));
+            self.kept.ends.push(self.kept.text.len());
+        }
+        self.kept.width = self.ids.len();
         self.lines.push(line);
         Ok(())
     }
 
     /// Score what was pushed and start afresh: the scores, the identity cells, the lines.
-    pub fn score(&mut self) -> (Vec<f64>, Vec<Vec<String>>, Vec<u64>) {
+    pub fn score(&mut self) -> (Vec<f64>, Kept, Vec<u64>) {
         let (x, kept, lines) = self.take();
         let scores = if lines.is_empty() { Vec::new() } else { self.model.score(&x) };
         (scores, kept, lines)
@@ -105,10 +121,49 @@ impl<'m> ZeekBatch<'m> {
 
     /// What was pushed, unscored, and start afresh: the feature matrix, the identity cells,
     /// the lines.
-    pub fn take(&mut self) -> (Array2<f64>, Vec<Vec<String>>, Vec<u64>) {
+    pub fn take(&mut self) -> (Array2<f64>, Kept, Vec<u64>) {
         let n = self.lines.len();
         let width = self.model.bundle.preprocessor.width();
         let x = Array2::from_shape_vec((n, width), std::mem::take(&mut self.values)).expect("one value per feature");
         (x, std::mem::take(&mut self.kept), std::mem::take(&mut self.lines))
+    }
+}
+
+/// The identity cells of scored records, in one buffer (no allocation per cell).
+#[derive(Debug, Default)]
+pub struct Kept {
+    text: String,
+    /// End of each cell in `text`, row after row.
+    ends: Vec<usize>,
+    width: usize,
+}
+
+impl Kept {
+    pub fn len(&self) -> usize {
+        if self.width == 0 {
+            0
+        } else {
+            self.ends.len() / self.width
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The cells of row `r`.
+    pub fn row(&self, r: usize) -> impl Iterator<Item = &str> + '_ {
+        let cells = &self.ends[r * self.width..(r + 1) * self.width];
+        let first = if r == 0 { 0 } else { self.ends[r * self.width - 1] };
+        cells.iter().scan(first, move |start, &end| {
+            let cell = &self.text[*start..end];
+            *start = end;
+            Some(cell)
+        })
+    }
+
+    /// Every row as owned cells (for small answers that show them cell by cell).
+    pub fn to_rows(&self) -> Vec<Vec<String>> {
+        (0..self.len()).map(|r| self.row(r).map(str::to_owned).collect()).collect()
     }
 }
