@@ -140,11 +140,7 @@ pub struct Kept {
 
 impl Kept {
     pub fn len(&self) -> usize {
-        if self.width == 0 {
-            0
-        } else {
-            self.ends.len() / self.width
-        }
+        self.ends.len().checked_div(self.width).unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {
