@@ -64,11 +64,11 @@ fn stages_chain_on_a_small_dataset_and_write_flat_metrics() {
     // The headline files (the columns of `dvc exp show`) hold only their few headline keys,
     // with the same values as the reports.
     for (file, keys) in [
-        ("ingest", &["test_twin_share"][..]),
+        ("ingest", &["test_twin_share", "ignored_rows"][..]),
         ("validate", &["violations_error", "features_drifted"]),
         ("transform", &["features"]),
         ("train", &["cv_f1"]),
-        ("eval", &["precision", "recall", "f1", "roc_auc", "pr_auc"]),
+        ("eval", &["accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc"]),
     ] {
         let head = p.metrics(&format!("metrics/{file}.json"));
         let all = p.metrics(&format!("reports/{file}.json"));
