@@ -355,13 +355,16 @@ impl Preprocessor {
     /// Fit on the training part. `part` names the file in errors.
     pub fn fit(schema: &Schema, train: &DataFrame, p: &TransformParams, part: &str) -> Result<Self> {
         // Names were checked when the schema was loaded.
-        let derive = Derivation::all_named(&schema.derive);
+        let derive = schema.derivations();
         let train = &with_derived(&derive, train, part)?;
         // The schema's features, then the derived ones.
         let mut columns: Vec<(String, ColumnType)> = schema.features().map(|c| (c.name.clone(), c.kind)).collect();
         for d in &derive {
             for (name, kind) in d.get().outputs() {
-                if columns.iter().any(|(n, _)| *n == name) || schema.column(&name).is_some() {
+                // A derived name may shadow a dropped column (a dataset that ships its own,
+                // published values of the same feature: they are never read).
+                let taken = schema.column(&name).is_some_and(|c| c.role != crate::schema::Role::Drop);
+                if columns.iter().any(|(n, _)| *n == name) || taken {
                     return Err(Error::artifact(part, format!("derived feature `{name}` has the name of a column")));
                 }
                 let kind = if kind == Kind::Numeric { ColumnType::Float } else { ColumnType::Categorical };
@@ -384,7 +387,7 @@ impl Preprocessor {
             let present: Vec<f64> = numeric(col, part)?.into_iter().flatten().collect();
             // A derived value that is never there (a rate of connections that all lack a
             // duration) is filled with 0; a raw feature without values is an error.
-            let derived = schema.column(name).is_none();
+            let derived = schema.column(name).is_none_or(|c| c.role == crate::schema::Role::Drop);
             if present.is_empty() && !derived {
                 return Err(Error::artifact(part, format!("feature `{name}` has no values to learn imputation from")));
             }

@@ -73,6 +73,9 @@ pub enum ColumnType {
     Float,
     Categorical,
     Text,
+    /// A URL: never a feature itself; `transform` expands it into the lexical features of
+    /// `features::url` (the same in `predict` and the server).
+    Url,
 }
 
 impl ColumnType {
@@ -88,6 +91,7 @@ impl fmt::Display for ColumnType {
             ColumnType::Float => "float",
             ColumnType::Categorical => "categorical",
             ColumnType::Text => "text",
+            ColumnType::Url => "url",
         })
     }
 }
@@ -219,7 +223,7 @@ impl Schema {
                 }
             }
         }
-        if self.features().next().is_none() {
+        if self.features().next().is_none() && self.derivations().is_empty() {
             return Err("no column has role feature".into());
         }
         Ok(())
@@ -229,8 +233,19 @@ impl Schema {
         self.columns.iter().find(|c| c.name == name)
     }
 
+    /// The columns that are features as they are (a `url` column is one through the features
+    /// derived from it: see [`Self::derivations`]).
     pub fn features(&self) -> impl Iterator<Item = &ColumnSpec> {
-        self.columns.iter().filter(|c| c.role == Role::Feature)
+        self.columns.iter().filter(|c| c.role == Role::Feature && c.kind != ColumnType::Url)
+    }
+
+    /// The derivations of this schema: those named in `derive:`, then one per `url` column.
+    pub fn derivations(&self) -> Vec<crate::features::Derivation> {
+        let mut all = crate::features::Derivation::all_named(&self.derive);
+        all.extend(self.columns.iter().filter(|c| c.kind == ColumnType::Url && c.role == Role::Feature).map(|c| {
+            crate::features::Derivation::Url(crate::features::url::UrlFeatures { column: c.name.clone() })
+        }));
+        all
     }
 
     pub fn column_names(&self) -> Vec<String> {

@@ -45,6 +45,11 @@ pub struct DatasetParams {
     /// Overrides the format guessed from the file names.
     #[serde(default)]
     pub format: Option<Format>,
+    /// The column whose value groups rows for `ingest.split: stratified_grouped` (for a `url`
+    /// column: its registrable domain, so that no site is on both sides). Without it, rows
+    /// group by their feature vector.
+    #[serde(default)]
+    pub group: Option<String>,
     /// The entry of `train.spaces` searched on this dataset when `train.space` is `auto`
     /// (a grid sized for the dataset: 126k rows need a smaller one than 9k).
     #[serde(default)]

@@ -6,6 +6,7 @@
 //! Add a derivation: one file here implementing [`Derive`], one [`Derivation`] variant, one
 //! name in [`Derivation::named`].
 
+pub mod url;
 pub mod zeek_conn;
 
 use serde::{Deserialize, Serialize};
@@ -63,6 +64,8 @@ pub trait Derive {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Derivation {
     ZeekConn(zeek_conn::ZeekConn),
+    /// Made by a column of type `url` (not named in `derive:`).
+    Url(url::UrlFeatures),
 }
 
 /// The names a schema's `derive:` list may use.
@@ -86,6 +89,7 @@ impl Derivation {
     pub fn get(&self) -> &dyn Derive {
         match self {
             Derivation::ZeekConn(d) => d,
+            Derivation::Url(d) => d,
         }
     }
 }

@@ -61,6 +61,31 @@ pub struct IngestMetrics {
     pub test_twin_share: f64,
     /// The same figure for a plain random split of all rows with the same seed, for comparison.
     pub random_split_test_twin_share: f64,
+    /// The dataset's `group` column (for a URL: its registrable domain), if it has one.
+    pub group_column: Option<String>,
+    /// Test rows whose group (the `group` column's key, else the feature vector) also occurs
+    /// in the training part: 0 with `split: stratified_grouped`.
+    pub test_rows_sharing_a_group: usize,
+}
+
+/// A group id per row of all parts: the key of `column` (for a `url` column, the URL's
+/// registrable domain).
+fn group_ids(frames: &[(DataFrame, PathBuf)], schema: &Schema, column: &str) -> Result<Vec<usize>> {
+    let is_url = schema.column(column).is_some_and(|c| c.kind == crate::schema::ColumnType::Url);
+    let mut ids: HashMap<String, usize> = HashMap::new();
+    let mut out = Vec::new();
+    for (df, path) in frames {
+        let col = df
+            .column(column)
+            .map_err(|_| Error::file(path, format!("`group: {column}`: no such column")))?;
+        for key in crate::data::column_keys(col) {
+            let key = key.unwrap_or_default();
+            let key = if is_url { crate::features::url::site(&key) } else { key };
+            let n = ids.len();
+            out.push(*ids.entry(key).or_insert(n));
+        }
+    }
+    Ok(out)
 }
 
 /// The frame without its rows whose target the schema ignores, and how many those were.
@@ -121,7 +146,7 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<IngestMetrics> {
         labels.extend(super::labels(df, &schema, path)?);
         let all: Vec<String> = df.get_column_names().iter().map(|n| n.to_string()).filter(|n| n != ROW).collect();
         // Twins are judged on what a model sees: the features, derived ones included.
-        let derive = crate::features::Derivation::all_named(&schema.derive);
+        let derive = schema.derivations();
         let seen = crate::preprocess::with_derived(&derive, df, &path.display().to_string())?;
         let mut features: Vec<String> = schema.features().map(|c| c.name.clone()).filter(|n| all.contains(n)).collect();
         features.extend(derive.iter().flat_map(|d| d.get().outputs()).map(|(n, _)| n));
@@ -147,13 +172,20 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<IngestMetrics> {
     }
     let conflicting = seen_label.iter().filter(|s| s[0] && s[1]).count();
 
+    // What a grouped split keeps on one side: the `group` column's value (a URL's
+    // registrable domain), else the feature vector.
+    let split_groups = match &dataset.params.group {
+        Some(column) => group_ids(&frames, &schema, column)?,
+        None => groups.clone(),
+    };
     let official = frames.len() == 2;
     let parts = if official {
         let n_train = frames[0].0.height();
         Split { train: (0..n_train).collect(), test: (n_train..rows).collect() }
     } else {
-        split(&labels, &groups, p.split, p.test_size, p.seed)
+        split(&labels, &split_groups, p.split, p.test_size, p.seed)
     };
+    let same_group = twins(&split_groups, &parts);
     let twins_here = twins(&groups, &parts);
     let random = split(&labels, &groups, SplitStrategy::Random, p.test_size, p.seed);
     let share = |t: usize, n: usize| round(t as f64 / n.max(1) as f64, 4);
@@ -187,6 +219,8 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<IngestMetrics> {
         test_rows_with_train_twin: twins_here,
         test_twin_share: share(twins_here, parts.test.len()),
         random_split_test_twin_share: share(twins(&groups, &random), random.test.len()),
+        group_column: dataset.params.group.clone(),
+        test_rows_sharing_a_group: same_group,
     };
     super::write_metrics(&args.metrics, &args.details, &metrics, &["test_twin_share", "ignored_rows"])?;
     tracing::info!(

@@ -1,0 +1,520 @@
+//! Lexical features of a URL, from the string alone (no network): the URL-only features of
+//! Hannousse & Yahiouche's phishing dataset, by their names and, where their published code
+//! has a known quirk, its definition (see the README's URL table for each difference), and
+//! more: character entropy and classes, the registrable domain and its public suffix.
+//!
+//! The URL is parsed by the `url` crate (WHATWG: IDNA/punycode hosts, IPv4/IPv6 literals,
+//! userinfo, ports, percent-encoding); an input without a scheme (`example.com/login`) is read
+//! as `http://…`. The registrable domain and the public suffix come from the `psl` crate (the
+//! public-suffix list compiled in, ICANN and private sections). A string that does not parse
+//! still gets every feature of the raw string; its host features are 0 and `parse_error` is 1.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Derive, Kind, Raw, Value};
+
+/// Hints of phishing kits in a URL (counted as substrings of the lowercase URL).
+const HINTS: [&str; 16] = [
+    "wp",
+    "login",
+    "includes",
+    "admin",
+    "content",
+    "site",
+    "images",
+    "js",
+    "alibaba",
+    "css",
+    "myaccount",
+    "dropbox",
+    "themes",
+    "plugins",
+    "signin",
+    "view",
+];
+
+/// Top-level domains that phishing favours (the dataset authors' list).
+const SUSPICIOUS_TLDS: [&str; 57] = [
+    "fit", "tk", "gp", "ga", "work", "ml", "date", "wang", "men", "icu", "online", "click", "country", "stream",
+    "download", "xin", "racing", "jetzt", "ren", "mom", "party", "review", "trade", "accountants", "science", "ninja",
+    "xyz", "faith", "zip", "cricket", "win", "accountant", "realtor", "top", "christmas", "gdn", "link", "asia",
+    "club", "la", "ae", "exposed", "pe", "go.id", "rs", "k12.pa.us", "or.kr", "ce.ke", "audio", "gob.pe", "gov.az",
+    "website", "bj", "mx", "media", "sa.gov.au", "cf",
+];
+
+/// URL shorteners (substrings of the URL, as the dataset authors search them).
+const SHORTENERS: [&str; 76] = [
+    "bit.ly", "goo.gl", "shorte.st", "go2l.ink", "x.co", "ow.ly", "t.co", "tinyurl", "tr.im", "is.gd", "cli.gs",
+    "yfrog.com", "migre.me", "ff.im", "tiny.cc", "url4.eu", "twit.ac", "su.pr", "twurl.nl", "snipurl.com",
+    "short.to", "BudURL.com", "ping.fm", "post.ly", "Just.as", "bkite.com", "snipr.com", "fic.kr", "loopt.us",
+    "doiop.com", "short.ie", "kl.am", "wp.me", "rubyurl.com", "om.ly", "to.ly", "bit.do", "lnkd.in", "db.tt",
+    "qr.ae", "adf.ly", "bitly.com", "cur.lv", "tinyurl.com", "ity.im", "q.gs", "po.st", "bc.vc", "twitthis.com",
+    "u.to", "j.mp", "buzurl.com", "cutt.us", "u.bb", "yourls.org", "prettylinkpro.com", "scrnch.me", "filoops.info",
+    "vzturl.com", "qr.net", "1url.com", "tweez.me", "v.gd", "link.zip.net", "cutt.ly", "rebrand.ly", "shorturl.at",
+    "tiny.one", "rb.gy", "s.id", "t.ly", "clck.ru", "bl.ink", "short.io", "hyperurl.co", "ouo.io",
+];
+
+/// Characters counted one feature each: (name, character).
+const COUNTED: [(&str, char); 18] = [
+    ("nb_dots", '.'),
+    ("nb_hyphens", '-'),
+    ("nb_at", '@'),
+    ("nb_qm", '?'),
+    ("nb_and", '&'),
+    ("nb_or", '|'),
+    ("nb_eq", '='),
+    ("nb_underscore", '_'),
+    ("nb_tilde", '~'),
+    ("nb_percent", '%'),
+    ("nb_slash", '/'),
+    ("nb_star", '*'),
+    ("nb_colon", ':'),
+    ("nb_comma", ','),
+    ("nb_semicolumn", ';'),
+    ("nb_dollar", '$'),
+    ("nb_exclamation", '!'),
+    ("nb_hash", '#'),
+];
+
+/// The numeric features after the counted characters, in output order.
+const NUMERIC: [&str; 46] = [
+    "length_url",
+    "length_hostname",
+    "ip",
+    "nb_space",
+    "nb_www",
+    "nb_com",
+    "nb_dslash",
+    "http_in_path",
+    "https_token",
+    "ratio_digits_url",
+    "ratio_digits_host",
+    "punycode",
+    "port",
+    "tld_in_path",
+    "tld_in_subdomain",
+    "abnormal_subdomain",
+    "nb_subdomains",
+    "prefix_suffix",
+    "shortening_service",
+    "path_extension",
+    "length_words_raw",
+    "char_repeat",
+    "shortest_words_raw",
+    "shortest_word_host",
+    "shortest_word_path",
+    "longest_words_raw",
+    "longest_word_host",
+    "longest_word_path",
+    "avg_words_raw",
+    "avg_word_host",
+    "avg_word_path",
+    "phish_hints",
+    "suspecious_tld",
+    // Beyond the published set.
+    "entropy_url",
+    "ratio_letters_url",
+    "ratio_upper_url",
+    "ratio_special_url",
+    "length_registered_domain",
+    "suffix_labels",
+    "suffix_known",
+    "host_labels",
+    "path_depth",
+    "length_query",
+    "nb_params",
+    "userinfo",
+    "parse_error",
+];
+
+/// The URL derivation of one column.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UrlFeatures {
+    /// The column holding the URL.
+    pub column: String,
+}
+
+/// What the parser made of a URL: the parts the features read.
+#[derive(Debug, Default)]
+struct Parts {
+    ok: bool,
+    scheme: String,
+    host: String,
+    path: String,
+    query_len: usize,
+    /// The registrable domain without its suffix (`crestonwood`), the labels before it
+    /// (`www`), the public suffix (`com`).
+    domain: String,
+    subdomain: String,
+    suffix: String,
+    registrable_len: usize,
+    suffix_known: bool,
+    is_ip: bool,
+    userinfo: bool,
+}
+
+fn parse(raw: &str) -> Parts {
+    let trimmed = raw.trim();
+    let url = match url::Url::parse(trimmed) {
+        Ok(u) if u.has_host() => u,
+        // `example.com/login`: no scheme, read as http.
+        Err(url::ParseError::RelativeUrlWithoutBase) => match url::Url::parse(&format!("http://{trimmed}")) {
+            Ok(u) if u.has_host() => u,
+            _ => return Parts::default(),
+        },
+        // No host (`javascript:`, `data:`, `mailto:`), or not a URL at all.
+        _ => return Parts::default(),
+    };
+    let host = url.host_str().unwrap_or("").trim_end_matches('.').to_owned();
+    let is_ip = matches!(url.host(), Some(url::Host::Ipv4(_)) | Some(url::Host::Ipv6(_)));
+    let mut p = Parts {
+        ok: true,
+        scheme: url.scheme().to_owned(),
+        path: url.path().to_owned(),
+        query_len: url.query().map_or(0, str::len),
+        is_ip,
+        userinfo: !url.username().is_empty() || url.password().is_some(),
+        ..Parts::default()
+    };
+    if !is_ip {
+        if let Some(d) = psl::domain(host.as_bytes()) {
+            let suffix = d.suffix();
+            p.suffix = String::from_utf8_lossy(suffix.as_bytes()).into_owned();
+            p.suffix_known = suffix.is_known();
+            let registrable = String::from_utf8_lossy(d.as_bytes()).into_owned();
+            p.registrable_len = registrable.len();
+            p.domain = registrable.strip_suffix(&p.suffix).unwrap_or(&registrable).trim_end_matches('.').to_owned();
+            p.subdomain = host.strip_suffix(&registrable).unwrap_or("").trim_end_matches('.').to_owned();
+        } else if let Some(s) = psl::suffix(host.as_bytes()) {
+            p.suffix = String::from_utf8_lossy(s.as_bytes()).into_owned();
+            p.suffix_known = s.is_known();
+        }
+    }
+    p.host = host;
+    p
+}
+
+/// The site a URL belongs to: its registrable domain (`example.co.uk`), else its host (an IP
+/// address), else the trimmed string itself.
+pub fn site(url: &str) -> String {
+    let p = parse(url);
+    if p.registrable_len > 0 {
+        let host = p.host.as_str();
+        host[host.len() - p.registrable_len..].to_owned()
+    } else if !p.host.is_empty() {
+        p.host
+    } else {
+        url.trim().to_owned()
+    }
+}
+
+/// Words of a part: split at `- . / ? = @ & % : _`, empty ones dropped, lower case.
+fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(['-', '.', '/', '?', '=', '@', '&', '%', ':', '_']).filter(|w| !w.is_empty()).map(str::to_lowercase)
+}
+
+/// (shortest, longest, average) length of words; zeros for none.
+fn stats(ws: &[String]) -> (f64, f64, f64) {
+    if ws.is_empty() {
+        return (0.0, 0.0, 0.0);
+    }
+    let lens = ws.iter().map(|w| w.chars().count());
+    let (min, max) = lens.clone().fold((usize::MAX, 0), |(a, b), l| (a.min(l), b.max(l)));
+    (min as f64, max as f64, lens.sum::<usize>() as f64 / ws.len() as f64)
+}
+
+/// Runs of 2 to 5 equal characters in each word, every window counted (the authors'
+/// `char_repeat`).
+fn char_repeat(ws: &[String]) -> usize {
+    let mut n = 0;
+    for w in ws {
+        let c: Vec<char> = w.chars().collect();
+        for k in 2..=5 {
+            n += c.windows(k).filter(|s| s.iter().all(|&x| x == s[0])).count();
+        }
+    }
+    n
+}
+
+/// `(http[s]?://(w[w]?|\d))([w]?(\d|-))` found anywhere in the URL.
+fn abnormal_subdomain(url: &str) -> bool {
+    let b = url.as_bytes();
+    let digit_or_dash = |i: usize| b.get(i).is_some_and(|c| c.is_ascii_digit() || *c == b'-');
+    let w = |i: usize| b.get(i) == Some(&b'w');
+    for (at, _) in url.match_indices("http") {
+        let mut s = at + 4;
+        if b.get(s) == Some(&b's') {
+            s += 1;
+        }
+        if !url[s..].starts_with("://") {
+            continue;
+        }
+        s += 3;
+        // The first group: `w`, `ww` or a digit; then an optional `w`; then a digit or `-`.
+        let firsts: &[usize] = if b.get(s).is_some_and(u8::is_ascii_digit) {
+            &[1]
+        } else if w(s) && w(s + 1) {
+            &[1, 2]
+        } else if w(s) {
+            &[1]
+        } else {
+            &[]
+        };
+        for &f in firsts {
+            let after = s + f;
+            if digit_or_dash(after) || (w(after) && digit_or_dash(after + 1)) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// `https?://[^-]+-[^-]+/` found anywhere in the URL.
+fn prefix_suffix(url: &str) -> bool {
+    for (at, _) in url.match_indices("http") {
+        let rest = &url[at + 4..];
+        let rest = rest.strip_prefix('s').unwrap_or(rest);
+        let Some(rest) = rest.strip_prefix("://") else { continue };
+        let Some(dash) = rest.find('-') else { continue };
+        if dash == 0 {
+            continue;
+        }
+        let after = &rest[dash + 1..];
+        let segment = after.split('-').next().unwrap_or("");
+        if segment.char_indices().any(|(i, c)| c == '/' && i > 0) {
+            return true;
+        }
+    }
+    false
+}
+
+/// An explicit port in the authority, as the authors' regex reads it: a lowercase scheme,
+/// `://`, an optional userinfo, a host, then `:` and digits.
+fn explicit_port(url: &str) -> bool {
+    let Some((scheme, rest)) = url.split_once("://") else { return false };
+    let mut chars = scheme.chars();
+    if !chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        || !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c))
+    {
+        return false;
+    }
+    let host_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "-._~%".contains(c);
+    let user_char = |c: char| host_char(c) || "!$&'()*+,;=".contains(c);
+    // An optional userinfo: user characters up to an `@`.
+    let after_user = match rest.find(|c: char| !user_char(c)) {
+        Some(i) if rest[i..].starts_with('@') && i > 0 => &rest[i + 1..],
+        _ => rest,
+    };
+    let host_end = if after_user.starts_with('[') {
+        after_user.find(']').map(|i| i + 1)
+    } else {
+        after_user.find(|c: char| !host_char(c)).filter(|&i| i > 0).or(Some(after_user.len()).filter(|&l| l > 0))
+    };
+    let Some(end) = host_end else { return false };
+    after_user[end..].strip_prefix(':').is_some_and(|p| p.starts_with(|c: char| c.is_ascii_digit()))
+}
+
+/// Shannon entropy (bits) of the characters.
+fn entropy(text: &str) -> f64 {
+    let mut counts = std::collections::HashMap::new();
+    let mut n = 0usize;
+    for c in text.chars() {
+        *counts.entry(c).or_insert(0usize) += 1;
+        n += 1;
+    }
+    if n == 0 {
+        return 0.0;
+    }
+    counts.values().map(|&k| k as f64 / n as f64).map(|p| -p * p.log2()).sum()
+}
+
+fn ratio(part: usize, whole: usize) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+impl UrlFeatures {
+    /// Every feature of one URL, in [`Derive::outputs`] order.
+    pub fn features(&self, url: &str) -> Vec<f64> {
+        let p = parse(url);
+        let lower = url.to_lowercase();
+        let n_chars = url.chars().count();
+        let count = |c: char| url.matches(c).count() as f64;
+        let mut out: Vec<f64> = COUNTED.iter().map(|&(_, c)| count(c)).collect();
+
+        let host_words: Vec<String> = words(&p.domain).chain(words(&p.subdomain)).collect();
+        let path_words: Vec<String> = words(&p.path).collect();
+        let all: Vec<String> = words(&p.domain).chain(path_words.iter().cloned()).chain(words(&p.subdomain)).collect();
+        let (s_all, l_all, a_all) = stats(&all);
+        let (s_host, l_host, a_host) = stats(&host_words);
+        let (s_path, l_path, a_path) = stats(&path_words);
+        let digits = |t: &str| t.chars().filter(char::is_ascii_digit).count();
+        let last_dslash = url.rfind("//");
+        let dots = url.matches('.').count();
+        let flag = |b: bool| f64::from(u8::from(b));
+        let tld = p.suffix.as_str();
+        out.extend([
+            n_chars as f64,
+            p.host.chars().count() as f64,
+            flag(p.is_ip),
+            (url.matches(' ').count() + url.matches("%20").count()) as f64,
+            all.iter().filter(|w| w.contains("www")).count() as f64,
+            all.iter().filter(|w| w.contains("com")).count() as f64,
+            flag(last_dslash.is_some_and(|i| i > 6)),
+            p.path.matches("http").count() as f64,
+            flag(p.scheme != "https"),
+            ratio(digits(url), n_chars),
+            ratio(digits(&p.host), p.host.chars().count()),
+            flag(lower.starts_with("http://xn--") || lower.starts_with("https://xn--")),
+            flag(explicit_port(url)),
+            flag(!tld.is_empty() && p.path.to_lowercase().contains(tld)),
+            flag(!tld.is_empty() && p.subdomain.contains(tld)),
+            flag(abnormal_subdomain(url)),
+            match dots {
+                1 => 1.0,
+                2 => 2.0,
+                _ => 3.0,
+            },
+            flag(prefix_suffix(url)),
+            flag(SHORTENERS.iter().any(|s| url.contains(s))),
+            flag(p.path.ends_with(".txt")),
+            all.len() as f64,
+            char_repeat(&all) as f64,
+            s_all,
+            s_host,
+            s_path,
+            l_all,
+            l_host,
+            l_path,
+            a_all,
+            a_host,
+            a_path,
+            HINTS.iter().map(|h| lower.matches(h).count()).sum::<usize>() as f64,
+            flag(SUSPICIOUS_TLDS.contains(&tld)),
+            entropy(url),
+            ratio(url.chars().filter(|c| c.is_alphabetic()).count(), n_chars),
+            ratio(url.chars().filter(|c| c.is_uppercase()).count(), n_chars),
+            ratio(url.chars().filter(|c| !c.is_alphanumeric()).count(), n_chars),
+            p.registrable_len as f64,
+            if tld.is_empty() { 0.0 } else { tld.split('.').count() as f64 },
+            flag(p.suffix_known),
+            if p.host.is_empty() { 0.0 } else { p.host.split('.').count() as f64 },
+            p.path.split('/').filter(|s| !s.is_empty()).count() as f64,
+            p.query_len as f64,
+            url.split_once('?').map_or(0, |(_, q)| q.split('&').filter(|s| !s.is_empty()).count()) as f64,
+            flag(p.userinfo),
+            flag(!p.ok),
+        ]);
+        out
+    }
+
+    fn prefix(&self) -> String {
+        if self.column == "url" {
+            String::new()
+        } else {
+            format!("{}.", self.column)
+        }
+    }
+}
+
+impl Derive for UrlFeatures {
+    fn inputs(&self) -> Vec<(String, Kind)> {
+        vec![(self.column.clone(), Kind::Categorical)]
+    }
+
+    fn outputs(&self) -> Vec<(String, Kind)> {
+        let prefix = self.prefix();
+        COUNTED
+            .iter()
+            .map(|(n, _)| *n)
+            .chain(NUMERIC)
+            .map(|n| (format!("{prefix}{n}"), Kind::Numeric))
+            .collect()
+    }
+
+    fn derive(&self, inputs: &[Raw<'_>], out: &mut [Value]) -> Result<(), (usize, String)> {
+        let text = match inputs[0] {
+            Raw::Text(t) => t,
+            Raw::Missing => "",
+            Raw::Number(_) => return Err((0, "expected a URL (text), found a number".into())),
+        };
+        for (slot, v) in out.iter_mut().zip(self.features(text)) {
+            *slot = Value::Number(v);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(url: &str, name: &str) -> f64 {
+        let d = UrlFeatures { column: "url".into() };
+        let names = d.outputs();
+        d.features(url)[names.iter().position(|(n, _)| n == name).unwrap_or_else(|| panic!("{name}"))]
+    }
+
+    #[test]
+    fn the_published_values_of_two_rows() {
+        // Rows 1 and 2 of the Hannousse dataset.
+        let u = "http://www.crestonwood.com/router.php";
+        for (name, v) in [
+            ("length_url", 37.0),
+            ("length_hostname", 19.0),
+            ("nb_dots", 3.0),
+            ("nb_slash", 3.0),
+            ("nb_www", 1.0),
+            ("nb_com", 0.0),
+            ("https_token", 1.0),
+            ("nb_subdomains", 3.0),
+            ("length_words_raw", 4.0),
+            ("char_repeat", 4.0),
+            ("shortest_words_raw", 3.0),
+            ("longest_words_raw", 11.0),
+            ("longest_word_path", 6.0),
+            ("avg_words_raw", 5.75),
+            ("avg_word_host", 7.0),
+            ("avg_word_path", 4.5),
+        ] {
+            assert_eq!(get(u, name), v, "{name}");
+        }
+        let u = "http://shadetreetechnology.com/V4/validation/a111aedc8ae390eabcfa130e041a10a4";
+        assert_eq!(get(u, "length_hostname"), 23.0);
+        assert!((get(u, "ratio_digits_url") - 17.0 / 77.0).abs() < 1e-12);
+        assert_eq!(get(u, "nb_subdomains"), 1.0);
+    }
+
+    #[test]
+    fn hosts_of_every_kind_parse() {
+        assert_eq!(get("example.com/login", "parse_error"), 0.0, "no scheme");
+        assert_eq!(get("example.com/login", "length_hostname"), 11.0);
+        assert_eq!(get("http://192.168.0.1/a", "ip"), 1.0);
+        assert_eq!(get("http://[::1]:8080/a", "ip"), 1.0);
+        assert_eq!(get("http://[::1]:8080/a", "port"), 1.0);
+        assert_eq!(get("http://user:pw@example.com/", "userinfo"), 1.0);
+        assert_eq!(get("https://bücher.example.co.uk/x", "suffix_labels"), 2.0);
+        assert_eq!(get("https://bücher.example.co.uk/x", "length_registered_domain"), 13.0);
+        assert_eq!(get("http://a.b.blogspot.com/%zz", "parse_error"), 0.0);
+        for bad in ["", "   ", "javascript:alert(1)", "data:text/html,hi", "http://", "http://exa mple.com", "\u{0}"] {
+            assert_eq!(get(bad, "parse_error"), 1.0, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn quirky_published_definitions() {
+        assert_eq!(get("http://98.126.214.77/ap/signin", "abnormal_subdomain"), 1.0);
+        assert_eq!(get("http://www.example.com/", "abnormal_subdomain"), 0.0);
+        assert_eq!(get("http://www-1.example.com/", "abnormal_subdomain"), 1.0);
+        assert_eq!(get("http://my-site.com/a", "prefix_suffix"), 1.0);
+        assert_eq!(get("http://mysite.com/a-b", "prefix_suffix"), 0.0);
+        assert_eq!(get("http://example.com:8080/", "port"), 1.0);
+        assert_eq!(get("http://example.com/", "port"), 0.0);
+        assert_eq!(get("http://microsoft.com/", "shortening_service"), 1.0, "`t.co` inside, as published");
+        assert_eq!(get("http://x.com/a%20b c", "nb_space"), 2.0);
+    }
+}
