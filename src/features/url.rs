@@ -34,24 +34,23 @@ const HINTS: [&str; 16] = [
 ];
 
 /// Top-level domains that phishing favours (the dataset authors' list).
-const SUSPICIOUS_TLDS: [&str; 57] = [
+const SUSPICIOUS_TLDS: [&str; 56] = [
     "fit", "tk", "gp", "ga", "work", "ml", "date", "wang", "men", "icu", "online", "click", "country", "stream",
     "download", "xin", "racing", "jetzt", "ren", "mom", "party", "review", "trade", "accountants", "science", "ninja",
     "xyz", "faith", "zip", "cricket", "win", "accountant", "realtor", "top", "christmas", "gdn", "link", "asia",
     "club", "la", "ae", "exposed", "pe", "go.id", "rs", "k12.pa.us", "or.kr", "ce.ke", "audio", "gob.pe", "gov.az",
-    "website", "bj", "mx", "media", "sa.gov.au", "cf",
+    "website", "bj", "mx", "media", "sa.gov.au",
 ];
 
 /// URL shorteners (substrings of the URL, as the dataset authors search them).
-const SHORTENERS: [&str; 76] = [
+const SHORTENERS: [&str; 64] = [
     "bit.ly", "goo.gl", "shorte.st", "go2l.ink", "x.co", "ow.ly", "t.co", "tinyurl", "tr.im", "is.gd", "cli.gs",
     "yfrog.com", "migre.me", "ff.im", "tiny.cc", "url4.eu", "twit.ac", "su.pr", "twurl.nl", "snipurl.com",
     "short.to", "BudURL.com", "ping.fm", "post.ly", "Just.as", "bkite.com", "snipr.com", "fic.kr", "loopt.us",
     "doiop.com", "short.ie", "kl.am", "wp.me", "rubyurl.com", "om.ly", "to.ly", "bit.do", "lnkd.in", "db.tt",
     "qr.ae", "adf.ly", "bitly.com", "cur.lv", "tinyurl.com", "ity.im", "q.gs", "po.st", "bc.vc", "twitthis.com",
     "u.to", "j.mp", "buzurl.com", "cutt.us", "u.bb", "yourls.org", "prettylinkpro.com", "scrnch.me", "filoops.info",
-    "vzturl.com", "qr.net", "1url.com", "tweez.me", "v.gd", "link.zip.net", "cutt.ly", "rebrand.ly", "shorturl.at",
-    "tiny.one", "rb.gy", "s.id", "t.ly", "clck.ru", "bl.ink", "short.io", "hyperurl.co", "ouo.io",
+    "vzturl.com", "qr.net", "1url.com", "tweez.me", "v.gd", "link.zip.net",
 ];
 
 /// Characters counted one feature each: (name, character).
@@ -127,6 +126,22 @@ const NUMERIC: [&str; 46] = [
     "parse_error",
 ];
 
+/// Buckets of the hashed character trigrams of the host and of the rest of the URL.
+const GRAM_BUCKETS: usize = 512;
+
+/// Counts of the URL's character trigrams hashed into [`GRAM_BUCKETS`] buckets, for the host
+/// and for the path and query: the spelling of names (`paypa1-secure`, random strings) that
+/// counts of single characters miss.
+fn trigram_buckets(text: &str, out: &mut Vec<f64>) {
+    let start = out.len();
+    out.resize(start + GRAM_BUCKETS, 0.0);
+    let b = text.as_bytes();
+    for w in b.windows(3) {
+        let h = w.iter().fold(0x811c_9dc5u32, |h, &c| (h ^ u32::from(c.to_ascii_lowercase())).wrapping_mul(0x0100_0193));
+        out[start + (h as usize % GRAM_BUCKETS)] += 1.0;
+    }
+}
+
 /// The URL derivation of one column.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UrlFeatures {
@@ -151,6 +166,32 @@ struct Parts {
     suffix_known: bool,
     is_ip: bool,
     userinfo: bool,
+    /// As the dataset's authors split a URL (tldextract: ICANN suffixes only): the suffix,
+    /// the label before it, the labels before that, and the path: what follows the first `/`
+    /// after the suffix's first occurrence in the URL (query included).
+    icann_suffix: String,
+    icann_domain: String,
+    icann_subdomain: String,
+    their_path: String,
+}
+
+/// The ICANN part of a public suffix: a private suffix (`blogspot.com`) loses labels from the
+/// left until the list calls the rest an ICANN suffix (`com`).
+fn icann_suffix(suffix: &str) -> String {
+    let mut s = suffix.to_owned();
+    loop {
+        match psl::suffix(s.as_bytes()) {
+            Some(x) if x.typ() == Some(psl::Type::Private) => {
+                let found = String::from_utf8_lossy(x.as_bytes()).into_owned();
+                match found.split_once('.') {
+                    Some((_, rest)) => s = rest.to_owned(),
+                    None => return String::new(),
+                }
+            }
+            Some(x) if x.is_known() => return String::from_utf8_lossy(x.as_bytes()).into_owned(),
+            _ => return String::new(),
+        }
+    }
 }
 
 fn parse(raw: &str) -> Parts {
@@ -165,7 +206,7 @@ fn parse(raw: &str) -> Parts {
         // No host (`javascript:`, `data:`, `mailto:`), or not a URL at all.
         _ => return Parts::default(),
     };
-    let host = url.host_str().unwrap_or("").trim_end_matches('.').to_owned();
+    let host = url.host_str().unwrap_or("").trim_end_matches('.').to_lowercase();
     let is_ip = matches!(url.host(), Some(url::Host::Ipv4(_)) | Some(url::Host::Ipv6(_)));
     let mut p = Parts {
         ok: true,
@@ -190,7 +231,19 @@ fn parse(raw: &str) -> Parts {
             p.suffix_known = s.is_known();
         }
     }
-    p.host = host;
+    // The authors' split (tldextract, ICANN suffixes only; an IP address has no suffix).
+    if !is_ip {
+        p.icann_suffix = icann_suffix(&p.suffix);
+        let before = host.strip_suffix(&p.icann_suffix).map(|h| h.trim_end_matches('.')).unwrap_or("");
+        let (sub, dom) = before.rsplit_once('.').unwrap_or(("", before));
+        p.icann_domain = dom.to_owned();
+        p.icann_subdomain = sub.to_owned();
+    } else {
+        p.icann_domain = host.clone();
+    }
+    let from = trimmed.find(&p.icann_suffix).unwrap_or(0);
+    p.their_path = trimmed[from..].split_once('/').map_or(String::new(), |(_, rest)| rest.to_owned());
+    p.host = url.host_str().unwrap_or("").to_owned();
     p
 }
 
@@ -338,17 +391,25 @@ fn ratio(part: usize, whole: usize) -> f64 {
 }
 
 impl UrlFeatures {
-    /// Every feature of one URL, in [`Derive::outputs`] order.
+    /// Every numeric feature of one URL, in [`Derive::outputs`] order.
     pub fn features(&self, url: &str) -> Vec<f64> {
+        self.compute(url).0
+    }
+
+    /// The numeric features and the public suffix (when the list knows it).
+    fn compute(&self, url: &str) -> (Vec<f64>, Option<String>) {
         let p = parse(url);
         let lower = url.to_lowercase();
         let n_chars = url.chars().count();
         let count = |c: char| url.matches(c).count() as f64;
         let mut out: Vec<f64> = COUNTED.iter().map(|&(_, c)| count(c)).collect();
 
-        let host_words: Vec<String> = words(&p.domain).chain(words(&p.subdomain)).collect();
-        let path_words: Vec<String> = words(&p.path).collect();
-        let all: Vec<String> = words(&p.domain).chain(path_words.iter().cloned()).chain(words(&p.subdomain)).collect();
+        let host_words: Vec<String> = words(&p.icann_domain).chain(words(&p.icann_subdomain)).collect();
+        let path_words: Vec<String> = words(&p.their_path).collect();
+        let all: Vec<String> =
+            words(&p.icann_domain).chain(path_words.iter().cloned()).chain(words(&p.icann_subdomain)).collect();
+        // The authors' path keeps its leading `/`.
+        let their_path = format!("/{}", p.their_path);
         let (s_all, l_all, a_all) = stats(&all);
         let (s_host, l_host, a_host) = stats(&host_words);
         let (s_path, l_path, a_path) = stats(&path_words);
@@ -356,7 +417,7 @@ impl UrlFeatures {
         let last_dslash = url.rfind("//");
         let dots = url.matches('.').count();
         let flag = |b: bool| f64::from(u8::from(b));
-        let tld = p.suffix.as_str();
+        let tld = p.icann_suffix.as_str();
         out.extend([
             n_chars as f64,
             p.host.chars().count() as f64,
@@ -365,14 +426,16 @@ impl UrlFeatures {
             all.iter().filter(|w| w.contains("www")).count() as f64,
             all.iter().filter(|w| w.contains("com")).count() as f64,
             flag(last_dslash.is_some_and(|i| i > 6)),
-            p.path.matches("http").count() as f64,
+            their_path.matches("http").count() as f64,
             flag(p.scheme != "https"),
             ratio(digits(url), n_chars),
             ratio(digits(&p.host), p.host.chars().count()),
-            flag(lower.starts_with("http://xn--") || lower.starts_with("https://xn--")),
+            // As published: `http://xn--` only (their `https` branch repeats `http`).
+            flag(url.starts_with("http://xn--")),
             flag(explicit_port(url)),
-            flag(!tld.is_empty() && p.path.to_lowercase().contains(tld)),
-            flag(!tld.is_empty() && p.subdomain.contains(tld)),
+            // As published: an empty suffix (an IP address) is "in" every string.
+            flag(their_path.to_lowercase().contains(tld)),
+            flag(p.icann_subdomain.contains(tld)),
             flag(abnormal_subdomain(url)),
             match dots {
                 1 => 1.0,
@@ -395,6 +458,7 @@ impl UrlFeatures {
             a_path,
             HINTS.iter().map(|h| lower.matches(h).count()).sum::<usize>() as f64,
             flag(SUSPICIOUS_TLDS.contains(&tld)),
+
             entropy(url),
             ratio(url.chars().filter(|c| c.is_alphabetic()).count(), n_chars),
             ratio(url.chars().filter(|c| c.is_uppercase()).count(), n_chars),
@@ -409,7 +473,11 @@ impl UrlFeatures {
             flag(p.userinfo),
             flag(!p.ok),
         ]);
-        out
+        let rest = url.trim().split_once(&p.host).filter(|_| !p.host.is_empty()).map_or(url, |(_, r)| r);
+        trigram_buckets(&p.host, &mut out);
+        trigram_buckets(rest, &mut out);
+        let tld = (p.suffix_known && !p.suffix.is_empty()).then(|| p.suffix.clone());
+        (out, tld)
     }
 
     fn prefix(&self) -> String {
@@ -428,12 +496,17 @@ impl Derive for UrlFeatures {
 
     fn outputs(&self) -> Vec<(String, Kind)> {
         let prefix = self.prefix();
-        COUNTED
+        let mut out: Vec<(String, Kind)> = COUNTED
             .iter()
             .map(|(n, _)| *n)
             .chain(NUMERIC)
             .map(|n| (format!("{prefix}{n}"), Kind::Numeric))
-            .collect()
+            .collect();
+        for part in ["host", "rest"] {
+            out.extend((0..GRAM_BUCKETS).map(|i| (format!("{prefix}{part}_trigram_{i}"), Kind::Numeric)));
+        }
+        out.push((format!("{prefix}tld"), Kind::Categorical));
+        out
     }
 
     fn derive(&self, inputs: &[Raw<'_>], out: &mut [Value]) -> Result<(), (usize, String)> {
@@ -442,9 +515,12 @@ impl Derive for UrlFeatures {
             Raw::Missing => "",
             Raw::Number(_) => return Err((0, "expected a URL (text), found a number".into())),
         };
-        for (slot, v) in out.iter_mut().zip(self.features(text)) {
+        let (numbers, last) = out.split_at_mut(out.len() - 1);
+        let (values, tld) = self.compute(text);
+        for (slot, v) in numbers.iter_mut().zip(values) {
             *slot = Value::Number(v);
         }
+        last[0] = tld.map_or(Value::Missing, Value::Text);
         Ok(())
     }
 }

@@ -9,5 +9,6 @@ mod pipeline;
 mod serve;
 mod stages;
 mod tracking;
+mod urls;
 mod workflows;
 mod zeek;
