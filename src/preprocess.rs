@@ -217,6 +217,11 @@ enum Src {
 struct Plan {
     inputs: Vec<Input>,
     steps: Vec<Src>,
+    /// Per step: when a run of numeric steps fed by consecutive derived values starts there
+    /// (a URL's hundreds of hashed trigram counts), its length; else 0.
+    runs: Vec<usize>,
+    /// The fill value of each step (numeric steps; 0 for others).
+    fills: Vec<f64>,
     /// Per derivation: the inputs it reads, and where its outputs start among the derived values.
     derive: Vec<(Vec<usize>, usize, usize)>,
     derived: usize,
@@ -443,7 +448,35 @@ impl Preprocessor {
                 derive.push((idx, at, o.len()));
                 at += o.len();
             }
-            Plan { inputs, steps, derive, derived: at }
+            let numeric_derived = |s: usize| -> Option<usize> {
+                match (&self.features[s], steps[s]) {
+                    (FeatureStep::Numeric { .. }, Src::Derived(j)) => Some(j),
+                    _ => None,
+                }
+            };
+            let mut runs = vec![0; steps.len()];
+            let mut s = 0;
+            while s < steps.len() {
+                let Some(j) = numeric_derived(s) else {
+                    s += 1;
+                    continue;
+                };
+                let mut len = 1;
+                while s + len < steps.len() && numeric_derived(s + len) == Some(j + len) {
+                    len += 1;
+                }
+                runs[s] = len;
+                s += len;
+            }
+            let fills = self
+                .features
+                .iter()
+                .map(|f| match f {
+                    FeatureStep::Numeric { fill, .. } => *fill,
+                    _ => 0.0,
+                })
+                .collect();
+            Plan { inputs, steps, runs, fills, derive, derived: at }
         })
     }
 
@@ -524,7 +557,32 @@ impl Preprocessor {
         unseen: &mut Vec<usize>,
     ) -> std::result::Result<(), (usize, String)> {
         let mut at = 0;
-        for (s, step) in self.features.iter().enumerate() {
+        let mut s = 0;
+        while s < self.features.len() {
+            let run = plan.runs[s];
+            if run > 1 {
+                // Numeric steps over consecutive derived values: one tight loop.
+                let Src::Derived(j) = plan.steps[s] else { unreachable!("a run starts at a derived step") };
+                let (values, fills, out) = (&derived[j..j + run], &plan.fills[s..s + run], &mut out[at..at + run]);
+                let mut ok = true;
+                for ((o, v), &fill) in out.iter_mut().zip(values).zip(fills) {
+                    *o = match v {
+                        Value::Number(x) if x.is_finite() => *x,
+                        Value::Missing => fill,
+                        _ => {
+                            ok = false;
+                            0.0
+                        }
+                    };
+                }
+                if ok {
+                    s += run;
+                    at += run;
+                    continue;
+                }
+                // A value the loop cannot take (not finite, text): step by step, for the error.
+            }
+            let step = &self.features[s];
             let value = match plan.steps[s] {
                 Src::Input(i) => get(i)?,
                 Src::Derived(j) => derived[j].raw(),
@@ -535,11 +593,13 @@ impl Preprocessor {
                     Raw::Number(v) if v.is_finite() => {
                         out[at] = v;
                         at += 1;
+                        s += 1;
                         continue;
                     }
                     Raw::Missing => {
                         out[at] = *fill;
                         at += 1;
+                        s += 1;
                         continue;
                     }
                     _ => {}
@@ -555,6 +615,7 @@ impl Preprocessor {
                 unseen.push(s);
             }
             at += w;
+            s += 1;
         }
         Ok(())
     }
@@ -611,6 +672,44 @@ impl Preprocessor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A record encoded alone (`predict`, the server) gives the row `transform` gives.
+    #[test]
+    fn one_record_encodes_as_the_frame_does() {
+        let schema: Schema = serde_yaml_ng::from_str(
+            "name: u\ntarget: {column: y, threat: [1]}\ncolumns:\n  - {name: url, type: url}\n  - {name: y, type: integer, role: target}\n",
+        )
+        .unwrap();
+        let urls = [
+            "http://www.crestonwood.com/router.php",
+            "https://kywait.blogspot.com/",
+            "example.com/login?a=1&b=2",
+            "http://[::1]:8080/x",
+            "",
+            "javascript:alert(1)",
+            "https://xn--80aajiaapeyhqdbo9bk.xn--p1acf/",
+            "http://a.b.c.d.e.f.g.h.co.uk/%zz/../x.txt",
+        ];
+        let df = DataFrame::new(
+            urls.len(),
+            vec![
+                Column::new("url".into(), urls.iter().map(|u| u.to_string()).collect::<Vec<_>>()),
+                Column::new("y".into(), (0..urls.len() as i64).map(|i| i % 2).collect::<Vec<_>>()),
+            ],
+        )
+        .unwrap();
+        let p = TransformParams { impute: ImputeStrategy::Median, encode: Encoding::OneHot };
+        let pre = Preprocessor::fit(&schema, &df, &p, "test").unwrap();
+        let (x, _) = pre.transform(&df, "test").unwrap();
+        for (i, url) in urls.iter().enumerate() {
+            let mut row = vec![0.0; pre.width()];
+            pre.encode_row(|_, _| Ok(Raw::Text(url)), &mut row, &mut Vec::new()).unwrap();
+            let names = pre.feature_names();
+            for (j, (a, b)) in row.iter().zip(x.row(i)).enumerate() {
+                assert_eq!(a.to_bits(), b.to_bits(), "{url:?}: feature `{}`", names[j]);
+            }
+        }
+    }
 
     #[test]
     fn statistics() {

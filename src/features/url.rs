@@ -368,18 +368,23 @@ fn explicit_port(url: &str) -> bool {
     after_user[end..].strip_prefix(':').is_some_and(|p| p.starts_with(|c: char| c.is_ascii_digit()))
 }
 
-/// Shannon entropy (bits) of the characters.
+/// Shannon entropy (bits) of the characters. Summed in character order: a hash map's order
+/// would change the last bit from run to run.
 fn entropy(text: &str) -> f64 {
-    let mut counts = std::collections::HashMap::new();
+    let mut ascii = [0usize; 128];
+    let mut other: std::collections::BTreeMap<char, usize> = std::collections::BTreeMap::new();
     let mut n = 0usize;
     for c in text.chars() {
-        *counts.entry(c).or_insert(0usize) += 1;
+        match ascii.get_mut(c as usize) {
+            Some(k) => *k += 1,
+            None => *other.entry(c).or_insert(0) += 1,
+        }
         n += 1;
     }
     if n == 0 {
         return 0.0;
     }
-    counts.values().map(|&k| k as f64 / n as f64).map(|p| -p * p.log2()).sum()
+    ascii.iter().chain(other.values()).filter(|&&k| k > 0).map(|&k| k as f64 / n as f64).map(|p| -p * p.log2()).sum()
 }
 
 fn ratio(part: usize, whole: usize) -> f64 {

@@ -104,8 +104,11 @@ pub fn score_file(model: &Loaded, input: &Path, output: &Path, chunk: usize) -> 
     atomic_write(output, |file| {
         let summary_0 =
             BatchSummary { rows: 0, threats: 0, unseen_category_cells: 0, seconds: 0.0, rows_per_second: 0.0 };
+        let url_model = super::urls::url_column(pre).is_some();
         let s = match format {
             Format::Parquet => parquet_chunks(model, file, input, output, pre, chunk, summary_0)?,
+            // A URL model reads a text file of URLs, one per line.
+            _ if url_model => url_chunks(model, file, input, output, chunk, summary_0)?,
             Format::Zeek => zeek_chunks(model, file, input, output, chunk, summary_0)?,
             _ => csv_chunks(model, file, input, output, pre, chunk, summary_0)?,
         };
@@ -116,6 +119,55 @@ pub fn score_file(model: &Loaded, input: &Path, output: &Path, chunk: usize) -> 
     s.seconds = started.elapsed().as_secs_f64();
     s.rows_per_second = s.rows as f64 / s.seconds.max(1e-9);
     Ok(s)
+}
+
+/// URLs, one per line (a header line naming the column is skipped): the URL and its verdict.
+fn url_chunks(
+    model: &Loaded,
+    file: &mut std::fs::File,
+    input: &Path,
+    output: &Path,
+    chunk: usize,
+    summary: BatchSummary,
+) -> Result<BatchSummary> {
+    use std::io::BufRead;
+    let column = super::urls::url_column(&model.bundle.preprocessor).expect("a URL model").to_owned();
+    let reader = std::io::BufReader::with_capacity(1 << 20, crate::data::open::open(input)?);
+    let mut w = Writer { out: <dyn Sink>::for_path(output, file, vec![column.clone()])?, model, summary };
+    let mut batch = super::urls::UrlBatch::new(model);
+    let flush = |batch: &mut super::urls::UrlBatch<'_>, w: &mut Writer<'_, '_>| -> Result<()> {
+        w.summary.unseen_category_cells += std::mem::take(&mut batch.unseen_cells);
+        let (x, urls, _) = batch.take();
+        let scores = model.score(&x);
+        w.each(&scores, |r, rec| rec.push(urls[r].as_str()))
+    };
+    let mut buf = Vec::new();
+    let mut reader = reader;
+    let mut lineno = 0;
+    loop {
+        buf.clear();
+        let n = reader.read_until(b'\n', &mut buf).map_err(|e| Error::io(input, e))?;
+        if n == 0 {
+            break;
+        }
+        lineno += 1;
+        // Bytes that are not UTF-8 are replaced (U+FFFD): such a URL still gets a verdict.
+        let line = String::from_utf8_lossy(&buf);
+        if let Some(url) = super::urls::url_of(&line, &column, lineno) {
+            batch.push(url, lineno);
+        }
+        if batch.len() == chunk.min(ZEEK_BLOCK) {
+            flush(&mut batch, &mut w)?;
+        }
+    }
+    if !batch.is_empty() {
+        flush(&mut batch, &mut w)?;
+    }
+    if w.summary.rows == 0 {
+        return Err(Error::file(input, "has no URLs (one per line)"));
+    }
+    w.out.finish()?;
+    Ok(w.summary)
 }
 
 /// Zeek records encoded before they are scored as one block.

@@ -32,7 +32,7 @@ async fn csv_body(state: &Arc<AppState>, req: Request) -> ApiResult<Bytes> {
             };
             ApiError::new(status, msg)
         })? {
-            if field.name() == Some("file") {
+            if matches!(field.name(), Some("file") | Some("urls")) {
                 return field.bytes().await.map_err(|e| {
                     let status = e.status();
                     let msg = if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -44,7 +44,7 @@ async fn csv_body(state: &Arc<AppState>, req: Request) -> ApiResult<Bytes> {
                 });
             }
         }
-        Err(ApiError::new(StatusCode::BAD_REQUEST, "the form has no `file` field").with("field", "file"))
+        Err(ApiError::new(StatusCode::BAD_REQUEST, "the form has no `file` (or `urls`) field").with("field", "file"))
     } else if ct.is_empty()
         || ct.starts_with("text/csv")
         || ct.starts_with("text/plain")
@@ -93,6 +93,9 @@ async fn verdicts(
     }
     if crate::data::zeek::sniff(head) {
         return zeek_verdicts(state, &body, format, keep_fields).await;
+    }
+    if super::urls::url_column(&state.model.load().bundle.preprocessor).is_some() {
+        return url_verdicts(state, &body, format).await;
     }
     let model = state.model.load_full();
     let pre = &model.bundle.preprocessor;
@@ -185,6 +188,67 @@ fn gunzip(body: Bytes, limit: usize) -> ApiResult<Bytes> {
         .with("limit", cap));
     }
     Ok(Bytes::from(out))
+}
+
+/// URLs, one per line (a plain-text body, a one-column file, or the page's text box) for a
+/// URL model: one verdict per URL.
+async fn url_verdicts(
+    state: &Arc<AppState>,
+    body: &[u8],
+    format: &'static dyn for<'a> Format<Verdicts<'a>>,
+) -> ApiResult<Response> {
+    let model = state.model.load_full();
+    let column = super::urls::url_column(&model.bundle.preprocessor).unwrap_or("url").to_owned();
+    let text = String::from_utf8_lossy(body);
+    let mut batch = super::urls::UrlBatch::new(&model);
+    for (i, line) in text.split('\n').enumerate() {
+        let at = i as u64 + 1;
+        if let Some(url) = super::urls::url_of(line, &column, at) {
+            if batch.len() == state.config.max_rows {
+                return Err(too_many(batch.len() + 1, state.config.max_rows, "URLs or more"));
+            }
+            batch.push(url, at);
+        }
+    }
+    if batch.is_empty() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "no URLs: send one per line"));
+    }
+    state.metrics.unseen(batch.unseen_cells);
+    let (x, urls, lines) = batch.take();
+    drop(batch);
+    let (threshold, version) = (model.bundle.threshold, model.version.clone());
+    let scores = score(state, model, x).await?;
+    let mut text = ::csv::Writer::from_writer(Vec::new());
+    let mut ends = Vec::with_capacity(urls.len());
+    for url in &urls {
+        text.write_record([url]).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        text.flush().map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        ends.push(text.get_ref().len());
+    }
+    let text = text.into_inner().map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let starts = std::iter::once(0).chain(ends.iter().copied());
+    let raw: Vec<&[u8]> = starts.zip(&ends).map(|(s, &e)| &text[s..e]).collect();
+    let fields: Vec<Vec<String>> = urls.into_iter().map(|u| vec![u]).collect();
+    let header = vec![column];
+    let verdicts = Verdicts {
+        columns: &header,
+        lines: &lines,
+        raw: &raw,
+        fields: &fields,
+        scores: &scores,
+        threshold,
+        model_version: &version,
+    };
+    let mut bytes = Vec::new();
+    format.write(&verdicts, &mut bytes);
+    Ok((
+        [
+            (header::CONTENT_TYPE, format.media_type()),
+            (header::HeaderName::from_static("x-model-version"), version.as_str()),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 /// A Zeek log upload: one verdict per connection, by its identity fields.

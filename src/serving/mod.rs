@@ -12,6 +12,7 @@ mod page;
 pub mod routes;
 mod score;
 pub mod sink;
+pub mod urls;
 pub mod zeek;
 
 use std::net::SocketAddr;
