@@ -12,7 +12,7 @@ CARGO_FLAGS ?= --release --locked
 CARGO_TEST_FLAGS ?=
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: run test build venv chromium clean bench bench-train bench-serve bench-build bench-zeek
+.PHONY: run test build venv chromium clean bench bench-train bench-serve bench-build bench-zeek bench-urls
 run: build $(DVC)
 	$(DVC) pull data.dvc
 	$(DVC) repro
@@ -58,6 +58,10 @@ bench-serve: build $(DVC)
 # A million-line Zeek conn.log: predict (one core) beside pandas + scikit-learn.
 bench-zeek: build $(DVC)
 	bench/zeek.sh
+
+# The URL model beside scikit-learn on the published URL features; predict's URLs/s.
+bench-urls: build $(DVC)
+	bench/urls.sh
 
 bench-build:
 	bench/build.sh

@@ -242,9 +242,11 @@ impl Schema {
     /// The derivations of this schema: those named in `derive:`, then one per `url` column.
     pub fn derivations(&self) -> Vec<crate::features::Derivation> {
         let mut all = crate::features::Derivation::all_named(&self.derive);
-        all.extend(self.columns.iter().filter(|c| c.kind == ColumnType::Url && c.role == Role::Feature).map(|c| {
-            crate::features::Derivation::Url(crate::features::url::UrlFeatures { column: c.name.clone() })
-        }));
+        all.extend(
+            self.columns.iter().filter(|c| c.kind == ColumnType::Url && c.role == Role::Feature).map(|c| {
+                crate::features::Derivation::Url(crate::features::url::UrlFeatures { column: c.name.clone() })
+            }),
+        );
         all
     }
 

@@ -35,22 +35,130 @@ const HINTS: [&str; 16] = [
 
 /// Top-level domains that phishing favours (the dataset authors' list).
 const SUSPICIOUS_TLDS: [&str; 56] = [
-    "fit", "tk", "gp", "ga", "work", "ml", "date", "wang", "men", "icu", "online", "click", "country", "stream",
-    "download", "xin", "racing", "jetzt", "ren", "mom", "party", "review", "trade", "accountants", "science", "ninja",
-    "xyz", "faith", "zip", "cricket", "win", "accountant", "realtor", "top", "christmas", "gdn", "link", "asia",
-    "club", "la", "ae", "exposed", "pe", "go.id", "rs", "k12.pa.us", "or.kr", "ce.ke", "audio", "gob.pe", "gov.az",
-    "website", "bj", "mx", "media", "sa.gov.au",
+    "fit",
+    "tk",
+    "gp",
+    "ga",
+    "work",
+    "ml",
+    "date",
+    "wang",
+    "men",
+    "icu",
+    "online",
+    "click",
+    "country",
+    "stream",
+    "download",
+    "xin",
+    "racing",
+    "jetzt",
+    "ren",
+    "mom",
+    "party",
+    "review",
+    "trade",
+    "accountants",
+    "science",
+    "ninja",
+    "xyz",
+    "faith",
+    "zip",
+    "cricket",
+    "win",
+    "accountant",
+    "realtor",
+    "top",
+    "christmas",
+    "gdn",
+    "link",
+    "asia",
+    "club",
+    "la",
+    "ae",
+    "exposed",
+    "pe",
+    "go.id",
+    "rs",
+    "k12.pa.us",
+    "or.kr",
+    "ce.ke",
+    "audio",
+    "gob.pe",
+    "gov.az",
+    "website",
+    "bj",
+    "mx",
+    "media",
+    "sa.gov.au",
 ];
 
 /// URL shorteners (substrings of the URL, as the dataset authors search them).
 const SHORTENERS: [&str; 64] = [
-    "bit.ly", "goo.gl", "shorte.st", "go2l.ink", "x.co", "ow.ly", "t.co", "tinyurl", "tr.im", "is.gd", "cli.gs",
-    "yfrog.com", "migre.me", "ff.im", "tiny.cc", "url4.eu", "twit.ac", "su.pr", "twurl.nl", "snipurl.com",
-    "short.to", "BudURL.com", "ping.fm", "post.ly", "Just.as", "bkite.com", "snipr.com", "fic.kr", "loopt.us",
-    "doiop.com", "short.ie", "kl.am", "wp.me", "rubyurl.com", "om.ly", "to.ly", "bit.do", "lnkd.in", "db.tt",
-    "qr.ae", "adf.ly", "bitly.com", "cur.lv", "tinyurl.com", "ity.im", "q.gs", "po.st", "bc.vc", "twitthis.com",
-    "u.to", "j.mp", "buzurl.com", "cutt.us", "u.bb", "yourls.org", "prettylinkpro.com", "scrnch.me", "filoops.info",
-    "vzturl.com", "qr.net", "1url.com", "tweez.me", "v.gd", "link.zip.net",
+    "bit.ly",
+    "goo.gl",
+    "shorte.st",
+    "go2l.ink",
+    "x.co",
+    "ow.ly",
+    "t.co",
+    "tinyurl",
+    "tr.im",
+    "is.gd",
+    "cli.gs",
+    "yfrog.com",
+    "migre.me",
+    "ff.im",
+    "tiny.cc",
+    "url4.eu",
+    "twit.ac",
+    "su.pr",
+    "twurl.nl",
+    "snipurl.com",
+    "short.to",
+    "BudURL.com",
+    "ping.fm",
+    "post.ly",
+    "Just.as",
+    "bkite.com",
+    "snipr.com",
+    "fic.kr",
+    "loopt.us",
+    "doiop.com",
+    "short.ie",
+    "kl.am",
+    "wp.me",
+    "rubyurl.com",
+    "om.ly",
+    "to.ly",
+    "bit.do",
+    "lnkd.in",
+    "db.tt",
+    "qr.ae",
+    "adf.ly",
+    "bitly.com",
+    "cur.lv",
+    "tinyurl.com",
+    "ity.im",
+    "q.gs",
+    "po.st",
+    "bc.vc",
+    "twitthis.com",
+    "u.to",
+    "j.mp",
+    "buzurl.com",
+    "cutt.us",
+    "u.bb",
+    "yourls.org",
+    "prettylinkpro.com",
+    "scrnch.me",
+    "filoops.info",
+    "vzturl.com",
+    "qr.net",
+    "1url.com",
+    "tweez.me",
+    "v.gd",
+    "link.zip.net",
 ];
 
 /// Characters counted one feature each: (name, character).
@@ -137,7 +245,8 @@ fn trigram_buckets(text: &str, out: &mut Vec<f64>) {
     out.resize(start + GRAM_BUCKETS, 0.0);
     let b = text.as_bytes();
     for w in b.windows(3) {
-        let h = w.iter().fold(0x811c_9dc5u32, |h, &c| (h ^ u32::from(c.to_ascii_lowercase())).wrapping_mul(0x0100_0193));
+        let h =
+            w.iter().fold(0x811c_9dc5u32, |h, &c| (h ^ u32::from(c.to_ascii_lowercase())).wrapping_mul(0x0100_0193));
         out[start + (h as usize % GRAM_BUCKETS)] += 1.0;
     }
 }
@@ -463,7 +572,6 @@ impl UrlFeatures {
             a_path,
             HINTS.iter().map(|h| lower.matches(h).count()).sum::<usize>() as f64,
             flag(SUSPICIOUS_TLDS.contains(&tld)),
-
             entropy(url),
             ratio(url.chars().filter(|c| c.is_alphabetic()).count(), n_chars),
             ratio(url.chars().filter(|c| c.is_uppercase()).count(), n_chars),
@@ -501,12 +609,8 @@ impl Derive for UrlFeatures {
 
     fn outputs(&self) -> Vec<(String, Kind)> {
         let prefix = self.prefix();
-        let mut out: Vec<(String, Kind)> = COUNTED
-            .iter()
-            .map(|(n, _)| *n)
-            .chain(NUMERIC)
-            .map(|n| (format!("{prefix}{n}"), Kind::Numeric))
-            .collect();
+        let mut out: Vec<(String, Kind)> =
+            COUNTED.iter().map(|(n, _)| *n).chain(NUMERIC).map(|n| (format!("{prefix}{n}"), Kind::Numeric)).collect();
         for part in ["host", "rest"] {
             out.extend((0..GRAM_BUCKETS).map(|i| (format!("{prefix}{part}_trigram_{i}"), Kind::Numeric)));
         }

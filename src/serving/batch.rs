@@ -139,6 +139,7 @@ fn url_chunks(
         w.summary.unseen_category_cells += std::mem::take(&mut batch.unseen_cells);
         let (x, urls, _) = batch.take();
         let scores = model.score(&x);
+        batch.recycle(x);
         w.each(&scores, |r, rec| rec.push(urls[r].as_str()))
     };
     let mut buf = Vec::new();

@@ -78,6 +78,16 @@ impl<'m> UrlBatch<'m> {
         self.lines.push(lineno);
     }
 
+    /// Hand back a scored block's matrix: its memory holds the next block (a wide row, such
+    /// as a URL's thousand-odd features, makes a block tens of MB: page faults otherwise).
+    pub fn recycle(&mut self, x: Array2<f64>) {
+        if self.values.is_empty() {
+            let (mut v, _) = x.into_raw_vec_and_offset();
+            v.clear();
+            self.values = v;
+        }
+    }
+
     /// What was pushed, unscored, and start afresh: the feature matrix, the URLs, the lines.
     pub fn take(&mut self) -> (Array2<f64>, Vec<String>, Vec<u64>) {
         let n = self.lines.len();

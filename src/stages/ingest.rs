@@ -75,9 +75,7 @@ fn group_ids(frames: &[(DataFrame, PathBuf)], schema: &Schema, column: &str) -> 
     let mut ids: HashMap<String, usize> = HashMap::new();
     let mut out = Vec::new();
     for (df, path) in frames {
-        let col = df
-            .column(column)
-            .map_err(|_| Error::file(path, format!("`group: {column}`: no such column")))?;
+        let col = df.column(column).map_err(|_| Error::file(path, format!("`group: {column}`: no such column")))?;
         for key in crate::data::column_keys(col) {
             let key = key.unwrap_or_default();
             let key = if is_url { crate::features::url::site(&key) } else { key };

@@ -371,6 +371,17 @@ fn browser_uploads_a_csv_through_the_page_and_sees_the_table() {
 /// Open `page` in headless Chromium, choose `file` in its file input, press Score, and return
 /// the page source once the result table is there (or after 20 s).
 pub fn browser_upload(page: &str, file: &Path) -> String {
+    browser_form(page, "input[type=file]", &file.display().to_string(), "#score")
+}
+
+/// Open `page`, type `text` into its URL text box, press Score URLs; the page source after.
+pub fn browser_paste(page: &str, text: &str) -> String {
+    browser_form(page, "#urls", text, "#score-urls")
+}
+
+/// Open `page`, send `text` to the element `input`, click `button`; the page source once the
+/// result table is there (or after 20 s).
+fn browser_form(page: &str, input: &str, text: &str, button: &str) -> String {
     let driver_bin = std::env::var("NETSEC_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
     assert!(Path::new(&driver_bin).exists(), "no {driver_bin}; `make test` installs Debian's chromium-driver");
     let (driver, port) = start_on_free_port(
@@ -410,13 +421,9 @@ pub fn browser_upload(page: &str, file: &Path) -> String {
             .to_owned()
     };
     call("POST", &format!("/session/{id}/url"), serde_json::json!({"url": page}));
-    let input = element("input[type=file]");
-    call(
-        "POST",
-        &format!("/session/{id}/element/{input}/value"),
-        serde_json::json!({"text": file.display().to_string()}),
-    );
-    let button = element("#score");
+    let field = element(input);
+    call("POST", &format!("/session/{id}/element/{field}/value"), serde_json::json!({ "text": text }));
+    let button = element(button);
     call("POST", &format!("/session/{id}/element/{button}/click"), serde_json::json!({}));
     let mut source = String::new();
     let deadline = Instant::now() + Duration::from_secs(20);

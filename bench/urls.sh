@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# make bench-urls: our URL model (dataset phishing_urls: the URL string only) beside
+# scikit-learn's RandomForest(300) and HistGradientBoosting on the *published* URL-only
+# features, on the same stratified 80/20 split (seed 42), and on scikit-learn's own split; then
+# `predict` on the 11,430 URLs repeated 10 times, one core. Figures, not pass/fail.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+REF=${REF_DIR:-$ROOT/../shared/reference}
+OUT=${BENCH_OUT:-$ROOT/target/bench-urls}
+export REF_WORK=${REF_WORK:-$ROOT/target/bench-ref}
+make -s build venv >&2
+.venv/bin/dvc pull -q data.dvc >&2
+"$REF/setup.sh" >&2
+PY=$REF_WORK/venv/bin/python
+P=$OUT/project
+rm -rf "$P" && mkdir -p "$P"
+cp -r schemas "$P/" && ln -s "$ROOT/data" "$P/data"
+sed 's/^dataset: .*/dataset: phishing_urls/' params.yaml > "$P/params.yaml"
+echo "== our pipeline on phishing_urls (the URL string only)" >&2
+for stage in ingest validate transform train evaluate; do (cd "$P" && "$ROOT/target/release/$stage" -q); done
+(cd "$P" && "$ROOT/target/release/export" artifacts/split/train.parquet "$OUT/train.csv" -q \
+         && "$ROOT/target/release/export" artifacts/split/test.parquet "$OUT/test.csv" -q)
+echo
+echo "netsec (URL string only, features/url.rs), stratified 80/20 seed 42:"
+python3 -c "import json,sys; m=json.load(open(sys.argv[1])); print(f\"  {'netsec':28} accuracy {m['accuracy']:.4f}  ROC-AUC {m['roc_auc']:.4f}\")" "$P/metrics/eval.json"
+"$PY" bench/urls_sklearn.py data/urls-hannousse/dataset_phishing.csv.gz "$OUT/train.csv" "$OUT/test.csv"
+echo
+zcat data/urls-hannousse/dataset_phishing.csv.gz | python3 -c "
+import csv, sys
+rows = [r['url'] for r in csv.DictReader(sys.stdin)]
+open(sys.argv[1], 'w').write(''.join(u + '\n' for _ in range(10) for u in rows))" "$OUT/urls.txt"
+echo "predict, one core, $(wc -l < "$OUT/urls.txt") URLs (feature extraction included):"
+taskset -c 0 target/release/predict "$OUT/urls.txt" "$OUT/verdicts.csv" --model "$P/models/model.json" -q
