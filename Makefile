@@ -22,7 +22,9 @@ run: build $(DVC)
 	@echo "  $(DVC) exp show --no-pager"
 	@echo "Model bundle: models/model.json   ROC points: plots/roc.json   reports: reports/"
 
+# The URL extractor test reads data/urls-hannousse (under data.dvc): pulled from the offline remote.
 test: build $(DVC) $(MLFLOW) chromium
+	$(DVC) pull -q data.dvc
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test $(CARGO_FLAGS) $(CARGO_TEST_FLAGS)
 
 # Browser tests (dvc plots, the upload page) use Debian's headless Chromium and ChromeDriver.

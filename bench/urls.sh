@@ -32,3 +32,16 @@ rows = [r['url'] for r in csv.DictReader(sys.stdin)]
 open(sys.argv[1], 'w').write(''.join(u + '\n' for _ in range(10) for u in rows))" "$OUT/urls.txt"
 echo "predict, one core, $(wc -l < "$OUT/urls.txt") URLs (feature extraction included):"
 taskset -c 0 target/release/predict "$OUT/urls.txt" "$OUT/verdicts.csv" --model "$P/models/model.json" -q
+
+echo
+echo "one-URL JSON requests at concurrency 1 (serve on CPU 0, wrk on CPU 1, 10 s):"
+command -v wrk >/dev/null || { echo "needs wrk (apt-get install -y wrk)" >&2; exit 1; }
+echo '{"url": "http://secure-paypa1.com.account-update.example.tk/signin?id=42"}' > "$OUT/one.json"
+taskset -c 0 target/release/serve --model "$P/models/model.json" --addr 127.0.0.1:0 2> "$OUT/serve.log" &
+SRV=$!
+trap 'kill $SRV 2>/dev/null' EXIT
+for _ in $(seq 100); do grep -q 'addr=' "$OUT/serve.log" && break; sleep 0.1; done
+ADDR=$(grep -o 'addr=[0-9.:]*' "$OUT/serve.log" | head -1 | cut -d= -f2)
+BODY_FILE="$OUT/one.json" CONTENT_TYPE=application/json MAX_REQ=100000000 taskset -c 1 \
+  wrk -t1 -c1 -d10s -s "$REF/wrk_post.lua" "http://$ADDR/v1/predict" | tail -1 > "$OUT/wrk.json"
+python3 -c "import json,sys; w=json.load(open(sys.argv[1])); print(f\"  {w['req_per_s']:,.0f} req/s, p50 {w['p50_ms']:.3f} ms, p99 {w['p99_ms']:.3f} ms (bar: p50 <= 0.3 ms), non-2xx {w['err_status']}\")" "$OUT/wrk.json"

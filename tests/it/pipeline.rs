@@ -227,6 +227,14 @@ fn switching_the_dataset_with_exp_run_and_comparing_in_exp_show() {
     let attacks = detail["values"].as_array().unwrap().iter().find(|v| v["value"] == "External-Attack-to-Device");
     assert!(attacks.is_some_and(|a| a["recall"].as_f64().unwrap() > 0.95), "{detail}");
 
+    // Raw URLs, the URL string only (features derived by transform). The bars.
+    dvc(&clone, &["exp", "run", "-S", "dataset=phishing_urls", "--name", "urls"]);
+    let (ingest, eval) = (read("reports/ingest.json"), read("reports/eval.json"));
+    assert_eq!((ingest["dataset"].as_str(), ingest["rows"].as_u64()), (Some("phishing_urls"), Some(11_430)));
+    assert!(ingest["test_rows_sharing_a_group"].as_u64().unwrap() > 0, "the plain split shares sites: {ingest}");
+    let (accuracy, auc) = (eval["accuracy"].as_f64().unwrap(), eval["roc_auc"].as_f64().unwrap());
+    assert!(accuracy >= 0.93 && auc >= 0.98, "{eval}");
+
     dvc(&clone, &["exp", "run", "-S", "dataset=phishing", "--name", "back"]);
     assert_eq!(read("reports/eval.json")["dataset"], "phishing");
 
@@ -241,6 +249,7 @@ fn switching_the_dataset_with_exp_run_and_comparing_in_exp_show() {
     assert_eq!(seen.get("nsl").map(|s| s.0.as_str()), Some("nsl_kdd"), "{seen:?}\n{}", show.stdout);
     assert!(show.stdout.contains("nsl_kdd") && show.stdout.contains("unsw_nb15"), "{}", show.stdout);
     assert_eq!(seen.get("zeek").map(|s| s.0.as_str()), Some("zeek_ctu50"), "{seen:?}");
+    assert_eq!(seen.get("urls").map(|s| s.0.as_str()), Some("phishing_urls"), "{seen:?}");
     assert_eq!(seen.get("unsw").map(|s| s.0.as_str()), Some("unsw_nb15"), "{seen:?}");
     assert_eq!(seen.get("back").map(|s| s.0.as_str()), Some("phishing"), "{seen:?}");
     assert!(seen.values().all(|(_, acc)| acc.is_some()), "every experiment has its f1: {seen:?}");
