@@ -156,16 +156,44 @@ async fn verdicts(
         threshold,
         model_version: &version,
     };
+    Ok(answer(format, &verdicts))
+}
+
+/// The answer to an upload: the verdicts in the chosen format, with the model version.
+fn answer(format: &'static dyn for<'a> Format<Verdicts<'a>>, verdicts: &Verdicts<'_>) -> Response {
     let mut bytes = Vec::new();
-    format.write(&verdicts, &mut bytes);
-    Ok((
+    format.write(verdicts, &mut bytes);
+    (
         [
             (header::CONTENT_TYPE, format.media_type()),
-            (header::HeaderName::from_static("x-model-version"), version.as_str()),
+            (header::HeaderName::from_static("x-model-version"), verdicts.model_version),
         ],
         bytes,
     )
-        .into_response())
+        .into_response()
+}
+
+/// Rows of cells as CSV text, and where each row ends in it (for the formats that echo rows).
+fn csv_rows<'r, I, R>(rows: I) -> ApiResult<(Vec<u8>, Vec<usize>)>
+where
+    I: IntoIterator<Item = R>,
+    R: IntoIterator<Item = &'r str>,
+{
+    let internal = |e: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e);
+    let mut text = ::csv::Writer::from_writer(Vec::new());
+    let mut ends = Vec::new();
+    for row in rows {
+        text.write_record(row).map_err(|e| internal(e.to_string()))?;
+        text.flush().map_err(|e| internal(e.to_string()))?;
+        ends.push(text.get_ref().len());
+    }
+    Ok((text.into_inner().map_err(|e| internal(e.to_string()))?, ends))
+}
+
+/// Each row's bytes in `text`, from the row ends.
+fn row_slices<'t>(text: &'t [u8], ends: &[usize]) -> Vec<&'t [u8]> {
+    let starts = std::iter::once(0).chain(ends.iter().copied());
+    starts.zip(ends).map(|(s, &e)| &text[s..e]).collect()
 }
 
 /// A gzip upload, decompressed up to 8 times the body limit (a larger one is refused, 413).
@@ -218,16 +246,8 @@ async fn url_verdicts(
     drop(batch);
     let (threshold, version) = (model.bundle.threshold, model.version.clone());
     let scores = score(state, model, x).await?;
-    let mut text = ::csv::Writer::from_writer(Vec::new());
-    let mut ends = Vec::with_capacity(urls.len());
-    for url in &urls {
-        text.write_record([url]).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        text.flush().map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        ends.push(text.get_ref().len());
-    }
-    let text = text.into_inner().map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let starts = std::iter::once(0).chain(ends.iter().copied());
-    let raw: Vec<&[u8]> = starts.zip(&ends).map(|(s, &e)| &text[s..e]).collect();
+    let (text, ends) = csv_rows(urls.iter().map(|u| [u.as_str()]))?;
+    let raw = row_slices(&text, &ends);
     let fields: Vec<Vec<String>> = urls.into_iter().map(|u| vec![u]).collect();
     let header = vec![column];
     let verdicts = Verdicts {
@@ -239,16 +259,7 @@ async fn url_verdicts(
         threshold,
         model_version: &version,
     };
-    let mut bytes = Vec::new();
-    format.write(&verdicts, &mut bytes);
-    Ok((
-        [
-            (header::CONTENT_TYPE, format.media_type()),
-            (header::HeaderName::from_static("x-model-version"), version.as_str()),
-        ],
-        bytes,
-    )
-        .into_response())
+    Ok(answer(format, &verdicts))
 }
 
 /// A Zeek log upload: one verdict per connection, by its identity fields.
@@ -281,16 +292,8 @@ async fn zeek_verdicts(
     let (threshold, version) = (model.bundle.threshold, model.version.clone());
     let scores = score(state, model, x).await?;
     // Each row as CSV text, for the formats that echo rows.
-    let mut text = ::csv::Writer::from_writer(Vec::new());
-    let mut ends = Vec::with_capacity(kept.len());
-    for row in (0..kept.len()).map(|r| kept.row(r)) {
-        text.write_record(row).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        text.flush().map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        ends.push(text.get_ref().len());
-    }
-    let text = text.into_inner().map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let starts = std::iter::once(0).chain(ends.iter().copied());
-    let raw: Vec<&[u8]> = starts.zip(&ends).map(|(s, &e)| &text[s..e]).collect();
+    let (text, ends) = csv_rows((0..kept.len()).map(|r| kept.row(r)))?;
+    let raw = row_slices(&text, &ends);
     // Kept for every format but CSV, which echoes `raw` (JSON names each connection's uid).
     let fields = if keep_fields || !format.media_type().starts_with("text/csv") { kept.to_rows() } else { Vec::new() };
     let verdicts = Verdicts {
@@ -302,16 +305,7 @@ async fn zeek_verdicts(
         threshold,
         model_version: &version,
     };
-    let mut bytes = Vec::new();
-    format.write(&verdicts, &mut bytes);
-    Ok((
-        [
-            (header::CONTENT_TYPE, format.media_type()),
-            (header::HeaderName::from_static("x-model-version"), version.as_str()),
-        ],
-        bytes,
-    )
-        .into_response())
+    Ok(answer(format, &verdicts))
 }
 
 /// A record error of an upload: 400, naming the row and the column.

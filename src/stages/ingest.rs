@@ -61,10 +61,9 @@ pub struct IngestMetrics {
     pub test_twin_share: f64,
     /// The same figure for a plain random split of all rows with the same seed, for comparison.
     pub random_split_test_twin_share: f64,
-    /// The dataset's `group` column (for a URL: its registrable domain), if it has one.
-    pub group_column: Option<String>,
-    /// Test rows whose group (the `group` column's key, else the feature vector) also occurs
-    /// in the training part: 0 with `split: stratified_grouped`.
+    /// Test rows whose group (the key of the dataset's `group` column, such as a URL's
+    /// registrable domain; else the feature vector) also occurs in the training part: 0 with
+    /// `split: stratified_grouped`.
     pub test_rows_sharing_a_group: usize,
 }
 
@@ -217,7 +216,6 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<IngestMetrics> {
         test_rows_with_train_twin: twins_here,
         test_twin_share: share(twins_here, parts.test.len()),
         random_split_test_twin_share: share(twins(&groups, &random), random.test.len()),
-        group_column: dataset.params.group.clone(),
         test_rows_sharing_a_group: same_group,
     };
     super::write_metrics(&args.metrics, &args.details, &metrics, &["test_twin_share", "ignored_rows"])?;
