@@ -101,8 +101,34 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(RELOAD, post(admin::reload))
         .fallback(admin::not_found)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), declared_size))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
+}
+
+/// A body declared larger than the limit (`Content-Length`) is refused with 413 at once, from
+/// the header alone: the server neither waits for nor reads such a body.
+async fn declared_size(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let limit = state.config.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match declared {
+        Some(n) if n > limit as u64 => error::ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than {limit} bytes (Content-Length: {n})"),
+        )
+        .with("limit", limit)
+        .into_response(),
+        _ => next.run(req).await,
+    }
 }
 
 /// Count every request and its latency, by route.

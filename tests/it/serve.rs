@@ -492,3 +492,28 @@ fn dockerfile_is_lint_clean_multi_stage_and_non_root() {
     let user = text.lines().rev().find(|l| l.starts_with("USER ")).expect("a USER line");
     assert!(!user.contains("root") && user.trim() != "USER 0", "runs as root: {user}");
 }
+
+/// A request that declares a body over the limit (`Content-Length`) and sends none gets 413
+/// from the header alone, at once: the server does not wait for a body it would refuse.
+#[test]
+fn a_declared_oversized_body_is_refused_from_the_header() {
+    let (_p, model) = served_project();
+    let s = Server::start(&model, &["--max-body-bytes", "2000"]);
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    for path in ["/v1/predict", "/v1/predict/csv"] {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 1000000000000\r\n\r\n"
+        );
+        std::io::Write::write_all(&mut stream, head.as_bytes()).unwrap();
+        let started = Instant::now();
+        let mut answer = vec![0u8; 4096];
+        let n = std::io::Read::read(&mut stream, &mut answer).expect("an answer before any body byte is sent");
+        let answer = String::from_utf8_lossy(&answer[..n]).to_string();
+        assert!(answer.starts_with("HTTP/1.1 413"), "{path}: {answer}");
+        assert!(answer.contains("larger than 2000 bytes"), "{path}: {answer}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{path}: answered from the header");
+    }
+    s.stop();
+}
