@@ -32,6 +32,10 @@ struct Cli {
     /// Time allowed to score one request, milliseconds.
     #[arg(long, default_value_t = 10_000)]
     timeout_ms: u64,
+    /// On SIGINT/SIGTERM, how long in-flight requests may still take (ms); connections still
+    /// open after it (a client holding a half-sent request) are closed.
+    #[arg(long, default_value_t = 10_000)]
+    shutdown_grace_ms: u64,
     /// Worker threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
@@ -50,6 +54,7 @@ fn main() -> std::process::ExitCode {
             max_body_bytes: cli.max_body_bytes,
             max_rows: cli.max_rows,
             timeout: Duration::from_millis(cli.timeout_ms),
+            shutdown_grace: Duration::from_millis(cli.shutdown_grace_ms),
             admin_token,
         };
         let state = AppState::new(config).with_context(|| format!("loading {}", cli.model.display()))?;

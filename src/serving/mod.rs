@@ -41,6 +41,8 @@ pub struct Config {
     pub max_rows: usize,
     /// Time allowed to score one request.
     pub timeout: Duration,
+    /// After SIGINT/SIGTERM, how long in-flight requests may still take.
+    pub shutdown_grace: Duration,
     /// Bearer token for `POST /admin/reload`; reload over HTTP is off without one.
     pub admin_token: Option<String>,
 }
@@ -160,7 +162,24 @@ pub async fn serve(state: Arc<AppState>) -> std::io::Result<()> {
             }
         });
     }
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown()).await
+    let grace = state.config.shutdown_grace;
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let signalled = stopping.clone();
+    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+        shutdown().await;
+        signalled.notify_one();
+    });
+    // Graceful, within a bound: a client that holds a half-sent request cannot keep the server.
+    tokio::select! {
+        done = server => done,
+        _ = async {
+            stopping.notified().await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(grace = ?grace, "shutdown grace period over: closing the connections still open");
+            Ok(())
+        }
+    }
 }
 
 async fn shutdown() {

@@ -517,3 +517,24 @@ fn a_declared_oversized_body_is_refused_from_the_header() {
     }
     s.stop();
 }
+
+/// SIGTERM with a client that holds a half-sent request forever: the server still exits,
+/// once the grace period (`--shutdown-grace-ms`) is over, and says so.
+#[test]
+fn sigterm_exits_after_the_grace_period_despite_a_half_sent_request() {
+    let (p, model) = served_project();
+    let mut s = Server::start(&model, &["--shutdown-grace-ms", "500"]);
+    let held = HalfSent::start(&s.base, "/v1/predict/csv", "text/csv", p.read("data/toy.csv").as_bytes());
+    std::thread::sleep(Duration::from_millis(100));
+    s.signal("TERM");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while s.child.running() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let exited = !s.child.running();
+    let (status, stderr) = s.stop();
+    assert!(exited, "still running 5 s after SIGTERM: {stderr}");
+    assert!(status.success(), "exit {status:?}: {stderr}");
+    assert!(stderr.contains("grace period over"), "{stderr}");
+    drop(held);
+}
