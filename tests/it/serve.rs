@@ -538,3 +538,37 @@ fn sigterm_exits_after_the_grace_period_despite_a_half_sent_request() {
     assert!(stderr.contains("grace period over"), "{stderr}");
     drop(held);
 }
+
+/// Every answer says `nosniff` and `DENY`; HTML answers (the page, a result table, an error
+/// page) carry a policy with no script, and the page still works in a browser (see the
+/// browser tests).
+#[test]
+fn answers_carry_security_headers_and_html_a_strict_policy() {
+    let (_p, model) = served_project();
+    let s = Server::start(&model, &[]);
+    let call = |path: &str, accept: &str, body: Option<&[u8]>| {
+        let agent = agent();
+        let mut r = match body {
+            Some(b) => {
+                agent.post(&s.url(path)).header("Accept", accept).header("Content-Type", "text/csv").send(b).unwrap()
+            }
+            None => agent.get(&s.url(path)).header("Accept", accept).call().unwrap(),
+        };
+        let h = |n: &str| r.headers().get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let out = (h("x-content-type-options"), h("x-frame-options"), h("content-security-policy"));
+        let _ = r.body_mut().read_to_string();
+        out
+    };
+    for (path, accept, body) in [
+        ("/", "text/html", None),
+        ("/v1/predict/csv", "text/html", Some(&b"a,b,c\n1,2,0.5\n"[..])),
+        ("/v1/predict/csv", "text/html", Some(&b"x,y\n1,2\n"[..])),
+    ] {
+        let (nosniff, frame, csp) = call(path, accept, body);
+        assert_eq!((nosniff.as_str(), frame.as_str()), ("nosniff", "DENY"), "{path}");
+        assert!(csp.contains("default-src 'none'") && !csp.contains("script-src"), "{path}: {csp}");
+    }
+    let (nosniff, frame, csp) = call("/healthz", "application/json", None);
+    assert_eq!((nosniff.as_str(), frame.as_str(), csp.as_str()), ("nosniff", "DENY", ""));
+    s.stop();
+}
