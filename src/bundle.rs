@@ -110,6 +110,12 @@ impl Bundle {
         Self::parse(bytes).map(|(b, _)| b)
     }
 
+    /// The sha256 a bundle's bytes record, once the format, version and checksum are checked
+    /// and the content parses.
+    pub fn from_bytes_identified(bytes: &[u8]) -> std::result::Result<String, String> {
+        Self::parse(bytes).map(|(_, sha)| sha)
+    }
+
     /// The bundle and the sha256 its header records (checked against the content).
     fn parse(bytes: &[u8]) -> std::result::Result<(Self, String), String> {
         let split = bytes

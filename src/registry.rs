@@ -185,7 +185,31 @@ impl Registry {
             .bundle
             .clone()
             .ok_or_else(|| registry_error(format!("version {} has no kept bundle", self.versions[previous].id)))?;
+        // The kept bundle must be inside the models folder and be the one the registry
+        // recorded: a registry edited to name another file, or a kept file changed since, is
+        // refused before production is touched.
+        let models = production_path.parent().and_then(Path::parent).unwrap_or(Path::new("."));
+        let inside = std::fs::canonicalize(&bundle)
+            .ok()
+            .zip(std::fs::canonicalize(if models.as_os_str().is_empty() { Path::new(".") } else { models }).ok())
+            .is_some_and(|(b, m)| b.starts_with(m));
+        let id = self.versions[previous].id.clone();
+        if !inside {
+            return Err(registry_error(format!(
+                "version {id}'s bundle `{}` is not a file inside the models folder `{}`; refusing to copy it",
+                bundle.display(),
+                models.display()
+            )));
+        }
         let bytes = std::fs::read(&bundle).map_err(|e| Error::io(&bundle, e))?;
+        let sha = crate::bundle::Bundle::from_bytes_identified(&bytes).map_err(|m| Error::artifact(&bundle, m))?;
+        if sha != self.versions[previous].bundle_sha256 {
+            return Err(registry_error(format!(
+                "version {id}'s bundle `{}` has sha256 {sha}, but the registry recorded {}; refusing to roll back to it",
+                bundle.display(),
+                self.versions[previous].bundle_sha256
+            )));
+        }
         atomic_write(production_path, |f| {
             std::io::Write::write_all(f, &bytes).map_err(|e| Error::io(production_path, e))
         })?;

@@ -376,6 +376,19 @@ fn first_model_is_promoted_and_rollback_restores_the_previous_bundle_byte_for_by
         assert!(reg["versions"][1][key].is_string(), "{key}: {reg}");
     }
 
+    // A registry edited to name a file outside the models folder, or a kept bundle changed
+    // since it was recorded: refused, production untouched.
+    let kept = reg["versions"][0]["bundle"].as_str().unwrap().to_owned();
+    p.write("registry.orig", p.read("models/registry.json"));
+    p.write("models/registry.json", p.read("registry.orig").replace(&kept, "/etc/passwd"));
+    Cmd::bin("rollback").dir(p.dir.path()).run().code(1).stderr_has("not a file inside the models folder");
+    p.write("models/registry.json", p.read("registry.orig"));
+    let kept_bytes = std::fs::read(p.path(&kept)).unwrap();
+    p.write(&kept, std::fs::read(p.path("models/production/toy.json")).unwrap());
+    Cmd::bin("rollback").dir(p.dir.path()).run().code(1).stderr_has("but the registry recorded");
+    p.write(&kept, kept_bytes);
+    assert_eq!(std::fs::read(p.path("models/production/toy.json")).unwrap(), v2, "production untouched");
+
     // Rollback: v1's bytes are back and the registry says so.
     Cmd::bin("rollback").dir(p.dir.path()).run().success();
     assert_eq!(std::fs::read(p.path("models/production/toy.json")).unwrap(), v1);
