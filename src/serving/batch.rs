@@ -132,18 +132,17 @@ fn url_chunks(
 ) -> Result<BatchSummary> {
     use std::io::BufRead;
     let column = super::urls::url_column(&model.bundle.preprocessor).expect("a URL model").to_owned();
-    let reader = std::io::BufReader::with_capacity(1 << 20, crate::data::open::open(input)?);
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, crate::data::open::open(input)?);
     let mut w = Writer { out: <dyn Sink>::for_path(output, file, vec![column.clone()])?, model, summary };
     let mut batch = super::urls::UrlBatch::new(model);
     let flush = |batch: &mut super::urls::UrlBatch<'_>, w: &mut Writer<'_, '_>| -> Result<()> {
-        w.summary.unseen_category_cells += std::mem::take(&mut batch.unseen_cells);
+        w.summary.unseen_category_cells += std::mem::take(&mut batch.block.unseen_cells);
         let (x, urls, _) = batch.take();
         let scores = model.score(&x);
-        batch.recycle(x);
+        batch.block.recycle(x);
         w.each(&scores, |r, rec| rec.push(urls[r].as_str()))
     };
     let mut buf = Vec::new();
-    let mut reader = reader;
     let mut lineno = 0;
     loop {
         buf.clear();
@@ -157,7 +156,7 @@ fn url_chunks(
         if let Some(url) = super::urls::url_of(&line, &column, lineno) {
             batch.push(url, lineno);
         }
-        if batch.len() == chunk.min(ZEEK_BLOCK) {
+        if batch.len() == chunk.min(BLOCK) {
             flush(&mut batch, &mut w)?;
         }
     }
@@ -171,8 +170,8 @@ fn url_chunks(
     Ok(w.summary)
 }
 
-/// Zeek records encoded before they are scored as one block.
-const ZEEK_BLOCK: usize = 4096;
+/// Records (Zeek connections, URLs) encoded before they are scored as one block.
+const BLOCK: usize = 4096;
 
 /// A Zeek log: the connection's identity and the verdict per record.
 fn zeek_chunks(
@@ -195,13 +194,13 @@ fn zeek_chunks(
             batch.push(&reader.parser, reader.line()).map_err(at)?;
         }
         // Scored a few thousand at a time: the block stays in the CPU's caches.
-        if (!more && !batch.is_empty()) || batch.len() == chunk.min(ZEEK_BLOCK) {
+        if (!more && !batch.is_empty()) || batch.len() == chunk.min(BLOCK) {
             if w.is_none() {
                 let out = <dyn Sink>::for_path(output, out_file.take().expect("once"), batch.id_columns())?;
                 w = Some(Writer { out, model, summary: summary.take().expect("once") });
             }
             let w = w.as_mut().expect("set");
-            w.summary.unseen_category_cells += std::mem::take(&mut batch.unseen_cells);
+            w.summary.unseen_category_cells += std::mem::take(&mut batch.block.unseen_cells);
             let (scores, kept, _) = batch.score();
             w.each(&scores, |r, rec| rec.extend(kept.row(r)))?;
         }

@@ -241,7 +241,7 @@ async fn url_verdicts(
     if batch.is_empty() {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "no URLs: send one per line"));
     }
-    state.metrics.unseen(batch.unseen_cells);
+    state.metrics.unseen(batch.block.unseen_cells);
     let (x, urls, lines) = batch.take();
     drop(batch);
     let (threshold, version) = (model.bundle.threshold, model.version.clone());
@@ -285,7 +285,7 @@ async fn zeek_verdicts(
         let what = if parser.started() { "the log has a header but no records" } else { "the upload is empty" };
         return Err(ApiError::new(StatusCode::BAD_REQUEST, what));
     }
-    state.metrics.unseen(batch.unseen_cells);
+    state.metrics.unseen(batch.block.unseen_cells);
     let header = batch.id_columns();
     let (x, kept, lines) = batch.take();
     drop(batch);

@@ -3,6 +3,7 @@
 
 mod admin;
 pub mod batch;
+pub mod block;
 mod csv_api;
 mod error;
 pub mod follow;

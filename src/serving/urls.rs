@@ -6,6 +6,7 @@
 
 use ndarray::Array2;
 
+use super::block::Block;
 use super::Loaded;
 use crate::features::{Derivation, Raw};
 use crate::preprocess::Preprocessor;
@@ -29,70 +30,35 @@ pub fn url_of<'l>(line: &'l str, column: &str, lineno: u64) -> Option<&'l str> {
 
 /// URLs encoded so far, waiting to be scored as one block.
 pub struct UrlBatch<'m> {
-    model: &'m Loaded,
-    values: Vec<f64>,
-    derived: Vec<crate::features::Value>,
-    unseen: Vec<usize>,
-    pub unseen_cells: u64,
+    /// The encoded URLs and their lines.
+    pub block: Block<'m>,
     pub urls: Vec<String>,
-    pub lines: Vec<u64>,
 }
 
 impl<'m> UrlBatch<'m> {
     pub fn new(model: &'m Loaded) -> Self {
-        UrlBatch {
-            model,
-            values: Vec::new(),
-            derived: Vec::new(),
-            unseen: Vec::new(),
-            unseen_cells: 0,
-            urls: Vec::new(),
-            lines: Vec::new(),
-        }
+        UrlBatch { block: Block::new(model), urls: Vec::new() }
     }
 
     pub fn len(&self) -> usize {
-        self.lines.len()
+        self.block.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.lines.is_empty()
+        self.block.is_empty()
     }
 
     /// Encode one URL (from line `lineno`).
     pub fn push(&mut self, url: &str, lineno: u64) {
-        let pre = &self.model.bundle.preprocessor;
-        let start = self.values.len();
-        self.values.resize(start + pre.width(), 0.0);
-        self.unseen.clear();
         // A URL is text: no value can be refused.
-        let encoded = pre.encode_row_with(
-            |_, _| Ok(Raw::Text(url)),
-            &mut self.values[start..],
-            &mut self.unseen,
-            &mut self.derived,
-        );
+        let encoded = self.block.push(|_, _| Ok(Raw::Text(url)), lineno);
         debug_assert!(encoded.is_ok(), "{encoded:?}");
-        self.unseen_cells += self.unseen.len() as u64;
         self.urls.push(url.to_owned());
-        self.lines.push(lineno);
-    }
-
-    /// Hand back a scored block's matrix: its memory holds the next block (a wide row, such
-    /// as a URL's thousand-odd features, makes a block tens of MB: page faults otherwise).
-    pub fn recycle(&mut self, x: Array2<f64>) {
-        if self.values.is_empty() {
-            let (mut v, _) = x.into_raw_vec_and_offset();
-            v.clear();
-            self.values = v;
-        }
     }
 
     /// What was pushed, unscored, and start afresh: the feature matrix, the URLs, the lines.
     pub fn take(&mut self) -> (Array2<f64>, Vec<String>, Vec<u64>) {
-        let n = self.lines.len();
-        let width = self.model.bundle.preprocessor.width();
-        let x = Array2::from_shape_vec((n, width), std::mem::take(&mut self.values)).expect("one value per feature");
-        (x, std::mem::take(&mut self.urls), std::mem::take(&mut self.lines))
+        let (x, lines) = self.block.take();
+        (x, std::mem::take(&mut self.urls), lines)
     }
 }

@@ -5,6 +5,7 @@
 
 use ndarray::Array2;
 
+use super::block::Block;
 use super::Loaded;
 use crate::data::records::RecordError;
 use crate::data::zeek::{ZeekParser, CONN_ID};
@@ -12,7 +13,6 @@ use crate::preprocess::Raw;
 
 /// Records encoded so far, waiting to be scored as one block.
 pub struct ZeekBatch<'m> {
-    model: &'m Loaded,
     /// Per model input: its position among the log's fields (`None`: not in the log).
     index: Vec<Option<usize>>,
     /// Positions of the identity fields present in the log.
@@ -20,29 +20,21 @@ pub struct ZeekBatch<'m> {
     /// The log's field names the index was worked out for, and their generation.
     fields: Vec<String>,
     generation: Option<u64>,
-    values: Vec<f64>,
-    /// Per record: its identity cells and its line.
+    /// The encoded records and their lines.
+    pub block: Block<'m>,
+    /// Per record: its identity cells.
     kept: Kept,
-    pub lines: Vec<u64>,
-    pub unseen_cells: u64,
-    unseen: Vec<usize>,
-    derived: Vec<crate::features::Value>,
 }
 
 impl<'m> ZeekBatch<'m> {
     pub fn new(model: &'m Loaded) -> Self {
         ZeekBatch {
-            model,
             index: Vec::new(),
             ids: Vec::new(),
             fields: Vec::new(),
             generation: None,
-            values: Vec::new(),
+            block: Block::new(model),
             kept: Kept::default(),
-            lines: Vec::new(),
-            unseen_cells: 0,
-            unseen: Vec::new(),
-            derived: Vec::new(),
         }
     }
 
@@ -52,16 +44,17 @@ impl<'m> ZeekBatch<'m> {
     }
 
     pub fn len(&self) -> usize {
-        self.lines.len()
+        self.block.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.lines.is_empty()
+        self.block.is_empty()
     }
 
     /// Encode the parser's current record (read from `line`).
     pub fn push(&mut self, parser: &ZeekParser, line: u64) -> Result<(), RecordError> {
-        let pre = &self.model.bundle.preprocessor;
+        let model = self.block.model;
+        let pre = &model.bundle.preprocessor;
         if self.generation != Some(parser.generation()) {
             self.generation = Some(parser.generation());
             self.fields = parser.fields().to_vec();
@@ -79,53 +72,43 @@ impl<'m> ZeekBatch<'m> {
             }
             self.ids = CONN_ID.iter().filter_map(|c| parser.position(c)).collect();
         }
-        let start = self.values.len();
-        self.values.resize(start + pre.width(), 0.0);
         let index = &self.index;
-        self.unseen.clear();
-        pre.encode_row_with(
-            |k, _| {
-                Ok(match index[k] {
-                    // A numeric field was parsed once, when the line was checked.
-                    Some(i) => match parser.number(i) {
-                        Some(v) => Raw::Number(v),
-                        None => parser.get(i).map_or(Raw::Missing, Raw::Text),
-                    },
-                    None => Raw::Missing,
-                })
-            },
-            &mut self.values[start..],
-            &mut self.unseen,
-            &mut self.derived,
-        )
-        .map_err(|(k, m)| {
-            self.values.truncate(start);
-            RecordError::at(line, Some(pre.inputs()[k].name.clone()), m)
-        })?;
-        self.unseen_cells += self.unseen.len() as u64;
+        self.block
+            .push(
+                |k, _| {
+                    Ok(match index[k] {
+                        // A numeric field was parsed once, when the line was checked.
+                        Some(i) => match parser.number(i) {
+                            Some(v) => Raw::Number(v),
+                            None => parser.get(i).map_or(Raw::Missing, Raw::Text),
+                        },
+                        None => Raw::Missing,
+                    })
+                },
+                line,
+            )
+            .map_err(|(k, m)| RecordError::at(line, Some(pre.inputs()[k].name.clone()), m))?;
         for &i in &self.ids {
             self.kept.text.push_str(parser.get(i).unwrap_or("-"));
             self.kept.ends.push(self.kept.text.len());
         }
         self.kept.width = self.ids.len();
-        self.lines.push(line);
         Ok(())
     }
 
     /// Score what was pushed and start afresh: the scores, the identity cells, the lines.
     pub fn score(&mut self) -> (Vec<f64>, Kept, Vec<u64>) {
         let (x, kept, lines) = self.take();
-        let scores = if lines.is_empty() { Vec::new() } else { self.model.score(&x) };
+        let scores = if lines.is_empty() { Vec::new() } else { self.block.model.score(&x) };
+        self.block.recycle(x);
         (scores, kept, lines)
     }
 
     /// What was pushed, unscored, and start afresh: the feature matrix, the identity cells,
     /// the lines.
     pub fn take(&mut self) -> (Array2<f64>, Kept, Vec<u64>) {
-        let n = self.lines.len();
-        let width = self.model.bundle.preprocessor.width();
-        let x = Array2::from_shape_vec((n, width), std::mem::take(&mut self.values)).expect("one value per feature");
-        (x, std::mem::take(&mut self.kept), std::mem::take(&mut self.lines))
+        let (x, lines) = self.block.take();
+        (x, std::mem::take(&mut self.kept), lines)
     }
 }
 

@@ -1,0 +1,73 @@
+//! Records encoded into one block of the feature matrix and scored together: what `predict`,
+//! `predict --follow` and the uploads share for Zeek logs and URLs. The block keeps its buffers
+//! (derived values, unseen categories) across records, and its matrix memory across blocks
+//! ([`Block::recycle`]): a wide row (a URL's thousand-odd features) makes a block tens of MB.
+
+use ndarray::Array2;
+
+use super::Loaded;
+use crate::features::{Raw, Value};
+use crate::preprocess::Input;
+
+/// Records encoded from `model`'s raw inputs, not scored yet.
+pub struct Block<'m> {
+    pub model: &'m Loaded,
+    values: Vec<f64>,
+    derived: Vec<Value>,
+    unseen: Vec<usize>,
+    /// Categorical cells holding a value never seen in training, since the last read.
+    pub unseen_cells: u64,
+    /// Per record: its line in the input.
+    pub lines: Vec<u64>,
+}
+
+impl<'m> Block<'m> {
+    pub fn new(model: &'m Loaded) -> Self {
+        Block { model, values: Vec::new(), derived: Vec::new(), unseen: Vec::new(), unseen_cells: 0, lines: Vec::new() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// Encode one record, read from `line`, whose raw inputs `raw` gives. On an error (the
+    /// index of the input at fault and why) nothing of the record stays.
+    pub fn push<'a>(
+        &mut self,
+        raw: impl FnMut(usize, &Input) -> Result<Raw<'a>, String>,
+        line: u64,
+    ) -> Result<(), (usize, String)> {
+        let pre = &self.model.bundle.preprocessor;
+        let start = self.values.len();
+        self.values.resize(start + pre.width(), 0.0);
+        self.unseen.clear();
+        if let Err(e) = pre.encode_row_with(raw, &mut self.values[start..], &mut self.unseen, &mut self.derived) {
+            self.values.truncate(start);
+            return Err(e);
+        }
+        self.unseen_cells += self.unseen.len() as u64;
+        self.lines.push(line);
+        Ok(())
+    }
+
+    /// What was pushed, unscored, and start afresh: the feature matrix and the lines.
+    pub fn take(&mut self) -> (Array2<f64>, Vec<u64>) {
+        let n = self.lines.len();
+        let width = self.model.bundle.preprocessor.width();
+        let x = Array2::from_shape_vec((n, width), std::mem::take(&mut self.values)).expect("one value per feature");
+        (x, std::mem::take(&mut self.lines))
+    }
+
+    /// Hand back a scored block's matrix: its memory holds the next block.
+    pub fn recycle(&mut self, x: Array2<f64>) {
+        if self.values.is_empty() {
+            let (mut v, _) = x.into_raw_vec_and_offset();
+            v.clear();
+            self.values = v;
+        }
+    }
+}
