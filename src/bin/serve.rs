@@ -36,6 +36,25 @@ struct Cli {
     /// open after it (a client holding a half-sent request) are closed.
     #[arg(long, default_value_t = 10_000)]
     shutdown_grace_ms: u64,
+    /// Open connections at most; at the cap a new one closes the connection idle longest
+    /// [default: the open-file limit less 128, at most 10000].
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Time allowed for a request's head (request line and headers), ms.
+    #[arg(long, default_value_t = 10_000)]
+    header_timeout_ms: u64,
+    /// Time allowed for a request's body, from the first read, ms (then 408).
+    #[arg(long, default_value_t = 30_000)]
+    body_timeout_ms: u64,
+    /// A connection with no request in flight for this long is closed, ms.
+    #[arg(long, default_value_t = 60_000)]
+    idle_timeout_ms: u64,
+    /// Large requests parsed and scored at once, off the async workers [default: cores].
+    #[arg(long)]
+    max_heavy: Option<usize>,
+    /// Columns of a CSV upload and fields of a JSON record, at most.
+    #[arg(long, default_value_t = 4096)]
+    max_columns: usize,
     /// Worker threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
@@ -55,6 +74,12 @@ fn main() -> std::process::ExitCode {
             max_rows: cli.max_rows,
             timeout: Duration::from_millis(cli.timeout_ms),
             shutdown_grace: Duration::from_millis(cli.shutdown_grace_ms),
+            max_connections: cli.max_connections.unwrap_or_else(netsec::serving::listen::default_max_connections),
+            header_timeout: Duration::from_millis(cli.header_timeout_ms),
+            body_timeout: Duration::from_millis(cli.body_timeout_ms),
+            idle_timeout: Duration::from_millis(cli.idle_timeout_ms),
+            max_heavy: cli.max_heavy.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+            max_columns: cli.max_columns,
             admin_token,
         };
         let state = AppState::new(config).with_context(|| format!("loading {}", cli.model.display()))?;

@@ -23,25 +23,19 @@ async fn csv_body(state: &Arc<AppState>, req: Request) -> ApiResult<Bytes> {
     if ct.starts_with("multipart/form-data") {
         let mut form =
             Multipart::from_request(req, state).await.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
-        while let Some(field) = form.next_field().await.map_err(|e| {
-            let status = e.status();
-            let msg = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                format!("upload is larger than {limit} bytes")
+        let upload_error = |e: axum::extract::multipart::MultipartError| {
+            let (status, text) = (e.status(), e.body_text());
+            if text.contains("request body timed out") {
+                ApiError::new(StatusCode::REQUEST_TIMEOUT, text)
+            } else if status == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(status, format!("upload is larger than {limit} bytes")).with("limit", limit)
             } else {
-                e.body_text()
-            };
-            ApiError::new(status, msg)
-        })? {
+                ApiError::new(status, text)
+            }
+        };
+        while let Some(field) = form.next_field().await.map_err(upload_error)? {
             if matches!(field.name(), Some("file") | Some("urls")) {
-                return field.bytes().await.map_err(|e| {
-                    let status = e.status();
-                    let msg = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                        format!("upload is larger than {limit} bytes")
-                    } else {
-                        e.body_text()
-                    };
-                    ApiError::new(status, msg).with("limit", limit)
-                });
+                return field.bytes().await.map_err(upload_error);
             }
         }
         Err(ApiError::new(StatusCode::BAD_REQUEST, "the form has no `file` (or `urls`) field").with("field", "file"))

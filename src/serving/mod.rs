@@ -8,6 +8,7 @@ mod csv_api;
 mod error;
 pub mod follow;
 mod json_api;
+pub mod listen;
 pub mod metrics;
 mod page;
 pub mod routes;
@@ -44,6 +45,16 @@ pub struct Config {
     pub timeout: Duration,
     /// After SIGINT/SIGTERM, how long in-flight requests may still take.
     pub shutdown_grace: Duration,
+    /// Open connections at most (the idlest is closed to admit a new one).
+    pub max_connections: usize,
+    /// Time limits on reading a request's head and body, and on a silent connection.
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub idle_timeout: Duration,
+    /// Large requests parsed and scored at once, on the blocking pool (others wait).
+    pub max_heavy: usize,
+    /// Columns of a CSV upload, fields of a JSON record, at most.
+    pub max_columns: usize,
     /// Bearer token for `POST /admin/reload`; reload over HTTP is off without one.
     pub admin_token: Option<String>,
 }
@@ -187,24 +198,15 @@ pub async fn serve(state: Arc<AppState>) -> std::io::Result<()> {
             }
         });
     }
-    let grace = state.config.shutdown_grace;
-    let stopping = Arc::new(tokio::sync::Notify::new());
-    let signalled = stopping.clone();
-    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
-        shutdown().await;
-        signalled.notify_one();
-    });
-    // Graceful, within a bound: a client that holds a half-sent request cannot keep the server.
-    tokio::select! {
-        done = server => done,
-        _ = async {
-            stopping.notified().await;
-            tokio::time::sleep(grace).await;
-        } => {
-            tracing::warn!(grace = ?grace, "shutdown grace period over: closing the connections still open");
-            Ok(())
-        }
-    }
+    let c = &state.config;
+    let limits = listen::Limits {
+        max_connections: c.max_connections,
+        header_timeout: c.header_timeout,
+        body_timeout: c.body_timeout,
+        idle_timeout: c.idle_timeout,
+        shutdown_grace: c.shutdown_grace,
+    };
+    listen::run(listener, router(state), limits, shutdown()).await
 }
 
 async fn shutdown() {

@@ -50,7 +50,21 @@ pub struct Server {
 
 impl Server {
     pub fn start(model: &Path, extra: &[&str]) -> Server {
-        let child = Cmd::bin("serve")
+        Server::start_cmd(Cmd::bin("serve"), model, extra)
+    }
+
+    /// The server with an open-file limit of `nofile` (soft and hard, as `ulimit -n` sets).
+    pub fn start_with_nofile(nofile: u32, model: &Path, extra: &[&str]) -> Server {
+        let cmd = Cmd::new("bash").args([
+            "-c".to_owned(),
+            format!("ulimit -n {nofile} && exec \"$0\" \"$@\""),
+            crate::common::bin("serve").to_string_lossy().into_owned(),
+        ]);
+        Server::start_cmd(cmd, model, extra)
+    }
+
+    fn start_cmd(cmd: Cmd, model: &Path, extra: &[&str]) -> Server {
+        let child = cmd
             .args(["--model", model.to_str().unwrap(), "--addr", "127.0.0.1:0"])
             .args(extra)
             .env("NETSEC_ADMIN_TOKEN", TOKEN)
@@ -125,6 +139,11 @@ impl HalfSent {
     /// Send the rest; the status and the body of the answer.
     fn finish(mut self) -> (u16, String) {
         std::io::Write::write_all(&mut self.stream, &self.rest).unwrap();
+        self.answer()
+    }
+
+    /// Send no more; the status and the body of the server's answer (status 0: closed with none).
+    fn answer(mut self) -> (u16, String) {
         let mut answer = String::new();
         std::io::Read::read_to_string(&mut self.stream, &mut answer).unwrap();
         let status = answer.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
@@ -570,5 +589,86 @@ fn answers_carry_security_headers_and_html_a_strict_policy() {
     }
     let (nosniff, frame, csp) = call("/healthz", "application/json", None);
     assert_eq!((nosniff.as_str(), frame.as_str(), csp.as_str()), ("nosniff", "DENY", ""));
+    s.stop();
+}
+
+/// With an open-file limit of 1,024, 2,000 idle connections (silent sockets) do not lock
+/// clients out: at the connection cap the idlest connection is closed to admit a new one,
+/// so a normal client still gets its 200s, and the server never runs out of descriptors.
+#[test]
+fn two_thousand_idle_connections_under_ulimit_1024_do_not_lock_out_a_client() {
+    let (p, model) = served_project();
+    let s = Server::start_with_nofile(1024, &model, &[]);
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut idle = Vec::new();
+    for _ in 0..2000 {
+        match std::net::TcpStream::connect(&addr) {
+            Ok(c) => idle.push(c),
+            Err(e) => panic!("connect {} failed: {e}", idle.len()),
+        }
+    }
+    let csv = p.read("data/toy.csv");
+    let row = csv.lines().nth(1).unwrap();
+    let header = csv.lines().next().unwrap();
+    let body = format!("{header}\n{row}\n");
+    for i in 0..20 {
+        let started = Instant::now();
+        let (status, answer) = post(&s.url("/v1/predict/csv"), &[("Content-Type", "text/csv")], body.as_bytes());
+        assert_eq!(status, 200, "request {i} after 2000 idle connections: {answer}");
+        assert!(started.elapsed() < Duration::from_secs(10), "request {i} took {:?}", started.elapsed());
+    }
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", s.child.pid())).unwrap().count();
+    assert!(fds < 1024, "{fds} descriptors open");
+    let (status, stderr) = s.stop();
+    assert!(status.success(), "{stderr}");
+    assert!(!stderr.contains("Too many open files"), "{stderr}");
+    drop(idle);
+}
+
+/// A body that stops arriving gets 408 once `--body-timeout-ms` is over, and the connection
+/// is closed; a head that stops arriving, a silent connection and a keep-alive with no next
+/// request are closed within their time limits.
+#[test]
+fn stalled_heads_bodies_and_idle_keep_alives_are_closed_within_their_timeouts() {
+    let (p, model) = served_project();
+    let s =
+        Server::start(&model, &["--body-timeout-ms", "400", "--header-timeout-ms", "400", "--idle-timeout-ms", "600"]);
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    // A body half sent.
+    let started = Instant::now();
+    let held = HalfSent::start(&s.base, "/v1/predict/csv", "text/csv", p.read("data/toy.csv").as_bytes());
+    let (status, body) = held.answer();
+    assert_eq!(status, 408, "{body}");
+    assert!(body.contains("timed out"), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(4), "answered after {:?}", started.elapsed());
+    // Closed by the server: a read returns end-of-stream (or a reset) within the limit.
+    let closed_within = |mut stream: std::net::TcpStream, what: &str| {
+        stream.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+        let started = Instant::now();
+        let mut buf = vec![0u8; 65536];
+        loop {
+            match std::io::Read::read(&mut stream, &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => continue,
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(4), "{what}: still open after {:?}", started.elapsed());
+    };
+    // A head half sent.
+    let mut head = std::net::TcpStream::connect(&addr).unwrap();
+    std::io::Write::write_all(&mut head, b"GET /healthz HTTP/1.1\r\nHost: x\r\n").unwrap();
+    closed_within(head, "half-sent head");
+    // A connection that never says anything.
+    closed_within(std::net::TcpStream::connect(&addr).unwrap(), "silent connection");
+    // A keep-alive connection after one answered request.
+    let mut ka = std::net::TcpStream::connect(&addr).unwrap();
+    std::io::Write::write_all(&mut ka, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut buf = [0u8; 512];
+    ka.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let n = std::io::Read::read(&mut ka, &mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    closed_within(ka, "idle keep-alive");
+    // The server still answers.
+    assert_eq!(get(&s.url("/healthz")).unwrap().0, 200);
     s.stop();
 }
