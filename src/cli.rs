@@ -28,6 +28,33 @@ pub struct Verbosity {
     pub quiet: bool,
 }
 
+/// Limits of one input (`predict`, `serve`; `ingest` reads them from `ingest.limits`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct InputLimitArgs {
+    /// Bytes a gzip input may expand to.
+    #[arg(long, default_value_t = crate::data::limits::InputLimits::default().max_decompressed_bytes)]
+    pub max_decompressed_bytes: u64,
+    /// Bytes of one line (a record or a header).
+    #[arg(long, default_value_t = crate::data::limits::InputLimits::default().max_line_bytes)]
+    pub max_line_bytes: usize,
+    /// Fields of one row or header (CSV), or of one JSON record.
+    #[arg(long, default_value_t = crate::data::limits::InputLimits::default().max_fields)]
+    pub max_fields: usize,
+}
+
+impl InputLimitArgs {
+    /// Make these this process's input limits.
+    pub fn apply(&self) -> crate::data::limits::InputLimits {
+        let limits = crate::data::limits::InputLimits {
+            max_decompressed_bytes: self.max_decompressed_bytes,
+            max_line_bytes: self.max_line_bytes,
+            max_fields: self.max_fields,
+        };
+        crate::data::limits::set(limits);
+        limits
+    }
+}
+
 impl Common {
     pub fn load_params(&self) -> anyhow::Result<ParamsFile> {
         Ok(ParamsFile::load(&self.params)?)

@@ -41,6 +41,8 @@ struct Cli {
     #[arg(long, default_value_t = 200, requires = "follow")]
     poll_ms: u64,
     #[command(flatten)]
+    limits: netsec::cli::InputLimitArgs,
+    #[command(flatten)]
     common: netsec::cli::Common,
 }
 
@@ -48,6 +50,7 @@ fn main() -> std::process::ExitCode {
     netsec::cli::main(|| {
         let cli = Cli::parse();
         cli.common.init_logging();
+        cli.limits.apply();
         let model = Loaded::from_path(&cli.model).with_context(|| format!("loading {}", cli.model.display()))?;
         if cli.follow {
             if cli.output.is_some() {

@@ -52,12 +52,11 @@ struct Cli {
     /// Large requests parsed and scored at once, off the async workers [default: cores].
     #[arg(long)]
     max_heavy: Option<usize>,
-    /// Columns of a CSV upload and fields of a JSON record, at most.
-    #[arg(long, default_value_t = 4096)]
-    max_columns: usize,
     /// Worker threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
+    #[command(flatten)]
+    limits: netsec::cli::InputLimitArgs,
     #[command(flatten)]
     common: netsec::cli::Common,
 }
@@ -66,6 +65,7 @@ fn main() -> std::process::ExitCode {
     netsec::cli::main(|| {
         let cli = Cli::parse();
         cli.common.init_logging();
+        let limits = cli.limits.apply();
         let admin_token = std::env::var("NETSEC_ADMIN_TOKEN").ok().filter(|t| !t.is_empty());
         let config = Config {
             model: cli.model.clone(),
@@ -79,7 +79,7 @@ fn main() -> std::process::ExitCode {
             body_timeout: Duration::from_millis(cli.body_timeout_ms),
             idle_timeout: Duration::from_millis(cli.idle_timeout_ms),
             max_heavy: cli.max_heavy.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
-            max_columns: cli.max_columns,
+            max_columns: limits.max_fields,
             admin_token,
         };
         let state = AppState::new(config).with_context(|| format!("loading {}", cli.model.display()))?;

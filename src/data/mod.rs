@@ -8,6 +8,7 @@ mod column;
 mod csv;
 pub mod dataset;
 mod jsonl;
+pub mod limits;
 pub mod number;
 pub(crate) mod open;
 mod parquet;

@@ -6,16 +6,21 @@ use std::path::Path;
 
 use flate2::read::MultiGzDecoder;
 
+use super::limits::Limited;
 use crate::error::{Error, Result};
 
+/// The file's bytes, decompressed, through this process's input limits (see [`super::limits`]).
 pub fn open(path: &Path) -> Result<Box<dyn Read>> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut reader = BufReader::with_capacity(1 << 16, file);
     let head = reader.fill_buf().map_err(|e| Error::io(path, e))?;
+    let limits = super::limits::get();
+    const KNOB: &str = "`ingest.limits` in params.yaml, or --max-* flags of predict";
     if head.starts_with(&[0x1f, 0x8b]) {
-        Ok(Box::new(BufReader::with_capacity(1 << 16, MultiGzDecoder::new(reader))))
+        let gz = Limited::new(MultiGzDecoder::new(reader), limits, true, KNOB);
+        Ok(Box::new(BufReader::with_capacity(1 << 16, gz)))
     } else {
-        Ok(Box::new(reader))
+        Ok(Box::new(BufReader::with_capacity(1 << 16, Limited::new(reader, limits, false, KNOB))))
     }
 }
 

@@ -80,6 +80,14 @@ impl<R: Read> Records<R> {
         if !reader.read_byte_record(&mut first).map_err(read_error)? {
             return Err(RecordError::whole("file is empty"));
         }
+        let max_fields = super::limits::get().max_fields;
+        if first.len() > max_fields {
+            return Err(RecordError::at(
+                1,
+                None,
+                format!("{} fields; the limit is {max_fields} (fields per row)", first.len()),
+            ));
+        }
         let (columns, pending) = if layout.header || names_known_columns(&first, &layout.columns) {
             // A header-less dataset's files may still come with a header row naming its
             // columns (a scoring file cut from the data): such a row is read as the header.

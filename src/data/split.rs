@@ -27,6 +27,9 @@ pub struct IngestParams {
     pub split: SplitStrategy,
     pub test_size: f64,
     pub seed: u64,
+    /// What one input file may cost (see [`super::limits`]); defaults when absent.
+    #[serde(default)]
+    pub limits: super::limits::InputLimits,
 }
 
 impl Check for IngestParams {

@@ -10,8 +10,9 @@ use axum::response::{IntoResponse, Response};
 use ndarray::Array2;
 
 use super::error::{body_error, too_many, ApiError, ApiResult};
-use super::score::score;
+use super::score::{score, work};
 use super::AppState;
+use crate::data::limits::Limited;
 use crate::data::{RecordError, Records};
 use crate::output::{self, Format, Verdicts};
 use crate::preprocess::Raw;
@@ -75,6 +76,17 @@ async fn verdicts(
     keep_fields: bool,
 ) -> ApiResult<Response> {
     let body = csv_body(state, req).await?;
+    let job_state = state.clone();
+    work(state, body.len(), move || verdicts_now(&job_state, body, format, keep_fields)).await
+}
+
+/// Parse, encode and score an upload (on whichever thread [`work`] chose).
+fn verdicts_now(
+    state: &AppState,
+    body: Bytes,
+    format: &'static dyn for<'a> Format<Verdicts<'a>>,
+    keep_fields: bool,
+) -> ApiResult<Response> {
     let body = gunzip(body, state.config.max_body_bytes)?;
     let head = &body[..body.len().min(4096)];
     if let Some(at) = head.iter().position(|&b| b == 0) {
@@ -86,15 +98,16 @@ async fn verdicts(
         .with("row", line));
     }
     if crate::data::zeek::sniff(head) {
-        return zeek_verdicts(state, &body, format, keep_fields).await;
+        return zeek_verdicts(state, &body, format, keep_fields);
     }
     if super::urls::url_column(&state.model.load().bundle.preprocessor).is_some() {
-        return url_verdicts(state, &body, format).await;
+        return url_verdicts(state, &body, format);
     }
     let model = state.model.load_full();
     let pre = &model.bundle.preprocessor;
     // The one record reader, laid out as the model's dataset (delimiter, header or names).
-    let mut records = Records::new(body.as_ref(), &model.bundle.input).map_err(refused)?;
+    let text = Limited::new(body.as_ref(), crate::data::limits::get(), false, "--max-line-bytes of serve");
+    let mut records = Records::new(text, &model.bundle.input).map_err(refused)?;
     let header = records.columns().to_vec();
     let mut index = Vec::with_capacity(pre.inputs().len());
     for input in pre.inputs() {
@@ -138,7 +151,7 @@ async fn verdicts(
     state.metrics.unseen(unseen.len() as u64);
     let x = Array2::from_shape_vec((lines.len(), width), values).expect("one value per feature per row");
     let (threshold, version) = (model.bundle.threshold, model.version.clone());
-    let scores = score(state, model, x).await?;
+    let scores = score(state, &model, x.view());
     let ends = starts.iter().skip(1).copied().chain([body.len()]);
     let raw: Vec<&[u8]> = starts.iter().zip(ends).map(|(&s, e)| &body[s..e]).collect();
     let verdicts = Verdicts {
@@ -190,13 +203,14 @@ fn row_slices<'t>(text: &'t [u8], ends: &[usize]) -> Vec<&'t [u8]> {
     starts.zip(ends).map(|(s, &e)| &text[s..e]).collect()
 }
 
-/// A gzip upload, decompressed up to 8 times the body limit (a larger one is refused, 413).
+/// A gzip upload, decompressed up to 3 times the body limit (a larger one is refused, 413):
+/// with the body itself, a request holds at most 4 times the limit.
 fn gunzip(body: Bytes, limit: usize) -> ApiResult<Bytes> {
     use std::io::Read;
     if !body.starts_with(&[0x1f, 0x8b]) {
         return Ok(body);
     }
-    let cap = limit.saturating_mul(8);
+    let cap = limit.saturating_mul(3);
     let mut out = Vec::new();
     flate2::read::MultiGzDecoder::new(body.as_ref())
         .take(cap as u64 + 1)
@@ -214,8 +228,8 @@ fn gunzip(body: Bytes, limit: usize) -> ApiResult<Bytes> {
 
 /// URLs, one per line (a plain-text body, a one-column file, or the page's text box) for a
 /// URL model: one verdict per URL.
-async fn url_verdicts(
-    state: &Arc<AppState>,
+fn url_verdicts(
+    state: &AppState,
     body: &[u8],
     format: &'static dyn for<'a> Format<Verdicts<'a>>,
 ) -> ApiResult<Response> {
@@ -239,7 +253,7 @@ async fn url_verdicts(
     let (x, urls, lines) = batch.take();
     drop(batch);
     let (threshold, version) = (model.bundle.threshold, model.version.clone());
-    let scores = score(state, model, x).await?;
+    let scores = score(state, &model, x.view());
     let (text, ends) = csv_rows(urls.iter().map(|u| [u.as_str()]))?;
     let raw = row_slices(&text, &ends);
     let fields: Vec<Vec<String>> = urls.into_iter().map(|u| vec![u]).collect();
@@ -257,8 +271,8 @@ async fn url_verdicts(
 }
 
 /// A Zeek log upload: one verdict per connection, by its identity fields.
-async fn zeek_verdicts(
-    state: &Arc<AppState>,
+fn zeek_verdicts(
+    state: &AppState,
     body: &[u8],
     format: &'static dyn for<'a> Format<Verdicts<'a>>,
     keep_fields: bool,
@@ -266,8 +280,12 @@ async fn zeek_verdicts(
     let model = state.model.load_full();
     let mut parser = crate::data::zeek::ZeekParser::new();
     let mut batch = super::zeek::ZeekBatch::new(&model);
+    let max_line = crate::data::limits::get().max_line_bytes;
     for (i, line) in body.split(|&b| b == b'\n').enumerate() {
         let at = i as u64 + 1;
+        if line.len() > max_line {
+            return Err(refused(RecordError::at(at, None, format!("longer than {max_line} bytes (--max-line-bytes)"))));
+        }
         if parser.line(line, at).map_err(refused)? {
             if batch.len() == state.config.max_rows {
                 return Err(too_many(batch.len() + 1, state.config.max_rows, "connections or more"));
@@ -284,7 +302,7 @@ async fn zeek_verdicts(
     let (x, kept, lines) = batch.take();
     drop(batch);
     let (threshold, version) = (model.bundle.threshold, model.version.clone());
-    let scores = score(state, model, x).await?;
+    let scores = score(state, &model, x.view());
     // Each row as CSV text, for the formats that echo rows.
     let (text, ends) = csv_rows((0..kept.len()).map(|r| kept.row(r)))?;
     let raw = row_slices(&text, &ends);

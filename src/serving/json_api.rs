@@ -6,11 +6,12 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
-use ndarray::Array2;
+use ndarray::ArrayView2;
 use serde_json::{json, Map, Value};
 
-use super::error::{body_error, too_many, ApiError, ApiResult};
-use super::score::score;
+use super::error::{body_error, ApiError, ApiResult};
+use super::json_body::{self, Field, Record};
+use super::score::{score, work};
 use super::AppState;
 use crate::output::label;
 use crate::preprocess::{Input, Raw};
@@ -27,75 +28,77 @@ pub async fn predict(
     if !ct.is_empty() && !ct.starts_with("application/json") {
         return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("expected application/json, got {ct}")));
     }
-    let value: Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}"))
-            .with("line", e.line())
-            .with("column", e.column())
-    })?;
-    let records: Vec<Value> = match value {
-        Value::Object(mut o) if o.contains_key("records") => match o.remove("records") {
-            Some(Value::Array(a)) => a,
-            _ => {
-                return Err(ApiError::new(StatusCode::BAD_REQUEST, "`records` must be an array of objects")
-                    .with("field", "records"))
-            }
-        },
-        Value::Object(o) => vec![Value::Object(o)],
-        Value::Array(a) => a,
-        _ => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "expected a record (object), an array of records, or {\"records\": [...]}",
-            ))
-        }
-    };
-    if records.is_empty() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "no records"));
-    }
-    if records.len() > state.config.max_rows {
-        return Err(too_many(records.len(), state.config.max_rows, "records"));
-    }
     // `?features=true`: each verdict also gives the feature vector the model read (derived
     // features included), to check what a raw record became.
     let with_features = query.as_deref().unwrap_or("").split('&').any(|kv| kv == "features=true" || kv == "features=1");
+    let job_state = state.clone();
+    work(&state, body.len(), move || answer(&job_state, &body, with_features)).await.map(Json)
+}
+
+/// Rows encoded at once before they are scored: a block's matrix stays small however many
+/// records a body holds (a URL model's rows are a thousand-odd features wide).
+const BLOCK: usize = 1024;
+
+/// Parse, encode and score `body` block by block, as the records arrive.
+fn answer(state: &AppState, body: &[u8], with_features: bool) -> ApiResult<Value> {
     let model = state.model.load_full();
     let pre = &model.bundle.preprocessor;
+    let width = pre.width();
     // A model of raw logs takes records as Zeek's JSON writes them: unset fields left out.
     let absent_is_missing = !pre.derive.is_empty();
-    let mut x = Array2::<f64>::zeros((records.len(), pre.width()));
-    let mut unseen: Vec<Vec<usize>> = vec![Vec::new(); records.len()];
-    for (i, rec) in records.iter().enumerate() {
-        let Value::Object(rec) = rec else {
-            return Err(
-                ApiError::new(StatusCode::BAD_REQUEST, format!("record {i}: expected an object")).with("record", i)
-            );
-        };
-        let row = x.row_mut(i).into_slice().expect("standard layout");
-        pre.encode_row(|_, input| feature(rec, input, absent_is_missing), row, &mut unseen[i]).map_err(|(k, m)| {
-            let name = pre.inputs()[k].name.as_str();
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("record {i}, feature `{name}`: {m}"))
-                .with("record", i)
-                .with("field", name)
-        })?;
-    }
+    let limits = json_body::Limits { max_records: state.config.max_rows, max_fields: state.config.max_columns };
+    let mut block: Vec<f64> = Vec::with_capacity(width * 16);
+    let mut scores: Vec<f64> = Vec::new();
+    let mut ids: Vec<Option<Value>> = Vec::new();
+    let mut unseen: Vec<Vec<usize>> = Vec::new();
+    let mut features: Vec<f64> = Vec::new();
+    let flush = |block: &mut Vec<f64>, scores: &mut Vec<f64>| {
+        if !block.is_empty() {
+            let x = ArrayView2::from_shape((block.len() / width, width), block.as_slice()).expect("whole rows");
+            scores.extend(score(state, &model, x));
+            block.clear();
+        }
+    };
+    json_body::read(body, limits, &mut |i, rec| {
+        let at = block.len();
+        block.resize(at + width, 0.0);
+        let mut u = Vec::new();
+        pre.encode_row(|_, input| feature(&rec, input, absent_is_missing), &mut block[at..], &mut u).map_err(
+            |(k, m)| {
+                let name = pre.inputs()[k].name.as_str();
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("record {i}, feature `{name}`: {m}"))
+                    .with("record", i)
+                    .with("field", name)
+            },
+        )?;
+        if with_features {
+            features.extend_from_slice(&block[at..]);
+        }
+        ids.push(rec.get("id").and_then(Field::to_json));
+        unseen.push(u);
+        if block.len() >= BLOCK * width {
+            flush(&mut block, &mut scores);
+        }
+        Ok(())
+    })?;
+    flush(&mut block, &mut scores);
     state.metrics.unseen(unseen.iter().map(|u| u.len() as u64).sum());
     let threshold = model.bundle.threshold;
-    let version = model.version.clone();
-    let features = with_features.then(|| x.clone());
-    let scores = score(&state, model.clone(), x).await?;
+    let version = model.version.as_str();
     let predictions: Vec<Value> = scores
         .iter()
-        .zip(&records)
+        .zip(&ids)
         .zip(&unseen)
         .enumerate()
-        .map(|(i, ((&s, rec), unseen))| {
+        .map(|(i, ((&s, id), unseen))| {
             let mut p = json!({ "label": label(s, threshold), "score": s, "model_version": version });
-            if let Some(id) = rec.get("id") {
+            if let Some(id) = id {
                 p["id"] = id.clone();
             }
-            if let Some(f) = &features {
+            if with_features {
+                let row = &features[i * width..(i + 1) * width];
                 let named: Map<String, Value> =
-                    model.bundle.feature_names.iter().zip(f.row(i)).map(|(n, v)| (n.clone(), json!(v))).collect();
+                    model.bundle.feature_names.iter().zip(row).map(|(n, v)| (n.clone(), json!(v))).collect();
                 p["features"] = Value::Object(named);
             }
             if !unseen.is_empty() {
@@ -105,29 +108,23 @@ pub async fn predict(
             p
         })
         .collect();
-    Ok(Json(json!({ "model_version": version, "threshold": threshold, "predictions": predictions })))
+    Ok(json!({ "model_version": version, "threshold": threshold, "predictions": predictions }))
 }
 
 /// The raw value of one input column of a JSON record. Numeric features take numbers only;
 /// categorical ones take a string (or a number, matched by its text).
-fn feature<'a>(rec: &'a Map<String, Value>, input: &Input, absent_is_missing: bool) -> Result<Raw<'a>, String> {
+fn feature<'a>(rec: &'a Record, input: &Input, absent_is_missing: bool) -> Result<Raw<'a>, String> {
     let expected = if input.is_categorical() { "a category (string)" } else { "a number" };
     match rec.get(&input.name) {
-        None | Some(Value::Null) if absent_is_missing => Ok(Raw::Missing),
+        None | Some(Field::Null) if absent_is_missing => Ok(Raw::Missing),
         None => Err("missing".into()),
-        Some(Value::Null) => Err(format!("is null; {expected} is expected")),
-        Some(Value::Number(n)) => n.as_f64().map(Raw::Number).ok_or_else(|| "not a finite number".into()),
-        Some(Value::String(s)) if input.is_categorical() => Ok(Raw::Text(s)),
-        Some(Value::String(s)) => Err(format!("expected a number, found the string {s:?}")),
-        Some(other) => Err(format!("expected {expected}, found {}", kind(other))),
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Bool(_) => "a boolean",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-        _ => "another type",
+        Some(Field::Null) => Err(format!("is null; {expected} is expected")),
+        Some(Field::Number(n)) if n.is_finite() => Ok(Raw::Number(*n)),
+        Some(Field::Number(_)) => Err("not a finite number".into()),
+        Some(Field::Text(s)) if input.is_categorical() => Ok(Raw::Text(s)),
+        Some(Field::Text(s)) => Err(format!("expected a number, found the string {s:?}")),
+        Some(Field::Bool(_)) => Err(format!("expected {expected}, found a boolean")),
+        Some(Field::Array) => Err(format!("expected {expected}, found an array")),
+        Some(Field::Object) => Err(format!("expected {expected}, found an object")),
     }
 }

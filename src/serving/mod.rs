@@ -8,6 +8,7 @@ mod csv_api;
 mod error;
 pub mod follow;
 mod json_api;
+pub mod json_body;
 pub mod listen;
 pub mod metrics;
 mod page;
@@ -83,12 +84,15 @@ pub struct AppState {
     pub model: ArcSwap<Loaded>,
     pub config: Config,
     pub metrics: metrics::Metrics,
+    /// Permits for large requests' work on the blocking pool (see `score::work`).
+    pub heavy: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
     pub fn new(config: Config) -> Result<Arc<Self>> {
         let loaded = Loaded::from_path(&config.model)?;
-        Ok(Arc::new(AppState { model: ArcSwap::from_pointee(loaded), config, metrics: Default::default() }))
+        let heavy = Arc::new(tokio::sync::Semaphore::new(config.max_heavy.max(1)));
+        Ok(Arc::new(AppState { model: ArcSwap::from_pointee(loaded), config, metrics: Default::default(), heavy }))
     }
 
     /// Load the bundle again from its path and swap it in. In-flight requests finish with the

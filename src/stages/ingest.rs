@@ -112,6 +112,7 @@ fn twins(groups: &[usize], parts: &Split) -> usize {
 pub fn run(params: &ParamsFile, args: &Args) -> Result<IngestMetrics> {
     let dataset = crate::data::dataset::Dataset::selected(params)?;
     let p: IngestParams = params.section("ingest")?;
+    crate::data::limits::set(p.limits);
     let schema = Schema::load(&dataset.params.schema)?;
     let opts = Layout::from_schema(&schema);
     let mut ignored = 0;

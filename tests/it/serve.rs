@@ -672,3 +672,55 @@ fn stalled_heads_bodies_and_idle_keep_alives_are_closed_within_their_timeouts() 
     assert_eq!(get(&s.url("/healthz")).unwrap().0, 200);
     s.stop();
 }
+
+/// A process's resident memory: now, and its peak so far (kB from /proc).
+fn rss_kb(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap()
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Bodies built to amplify memory (16 MiB of nested empty arrays as records or inside one
+/// record, a CSV header of millions of one-letter columns, a row of millions of fields) are
+/// refused with a 4xx naming the limit, and the server's peak memory grows by at most 4
+/// times the body limit (it was 1.09 GB for the JSON body, 638 MB for the CSV header).
+#[test]
+fn amplifying_bodies_are_refused_within_four_times_the_body_limit() {
+    let (_p, model) = served_project();
+    let limit: usize = 16 << 20;
+    let s = Server::start(&model, &[]);
+    let pid = s.child.pid();
+    let n = limit / 3 - 4;
+    let arrays = format!("[{}[]]", "[],".repeat(n));
+    let inner = format!("{{\"records\": [{{\"a\": [{}[]]}}]}}", "[],".repeat(n - 8));
+    let deep = format!("[{}{}]", "[".repeat(limit / 2 - 8), "]".repeat(limit / 2 - 8));
+    let header = format!("{}a\n1\n", "a,".repeat(limit / 2 - 4));
+    let row = format!("a\n{}1\n", "1,".repeat(limit / 2 - 4));
+    for (what, ct, body, path) in [
+        ("records of empty arrays", "application/json", arrays, "/v1/predict"),
+        ("a record with an array of empty arrays", "application/json", inner, "/v1/predict"),
+        ("arrays nested deep", "application/json", deep, "/v1/predict"),
+        ("a header of one-letter columns", "text/csv", header, "/v1/predict/csv"),
+        ("a row of millions of fields", "text/csv", row, "/v1/predict/csv"),
+    ] {
+        assert!(body.len() <= limit, "{what}: {} bytes", body.len());
+        // Reset the peak (VmHWM) to the present, so each request is measured on its own.
+        std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
+        let (base, _) = rss_kb(pid);
+        let (status, answer) = post(&s.url(path), &[("Content-Type", ct)], body.as_bytes());
+        assert!((400..500).contains(&status), "{what}: {status} {answer}");
+        let (_, peak) = rss_kb(pid);
+        let grown = peak.saturating_sub(base) * 1024;
+        assert!(grown <= 4 * limit as u64, "{what}: peak RSS grew by {} MB (bar: 4 x {} MB)", grown >> 20, limit >> 20);
+        eprintln!("{what}: {status}, peak RSS +{} MB", grown >> 20);
+    }
+    // The server still answers normal requests.
+    assert_eq!(get(&s.url("/healthz")).unwrap().0, 200);
+    s.stop();
+}
