@@ -145,8 +145,29 @@ impl Bundle {
                 header.sha256
             ));
         }
-        let bundle = serde_json::from_slice(content).map_err(|e| format!("malformed bundle content: {e}"))?;
+        let bundle: Bundle = serde_json::from_slice(content).map_err(|e| format!("malformed bundle content: {e}"))?;
+        bundle.check().map_err(|e| format!("invalid bundle: {e}"))?;
         Ok((bundle, header.sha256))
+    }
+
+    /// The parts agree with each other: the steps with the feature names, the model with the
+    /// width of an encoded row, a threshold a score can be compared with (see
+    /// [`Model::check`] for the model's own structure).
+    pub fn check(&self) -> std::result::Result<(), String> {
+        self.preprocessor.check().map_err(|e| format!("preprocessor.{e}"))?;
+        let width = self.preprocessor.width();
+        let names = self.preprocessor.feature_names();
+        if names != self.feature_names {
+            return Err(format!(
+                "feature_names: {} names that are not the {width} the preprocessor's steps give",
+                self.feature_names.len()
+            ));
+        }
+        self.model.check(width).map_err(|e| format!("model ({}): {e}", self.model.family()))?;
+        if !(0.0..=1.0).contains(&self.threshold) {
+            return Err(format!("threshold: {} is not a probability between 0 and 1", self.threshold));
+        }
+        Ok(())
     }
 
     /// sha256 of the content (what the header records): the model's identity.

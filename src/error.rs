@@ -79,7 +79,31 @@ impl Error {
         Error::Artifact { path: path.into(), message: message.into() }
     }
 
+    /// The message without the file's path: what an HTTP answer may say (a path on the server
+    /// is not the client's business).
+    pub fn without_path(&self) -> String {
+        match self {
+            Error::Io { path, err } => format!("{}: {err}", name_of(path)),
+            Error::File { path, message } | Error::Artifact { path, message } | Error::Params { path, message } => {
+                format!("{}: {message}", name_of(path))
+            }
+            Error::Schema { path, message } => format!("schema {}: {message}", name_of(path)),
+            Error::Row { path, row, column, message } => format!(
+                "{}: row {row}{}: {message}",
+                name_of(path),
+                column.as_ref().map(|c| format!(", column `{c}`")).unwrap_or_default()
+            ),
+            Error::Polars { path, err } => format!("{}: {err}", name_of(path)),
+            other => other.to_string(),
+        }
+    }
+
     pub(crate) fn params(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         Error::Params { path: path.into(), message: message.into() }
     }
+}
+
+/// A path's file name alone.
+fn name_of(path: &std::path::Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "the file".into())
 }

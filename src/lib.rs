@@ -18,6 +18,7 @@ pub mod bundle;
 pub mod cli;
 pub mod data;
 pub mod error;
+pub mod fault;
 pub mod features;
 pub mod http;
 pub mod metrics;

@@ -409,6 +409,40 @@ impl Preprocessor {
         Preprocessor { impute, features, derive, plan: PlanCell::default() }
     }
 
+    /// Check steps read from a bundle: each column once, categories sorted without repeats
+    /// (codes are found by binary search), fills that are numbers, and a derived feature
+    /// encoded as the kind its derivation gives.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let derived: Vec<(String, Kind)> = self.derive.iter().flat_map(|d| d.get().outputs()).collect();
+        let mut names = std::collections::HashSet::new();
+        for (i, step) in self.features.iter().enumerate() {
+            let at = |m: String| format!("features[{i}] (`{}`): {m}", step.name());
+            if !names.insert(step.name()) {
+                return Err(at("the column has two steps".into()));
+            }
+            match step {
+                FeatureStep::Numeric { fill, .. } if fill.is_nan() => {
+                    return Err(at("the fill is not a number".into()))
+                }
+                FeatureStep::Categorical { categories, .. } => {
+                    if let Some(w) = categories.windows(2).find(|w| w[0] >= w[1]) {
+                        return Err(at(format!("categories not sorted or repeated at `{}`", w[1])));
+                    }
+                }
+                _ => {}
+            }
+            if let Some((_, kind)) = derived.iter().find(|(n, _)| n == step.name()) {
+                if step.is_categorical() != (*kind == Kind::Categorical) {
+                    return Err(at(format!(
+                        "encoded as {} but derived as {kind:?}",
+                        if step.is_categorical() { "a category" } else { "a number" }
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn plan(&self) -> &Plan {
         self.plan.0.get_or_init(|| {
             let outputs: Vec<Vec<(String, Kind)>> = self.derive.iter().map(|d| d.get().outputs()).collect();

@@ -168,9 +168,10 @@ impl Registry {
     }
 
     /// Put the previous production version of `dataset` back: the current one becomes
-    /// `rolled_back`, the most recent archived one `production`, and its kept bundle is copied
-    /// byte for byte to `production_path`. Returns the restored version.
-    pub fn rollback(&mut self, dataset: &str, production_path: &Path) -> Result<Version> {
+    /// `rolled_back`, the most recent archived one `production`. Returns the restored version
+    /// and its kept bundle (checked), for the caller to copy to `production_path` with
+    /// [`Locked::commit`].
+    pub fn rollback(&mut self, dataset: &str, production_path: &Path) -> Result<(Version, PathBuf)> {
         let registry_error = |m: String| Error::artifact("models/registry.json", m);
         let current = self
             .versions
@@ -210,13 +211,121 @@ impl Registry {
                 self.versions[previous].bundle_sha256
             )));
         }
-        atomic_write(production_path, |f| {
-            std::io::Write::write_all(f, &bytes).map_err(|e| Error::io(production_path, e))
-        })?;
         self.versions[current].status = Status::RolledBack;
         self.versions[previous].status = Status::Production;
-        Ok(self.versions[previous].clone())
+        Ok((self.versions[previous].clone(), bundle))
     }
+}
+
+/// The registry held for an update: an exclusive lock on `<registry>.lock`, so two `promote`
+/// or `rollback` runs take turns (each reads the registry the other wrote), and a journal
+/// that makes the update of several files (production, registry) recoverable.
+///
+/// An update ([`Locked::commit`]) first writes `<registry>.journal` (the new registry, the
+/// production path, the kept bundle and its sha256), then copies the bundle to production,
+/// saves the registry and removes the journal. A run killed anywhere in between leaves the
+/// journal; the next run ([`Locked::recover`], under the lock) finishes the update from it.
+/// Every write is atomic, so each file is either the old or the new one.
+pub struct Locked {
+    _file: std::fs::File,
+    registry: PathBuf,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Journal {
+    registry: Registry,
+    production: PathBuf,
+    bundle: PathBuf,
+    sha256: String,
+}
+
+impl Locked {
+    /// Take the lock of the registry at `path`, waiting for another run that holds it.
+    pub fn take(path: &Path) -> Result<Self> {
+        let lock_path = with_suffix(path, ".lock");
+        if let Some(dir) = lock_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, e))?;
+        // flock(2) (std's File::lock needs Rust 1.89; the crate builds with Debian's 1.85).
+        let fd = std::os::unix::io::AsRawFd::as_raw_fd(&file);
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::WouldBlock {
+                return Err(Error::io(&lock_path, e));
+            }
+            tracing::info!(lock = %lock_path.display(), "another promote or rollback holds the registry; waiting");
+            // SAFETY: as above; blocks until the other run releases it (or dies).
+            if unsafe { libc::flock(fd, libc::LOCK_EX) } != 0 {
+                return Err(Error::io(&lock_path, std::io::Error::last_os_error()));
+            }
+        }
+        Ok(Locked { _file: file, registry: path.to_path_buf() })
+    }
+
+    fn journal(&self) -> PathBuf {
+        with_suffix(&self.registry, ".journal")
+    }
+
+    /// Finish an update a killed run left half done. Returns whether there was one.
+    pub fn recover(&self) -> Result<bool> {
+        let path = self.journal();
+        if !path.exists() {
+            return Ok(false);
+        }
+        let journal: Journal = read_json(&path)?;
+        tracing::warn!(journal = %path.display(), "an earlier promote or rollback was interrupted; finishing it");
+        self.apply(&journal)?;
+        Ok(true)
+    }
+
+    /// Make `registry` the registry and the bundle at `bundle` (whose sha256 is `sha256`)
+    /// the production bundle at `production`, recoverably (see [`Locked`]).
+    pub fn commit(&self, registry: &Registry, production: &Path, bundle: &Path, sha256: &str) -> Result<()> {
+        let journal = Journal {
+            registry: registry.clone(),
+            production: production.to_path_buf(),
+            bundle: bundle.to_path_buf(),
+            sha256: sha256.to_owned(),
+        };
+        write_json(&self.journal(), &journal)?;
+        crate::fault::kill_point("registry:journal-written");
+        self.apply(&journal)
+    }
+
+    fn apply(&self, j: &Journal) -> Result<()> {
+        let bytes = std::fs::read(&j.bundle).map_err(|e| Error::io(&j.bundle, e))?;
+        let sha = crate::bundle::Bundle::from_bytes_identified(&bytes).map_err(|m| Error::artifact(&j.bundle, m))?;
+        if sha != j.sha256 {
+            return Err(Error::artifact(
+                &j.bundle,
+                format!(
+                    "has sha256 {sha}, but the update journal {} records {}; the interrupted update cannot be finished (restore the bundle, or remove the journal to abandon the update)",
+                    self.journal().display(),
+                    j.sha256
+                ),
+            ));
+        }
+        atomic_write(&j.production, |f| std::io::Write::write_all(f, &bytes).map_err(|e| Error::io(&j.production, e)))?;
+        crate::fault::kill_point("registry:production-written");
+        j.registry.save(&self.registry)?;
+        crate::fault::kill_point("registry:registry-written");
+        let journal = self.journal();
+        std::fs::remove_file(&journal).map_err(|e| Error::io(&journal, e))
+    }
+}
+
+/// `path` with `suffix` appended to its file name.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(suffix);
+    path.with_file_name(name)
 }
 
 /// Current UTC time, RFC 3339.

@@ -52,6 +52,10 @@ struct Cli {
     /// Large requests parsed and scored at once, off the async workers [default: cores].
     #[arg(long)]
     max_heavy: Option<usize>,
+    /// Let a reload swap in a model for another dataset or other inputs (refused otherwise:
+    /// clients' records would stop fitting while the server says it is ready).
+    #[arg(long)]
+    allow_schema_change: bool,
     /// Worker threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
@@ -80,6 +84,7 @@ fn main() -> std::process::ExitCode {
             idle_timeout: Duration::from_millis(cli.idle_timeout_ms),
             max_heavy: cli.max_heavy.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
             max_columns: limits.max_fields,
+            allow_schema_change: cli.allow_schema_change,
             admin_token,
         };
         let state = AppState::new(config).with_context(|| format!("loading {}", cli.model.display()))?;

@@ -9,6 +9,7 @@
 
 pub mod adaboost;
 pub mod bagging;
+mod check;
 pub mod checked;
 pub mod decision_tree;
 pub mod gbm;

@@ -57,10 +57,16 @@ pub async fn reload(State(state): State<Arc<AppState>>, headers: HeaderMap) -> A
     match outcome {
         Ok(Ok(version)) => Ok(Json(json!({ "model_version": version, "previous": before }))),
         Ok(Err(e)) => {
-            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("reload failed, still serving {before}: {e}")))
+            tracing::error!("reload failed, the previous model keeps serving: {e}");
+            let status = if e.to_string().contains("refused:") {
+                StatusCode::CONFLICT
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
+            Err(ApiError::new(status, format!("reload failed, still serving {before}: {}", e.without_path())))
         }
-        Err(e) => {
-            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("reload failed, still serving {before}: {e}")))
+        Err(_) => {
+            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("reload failed, still serving {before}")))
         }
     }
 }

@@ -56,6 +56,8 @@ pub struct Config {
     pub max_heavy: usize,
     /// Columns of a CSV upload, fields of a JSON record, at most.
     pub max_columns: usize,
+    /// Whether a reload may swap in a model of another dataset or other inputs.
+    pub allow_schema_change: bool,
     /// Bearer token for `POST /admin/reload`; reload over HTTP is off without one.
     pub admin_token: Option<String>,
 }
@@ -99,12 +101,56 @@ impl AppState {
     /// model they started with; a bundle that fails to load leaves the old one serving.
     pub fn reload(&self) -> Result<String> {
         let loaded = Loaded::from_path(&self.config.model)?;
+        if !self.config.allow_schema_change {
+            let current = self.model.load();
+            if let Some(why) = schema_change(&current.bundle, &loaded.bundle) {
+                return Err(crate::error::Error::artifact(
+                    &self.config.model,
+                    format!(
+                        "refused: {why}, so clients' records would no longer fit; the previous model keeps serving (start serve with --allow-schema-change to allow this)"
+                    ),
+                ));
+            }
+        }
         let version = loaded.version.clone();
         self.model.store(Arc::new(loaded));
         self.metrics.reloaded();
         tracing::info!(version = %version, "model reloaded");
         Ok(version)
     }
+}
+
+/// How `new` asks for other records than `old`: another dataset, or other raw inputs.
+fn schema_change(old: &Bundle, new: &Bundle) -> Option<String> {
+    if old.dataset != new.dataset {
+        return Some(format!("the new bundle is for dataset `{}`, the served one for `{}`", new.dataset, old.dataset));
+    }
+    let names = |b: &Bundle| {
+        b.preprocessor
+            .inputs()
+            .iter()
+            .map(|i| format!("{}{}", i.name, if i.is_categorical() { " (category)" } else { "" }))
+            .collect::<Vec<_>>()
+    };
+    let (was, now) = (names(old), names(new));
+    if was != now {
+        let gone: Vec<&String> = was.iter().filter(|n| !now.contains(n)).collect();
+        let added: Vec<&String> = now.iter().filter(|n| !was.contains(n)).collect();
+        return Some(format!(
+            "the new bundle reads other inputs (no longer: {}; new: {})",
+            if gone.is_empty() {
+                "none".into()
+            } else {
+                gone.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            },
+            if added.is_empty() {
+                "none".into()
+            } else {
+                added.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            },
+        ));
+    }
+    None
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -122,7 +168,42 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), declared_size))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(axum::middleware::from_fn(security_headers))
+        .layer(axum::middleware::from_fn(contain_panics))
         .with_state(state)
+}
+
+/// A handler that panics answers 500 with a fixed message (the panic's text, which may show
+/// internals, goes to the log only), and the connection stays usable.
+async fn contain_panics(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match (Unwinding { inner: Box::pin(next.run(req)) }).await {
+        Ok(resp) => resp,
+        Err(()) => {
+            error::ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal error (logged on the server)")
+                .into_response()
+        }
+    }
+}
+
+/// A future polled under `catch_unwind`: `Err(())` if a poll panicked.
+struct Unwinding<F> {
+    inner: std::pin::Pin<Box<F>>,
+}
+
+impl<F: std::future::Future> std::future::Future for Unwinding<F> {
+    type Output = std::result::Result<F::Output, ()>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        let inner = self.inner.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(_) => {
+                tracing::error!("a request handler panicked (see the panic message above); answered 500");
+                std::task::Poll::Ready(Err(()))
+            }
+        }
+    }
 }
 
 /// A body declared larger than the limit (`Content-Length`) is refused with 413 at once, from

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::models::Classifier;
 use crate::params::ParamsFile;
 use crate::registry::PromoteParams;
-use crate::registry::{self, decide, Registry, Status, Version, GATED};
+use crate::registry::{self, decide, Locked, Registry, Status, Version, GATED};
 use crate::schema::{hex, Schema};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -63,6 +63,10 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<registry::Decision> {
     let bytes = std::fs::read(&args.candidate).map_err(|e| Error::io(&args.candidate, e))?;
     let (_, sha) = Bundle::load_identified(&args.candidate)?;
     let cand_metrics = score(&candidate, &args.test)?;
+    // One update of the registry at a time; an update a killed run left half done is
+    // finished first (see `registry::Locked`).
+    let lock = Locked::take(&args.registry)?;
+    lock.recover()?;
     let mut reg = Registry::load(&args.registry)?;
     let production_path = args.production.join(format!("{}.json", dataset.name));
 
@@ -128,15 +132,19 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<registry::Decision> {
     if decision.promote {
         let kept = args.versions.join(format!("{id}.json"));
         copy_bytes(&bytes, &kept)?;
-        copy_bytes(&bytes, &production_path)?;
+        crate::fault::kill_point("promote:kept-written");
         for v in reg.versions.iter_mut().filter(|v| v.dataset == dataset.name && v.status == Status::Production) {
             v.status = Status::Archived;
         }
         version.status = Status::Production;
-        version.bundle = Some(kept);
+        version.bundle = Some(kept.clone());
+        let sha = version.bundle_sha256.clone();
+        reg.versions.push(version);
+        lock.commit(&reg, &production_path, &kept, &sha)?;
+    } else {
+        reg.versions.push(version);
+        reg.save(&args.registry)?;
     }
-    reg.versions.push(version);
-    reg.save(&args.registry)?;
 
     write_flat(args, &decision, decision.promote)?;
     if decision.promote {
@@ -172,9 +180,12 @@ pub struct RollbackArgs {
 
 pub fn rollback(params: &ParamsFile, args: &RollbackArgs) -> Result<Version> {
     let dataset = crate::data::dataset::Dataset::selected(params)?;
+    let lock = Locked::take(&args.registry)?;
+    lock.recover()?;
     let mut reg = Registry::load(&args.registry)?;
-    let restored = reg.rollback(&dataset.name, &args.production.join(format!("{}.json", dataset.name)))?;
-    reg.save(&args.registry)?;
+    let production = args.production.join(format!("{}.json", dataset.name));
+    let (restored, bundle) = reg.rollback(&dataset.name, &production)?;
+    lock.commit(&reg, &production, &bundle, &restored.bundle_sha256)?;
     tracing::info!(version = %restored.id, dataset = %dataset.name, "rolled back");
     Ok(restored)
 }

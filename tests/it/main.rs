@@ -4,6 +4,7 @@
 mod common;
 mod corpus;
 mod datasets;
+mod hardening;
 mod layout;
 mod pipeline;
 mod serve;

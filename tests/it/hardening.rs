@@ -1,0 +1,195 @@
+//! Hardening: bundles that carry a valid checksum and are still wrong are refused on every
+//! load path; a reload to another dataset's model is refused; `promote` under concurrency and
+//! crashes; `predict`'s output to devices, FIFOs, symlinks and stdout.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::common::{Cmd, Project};
+use crate::serve::{get, post, Server};
+
+const TOKEN: &str = "test-admin-token";
+
+/// The toy project, run through promote; its production bundle.
+fn promoted() -> Project {
+    let p = Project::new();
+    p.run_all();
+    p
+}
+
+/// `model` rewritten by `edit` and sealed with a correct checksum: wrong inside, not corrupt.
+fn resealed(model: &Path, edit: impl FnOnce(&mut Value)) -> Vec<u8> {
+    let text = std::fs::read_to_string(model).unwrap();
+    let (head, content) = text.split_once('\n').unwrap();
+    let mut header: Value = serde_json::from_str(head).unwrap();
+    let mut bundle: Value = serde_json::from_str(content.trim_end()).unwrap();
+    edit(&mut bundle);
+    let mut content = serde_json::to_vec(&bundle).unwrap();
+    content.push(b'\n');
+    let sha: String = Sha256::digest(&content).iter().map(|b| format!("{b:02x}")).collect();
+    header["sha256"] = json!(sha);
+    let mut bytes = serde_json::to_vec(&header).unwrap();
+    bytes.push(b'\n');
+    bytes.extend_from_slice(&content);
+    bytes
+}
+
+fn leaf(v: f64) -> Value {
+    json!({"feature": u32::MAX, "threshold": 0.0, "left": 0, "right": 0, "value": v})
+}
+
+fn split(feature: u64, left: u64, right: u64) -> Value {
+    json!({"feature": feature, "threshold": 0.5, "left": left, "right": right, "value": 0.0})
+}
+
+fn forest(width: usize, trees: Vec<Value>) -> Value {
+    let trees: Vec<Value> = trees.into_iter().map(|nodes| json!({ "nodes": nodes })).collect();
+    json!({"family": "random_forest", "model": {"trees": trees, "importance": vec![0.0; width]}})
+}
+
+/// An edit of a bundle's content.
+type Edit = Box<dyn FnOnce(&mut Value)>;
+
+/// Each broken bundle: what is wrong, the edit, and what the refusal must name.
+fn broken_bundles(width: usize) -> Vec<(&'static str, Edit, &'static str)> {
+    vec![
+        (
+            "a tree with a cycle",
+            Box::new(move |b| b["model"] = forest(width, vec![json!([split(0, 0, 1), leaf(0.9)])])),
+            "reached twice",
+        ),
+        (
+            "a feature index of 4294967294",
+            Box::new(move |b| b["model"] = forest(width, vec![json!([split(4294967294, 1, 2), leaf(0.1), leaf(0.9)])])),
+            "feature 4294967294",
+        ),
+        (
+            "a child index out of range",
+            Box::new(move |b| b["model"] = forest(width, vec![json!([split(0, 1, 7), leaf(0.1)])])),
+            "child 7 of 2",
+        ),
+        ("empty nodes", Box::new(move |b| b["model"] = forest(width, vec![json!([])])), "nodes: empty"),
+        ("a forest with no trees", Box::new(move |b| b["model"] = forest(width, vec![])), "no trees"),
+        (
+            "one coefficient too few",
+            Box::new(move |b| {
+                b["model"] = json!({"family": "logistic", "model": {
+                    "intercept": 0.0, "coefficients": vec![0.1; width - 1], "importance": vec![0.0; width]}})
+            }),
+            "coefficients for",
+        ),
+        ("a threshold of 2.0", Box::new(|b| b["threshold"] = json!(2.0)), "threshold: 2"),
+        (
+            "steps that do not match the features",
+            Box::new(|b| {
+                b["preprocessor"]["features"].as_array_mut().unwrap().pop();
+            }),
+            "feature_names",
+        ),
+    ]
+}
+
+/// A bundle with a valid checksum but a broken structure is refused by `predict`, `serve`,
+/// `evaluate`, and by a reload (which keeps the old model serving), naming the part; nothing
+/// panics, spins or allocates without bound.
+#[test]
+fn structurally_broken_bundles_are_refused_on_every_load_path() {
+    let p = promoted();
+    let good = p.path("models/production/toy.json");
+    let width = {
+        let text = std::fs::read_to_string(&good).unwrap();
+        let bundle: Value = serde_json::from_str(text.split_once('\n').unwrap().1).unwrap();
+        bundle["feature_names"].as_array().unwrap().len()
+    };
+    let csv = p.read("data/toy.csv");
+    let served = p.path("models/served.json");
+    std::fs::copy(&good, &served).unwrap();
+    let s = Server::start(&served, &[]);
+    let one = br#"{"a": 1, "b": 90, "c": 0.9}"#;
+    for (what, edit, needle) in broken_bundles(width) {
+        let bad = p.path("models/bad.json");
+        std::fs::write(&bad, resealed(&good, edit)).unwrap();
+        // predict
+        p.write("in.csv", &csv);
+        let run = Cmd::bin("predict")
+            .args([p.path("in.csv").to_str().unwrap(), p.path("out.csv").to_str().unwrap()])
+            .args(["--model", bad.to_str().unwrap()])
+            .run();
+        run.fails_with(&["invalid bundle", needle]);
+        assert!(!p.path("out.csv").exists(), "{what}: predict wrote an output");
+        // serve refuses to start
+        let run = Cmd::bin("serve").args(["--model", bad.to_str().unwrap(), "--addr", "127.0.0.1:0"]).run();
+        run.fails_with(&["invalid bundle", needle]);
+        // a reload refuses it and keeps serving the old model
+        std::fs::copy(&bad, &served).unwrap();
+        let (code, body) = post(&s.url("/admin/reload"), &[("Authorization", &format!("Bearer {TOKEN}"))], b"");
+        assert_eq!(code, 500, "{what}: {body}");
+        assert!(body.contains(needle) && body.contains("still serving"), "{what}: {body}");
+        assert!(!body.contains(p.path("").to_str().unwrap()), "{what}: the answer shows the server's path: {body}");
+        assert_eq!(get(&s.url("/healthz")).unwrap().0, 200, "{what}");
+        let (code, body) = post(&s.url("/v1/predict"), &[("Content-Type", "application/json")], one);
+        assert_eq!(code, 200, "{what}: {body}");
+        std::fs::copy(&good, &served).unwrap();
+    }
+    // evaluate reads models/model.json
+    std::fs::write(
+        p.path("models/model.json"),
+        resealed(&p.path("models/model.json"), |b| b["threshold"] = json!(-0.5)),
+    )
+    .unwrap();
+    p.run("evaluate").fails_with(&["invalid bundle", "threshold"]);
+    s.stop();
+}
+
+/// A reload to a bundle for another dataset, or with other inputs, is refused (409) unless the
+/// server was started with --allow-schema-change; the old model keeps serving.
+#[test]
+fn a_reload_to_another_dataset_or_other_inputs_is_refused_unless_allowed() {
+    let p = promoted();
+    let good = p.path("models/production/toy.json");
+    let served = p.path("models/served.json");
+    let rename_a = |b: &mut Value| {
+        for f in b["preprocessor"]["features"].as_array_mut().unwrap() {
+            if f["Numeric"]["name"] == "a" {
+                f["Numeric"]["name"] = json!("z");
+            }
+            if f["name"] == "a" {
+                f["name"] = json!("z");
+            }
+        }
+        for n in b["feature_names"].as_array_mut().unwrap() {
+            if n == "a" {
+                *n = json!("z");
+            }
+        }
+    };
+    let other_inputs = resealed(&good, rename_a);
+    let other_dataset = resealed(&good, |b| b["dataset"] = json!("other"));
+    assert!(String::from_utf8_lossy(&other_inputs).contains("\"z\""), "the edit renamed the input");
+    let auth = format!("Bearer {TOKEN}");
+    for (what, bytes, needle) in
+        [("other inputs", &other_inputs, "other inputs"), ("another dataset", &other_dataset, "dataset `other`")]
+    {
+        std::fs::copy(&good, &served).unwrap();
+        let s = Server::start(&served, &[]);
+        std::fs::write(&served, bytes).unwrap();
+        let (code, body) = post(&s.url("/admin/reload"), &[("Authorization", &auth)], b"");
+        assert_eq!(code, 409, "{what}: {body}");
+        assert!(body.contains(needle) && body.contains("--allow-schema-change"), "{what}: {body}");
+        let (_, ready) = get(&s.url("/readyz")).unwrap();
+        assert!(ready.contains("\"dataset\":\"toy\""), "{what}: {ready}");
+        let (code, _) =
+            post(&s.url("/v1/predict"), &[("Content-Type", "application/json")], br#"{"a": 1, "b": 90, "c": 0.9}"#);
+        assert_eq!(code, 200, "{what}");
+        s.stop();
+        // Allowed by the flag.
+        std::fs::copy(&good, &served).unwrap();
+        let s = Server::start(&served, &["--allow-schema-change"]);
+        std::fs::write(&served, bytes).unwrap();
+        let (code, body) = post(&s.url("/admin/reload"), &[("Authorization", &auth)], b"");
+        assert_eq!(code, 200, "{what} with --allow-schema-change: {body}");
+        s.stop();
+    }
+}
