@@ -22,6 +22,7 @@ pub async fn predict(
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Json<Value>> {
+    crate::fault::panic_point("serve:predict");
     let limit = state.config.max_body_bytes;
     let body = body.map_err(|e| body_error(e, limit))?;
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");

@@ -7,7 +7,10 @@ use std::path::Path;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::common::{Cmd, Project};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, Output};
+
+use crate::common::{bin, Cmd, Project};
 use crate::serve::{get, post, Server};
 
 const TOKEN: &str = "test-admin-token";
@@ -192,4 +195,123 @@ fn a_reload_to_another_dataset_or_other_inputs_is_refused_unless_allowed() {
         assert_eq!(code, 200, "{what} with --allow-schema-change: {body}");
         s.stop();
     }
+}
+
+/// The sha256 a bundle file's header records.
+fn sha_of(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let header: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    header["sha256"].as_str().unwrap().to_owned()
+}
+
+/// The registry, production and kept bundles agree: one production version whose sha256 is
+/// the production file's, each kept bundle the one recorded, ids distinct, no journal left.
+fn assert_consistent(p: &Project, what: &str) -> Vec<Value> {
+    let reg: Value = serde_json::from_str(&p.read("models/registry.json")).unwrap();
+    let versions = reg["versions"].as_array().unwrap().clone();
+    let ids: std::collections::HashSet<&str> = versions.iter().map(|v| v["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), versions.len(), "{what}: duplicate ids in {versions:?}");
+    let prod: Vec<&Value> = versions.iter().filter(|v| v["status"] == "production").collect();
+    assert_eq!(prod.len(), 1, "{what}: {versions:?}");
+    assert_eq!(
+        sha_of(&p.path("models/production/toy.json")),
+        prod[0]["bundle_sha256"].as_str().unwrap(),
+        "{what}: production is not the registry's production version"
+    );
+    for v in &versions {
+        if let Some(kept) = v["bundle"].as_str() {
+            assert_eq!(sha_of(&p.path(kept)), v["bundle_sha256"].as_str().unwrap(), "{what}: kept {kept}");
+        }
+    }
+    assert!(!p.path("models/registry.json.journal").exists(), "{what}: the journal is left");
+    versions
+}
+
+/// A candidate: the trained model with a marker in its hyperparameters (another sha256).
+fn candidate(p: &Project, name: &str) -> String {
+    let rel = format!("models/{name}.json");
+    std::fs::write(
+        p.path(&rel),
+        resealed(&p.path("models/model.json"), |b| b["hyperparameters"]["marker"] = json!(name)),
+    )
+    .unwrap();
+    rel
+}
+
+fn promote(p: &Project, candidate: &str, fault: Option<&str>) -> std::process::Child {
+    let mut cmd = Command::new(bin("promote"));
+    cmd.current_dir(p.path("")).args(["--candidate", candidate]);
+    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    if let Some(f) = fault {
+        cmd.env("NETSEC_FAULT", f);
+    }
+    cmd.spawn().unwrap()
+}
+
+fn done(child: std::process::Child) -> Output {
+    child.wait_with_output().unwrap()
+}
+
+/// Two `promote` runs at once both record their decision, under distinct ids, and every kept
+/// bundle is the one the registry records (before: both took the same id in 10 of 10 trials).
+#[test]
+fn two_promotes_at_once_record_both_decisions_under_distinct_ids() {
+    let p = promoted();
+    let before = assert_consistent(&p, "start").len();
+    for trial in 0..5 {
+        let (a, b) = (candidate(&p, &format!("a{trial}")), candidate(&p, &format!("b{trial}")));
+        let (x, y) = (promote(&p, &a, None), promote(&p, &b, None));
+        for out in [done(x), done(y)] {
+            assert!(out.status.success(), "trial {trial}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let versions = assert_consistent(&p, &format!("trial {trial}"));
+        assert_eq!(versions.len(), before + 2 * (trial + 1), "trial {trial}: a decision was lost: {versions:?}");
+    }
+}
+
+/// `promote` killed (SIGKILL) at each step of its update, then run again: the next run finishes
+/// the interrupted update and its own, and the registry, production and kept bundles agree
+/// (before: production and registry disagreed and the next promote refused to run).
+/// `rollback` killed after its production write is finished the same way.
+#[test]
+fn promote_and_rollback_killed_at_each_step_are_finished_by_the_next_run() {
+    for point in
+        ["promote:kept-written", "registry:journal-written", "registry:production-written", "registry:registry-written"]
+    {
+        let p = promoted();
+        let first = candidate(&p, "first");
+        let out = done(promote(&p, &first, Some(point)));
+        assert_eq!(out.status.signal(), Some(9), "{point}: {}", String::from_utf8_lossy(&out.stderr));
+        let second = candidate(&p, "second");
+        let out = done(promote(&p, &second, None));
+        assert!(out.status.success(), "{point}: the next promote failed: {}", String::from_utf8_lossy(&out.stderr));
+        let versions = assert_consistent(&p, point);
+        assert_eq!(versions.last().unwrap()["status"], "production", "{point}: {versions:?}");
+        // Rollback, killed after writing production, then finished by the next command.
+        let out = Cmd::bin("rollback").dir(p.path("")).env("NETSEC_FAULT", "registry:production-written").run();
+        assert_eq!(out.code, None, "{point}: rollback was not killed: {}", out.stderr);
+        let out = done(promote(&p, &candidate(&p, "third"), None));
+        assert!(out.status.success(), "{point}: after the rollback: {}", String::from_utf8_lossy(&out.stderr));
+        let versions = assert_consistent(&p, &format!("{point}, then rollback"));
+        assert!(versions.iter().any(|v| v["status"] == "rolled_back"), "{point}: {versions:?}");
+    }
+}
+
+/// A handler that panics answers 500 with a fixed message (no panic text), and the server
+/// goes on answering.
+#[test]
+fn a_panicking_handler_answers_500_without_its_text() {
+    let p = promoted();
+    let cmd = Cmd::bin("serve").env("NETSEC_FAULT", "serve:predict");
+    let s = Server::start_cmd(cmd, &p.path("models/production/toy.json"), &[]);
+    for _ in 0..3 {
+        let (code, body) =
+            post(&s.url("/v1/predict"), &[("Content-Type", "application/json")], br#"{"a": 1, "b": 90, "c": 0.9}"#);
+        assert_eq!(code, 500, "{body}");
+        assert!(body.contains("internal error"), "{body}");
+        assert!(!body.contains("NETSEC_FAULT") && !body.contains("panic"), "{body}");
+        assert_eq!(get(&s.url("/healthz")).unwrap().0, 200);
+    }
+    let (_, stderr) = s.stop();
+    assert!(stderr.contains("panicked"), "the panic is logged: {stderr}");
 }

@@ -63,7 +63,7 @@ impl Server {
         Server::start_cmd(cmd, model, extra)
     }
 
-    fn start_cmd(cmd: Cmd, model: &Path, extra: &[&str]) -> Server {
+    pub fn start_cmd(cmd: Cmd, model: &Path, extra: &[&str]) -> Server {
         let child = cmd
             .args(["--model", model.to_str().unwrap(), "--addr", "127.0.0.1:0"])
             .args(extra)
