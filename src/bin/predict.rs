@@ -23,8 +23,13 @@ struct Cli {
     /// through), or a Zeek log (TSV or JSON, gzip or not; detected from its content).
     input: PathBuf,
     /// Verdicts, by extension: .csv (default), .jsonl/.ndjson/.json, .parquet. For a Zeek log
-    /// each row keeps the connection's ts, uid and address/port fields. Not with --follow.
+    /// each row keeps the connection's ts, uid and address/port fields. `-` writes CSV to
+    /// stdout; a device or FIFO is written through; a file appears only when complete and
+    /// keeps its permissions. Not with --follow.
     output: Option<PathBuf>,
+    /// Write to the target of OUTPUT when it is a symbolic link (refused otherwise).
+    #[arg(long)]
+    follow_symlinks: bool,
     #[arg(long, default_value = "models/production/phishing.json", env = "NETSEC_MODEL")]
     model: PathBuf,
     /// Rows per chunk: memory use is bounded by one chunk.
@@ -59,8 +64,8 @@ fn main() -> std::process::ExitCode {
             return follow_log(&cli, &model);
         }
         let Some(output) = &cli.output else { bail!("missing OUTPUT: where to write the verdicts") };
-        let s = score_file(&model, &cli.input, output, cli.chunk).context("predict failed")?;
-        println!(
+        let s = score_file(&model, &cli.input, output, cli.chunk, cli.follow_symlinks).context("predict failed")?;
+        let line = format!(
             "{} rows scored ({} threats) in {:.3} s: {:.0} rows/s -> {}",
             s.rows,
             s.threats,
@@ -68,6 +73,12 @@ fn main() -> std::process::ExitCode {
             s.rows_per_second,
             output.display()
         );
+        // With `-` stdout carries the verdicts: the summary goes to stderr.
+        if output.as_os_str() == "-" {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
         if s.unseen_category_cells > 0 {
             tracing::warn!(
                 cells = s.unseen_category_cells,

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::sink::Sink;
 use super::zeek::ZeekBatch;
 use super::Loaded;
-use crate::artifact::atomic_write;
+use crate::artifact::write_output;
 use crate::data::records::line;
 use crate::data::zeek::ZeekReader;
 use crate::data::{column_keys, Format, Records};
@@ -55,7 +55,9 @@ impl Writer<'_, '_> {
             self.out.row(&rec, s, crate::metrics::label(s, t))?;
         }
         self.summary.rows += scores.len() as u64;
-        self.out.flush_chunk()
+        self.out.flush_chunk()?;
+        crate::fault::kill_point("predict:chunk-written");
+        Ok(())
     }
 }
 
@@ -95,13 +97,24 @@ fn positions(pre: &Preprocessor, header: &[String], input: &Path) -> Result<Vec<
 /// at a time. The output (CSV, JSON Lines or Parquet, by its extension: see [`Sink`]) holds
 /// the input columns (for a Zeek log: the connection's identity, `data::zeek::CONN_ID`), then
 /// `threat_score` and `prediction`. It appears only when complete.
-pub fn score_file(model: &Loaded, input: &Path, output: &Path, chunk: usize) -> Result<BatchSummary> {
+pub fn score_file(
+    model: &Loaded,
+    input: &Path,
+    output: &Path,
+    chunk: usize,
+    follow_symlinks: bool,
+) -> Result<BatchSummary> {
     let started = Instant::now();
     let pre = &model.bundle.preprocessor;
     let chunk = chunk.max(1);
     let mut summary = None;
-    let format = Format::from_path(input)?;
-    atomic_write(output, |file| {
+    // A name that tells nothing (`/dev/stdin`, `scores.out`) is read as CSV: predict has no
+    // `format:` setting, and a Zeek log is told by its content anyway.
+    let format = match Format::from_path(input) {
+        Err(Error::File { .. }) => Format::Csv,
+        other => other?,
+    };
+    write_output(output, follow_symlinks, |file| {
         let summary_0 =
             BatchSummary { rows: 0, threats: 0, unseen_category_cells: 0, seconds: 0.0, rows_per_second: 0.0 };
         let url_model = super::urls::url_column(pre).is_some();
@@ -124,7 +137,7 @@ pub fn score_file(model: &Loaded, input: &Path, output: &Path, chunk: usize) -> 
 /// URLs, one per line (a header line naming the column is skipped): the URL and its verdict.
 fn url_chunks(
     model: &Loaded,
-    file: &mut std::fs::File,
+    file: &mut dyn std::io::Write,
     input: &Path,
     output: &Path,
     chunk: usize,
@@ -176,7 +189,7 @@ const BLOCK: usize = 4096;
 /// A Zeek log: the connection's identity and the verdict per record.
 fn zeek_chunks(
     model: &Loaded,
-    file: &mut std::fs::File,
+    file: &mut dyn std::io::Write,
     input: &Path,
     output: &Path,
     chunk: usize,
@@ -220,7 +233,7 @@ fn zeek_chunks(
 
 fn csv_chunks(
     model: &Loaded,
-    file: &mut std::fs::File,
+    file: &mut dyn std::io::Write,
     input: &Path,
     output: &Path,
     pre: &Preprocessor,
@@ -267,7 +280,7 @@ fn csv_chunks(
 
 fn parquet_chunks(
     model: &Loaded,
-    file: &mut std::fs::File,
+    file: &mut dyn std::io::Write,
     input: &Path,
     output: &Path,
     pre: &Preprocessor,

@@ -4,7 +4,6 @@
 //!
 //! Add a format: one implementation of [`Sink`] here and one arm in [`Sink::for_path`].
 
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
@@ -28,7 +27,7 @@ pub trait Sink {
 impl dyn Sink {
     /// The sink for `path`'s extension, writing into `file` (the temporary file of an atomic
     /// write), with the given kept columns.
-    pub fn for_path<'f>(path: &Path, file: &'f mut File, columns: Vec<String>) -> Result<Box<dyn Sink + 'f>> {
+    pub fn for_path<'f>(path: &Path, file: &'f mut dyn Write, columns: Vec<String>) -> Result<Box<dyn Sink + 'f>> {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_ascii_lowercase();
         let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or_default();
         Ok(match ext {
@@ -91,7 +90,7 @@ impl<W: Write> Sink for JsonLinesSink<W> {
 
 /// Parquet: the kept columns as text, `threat_score` as Float64, one row group per chunk.
 struct ParquetSink<'f> {
-    writer: BatchedWriter<&'f mut File>,
+    writer: BatchedWriter<&'f mut dyn Write>,
     columns: Vec<String>,
     cells: Vec<Vec<String>>,
     scores: Vec<f64>,
@@ -100,7 +99,7 @@ struct ParquetSink<'f> {
 }
 
 impl<'f> ParquetSink<'f> {
-    fn new(path: &Path, file: &'f mut File, columns: Vec<String>) -> Result<Self> {
+    fn new(path: &Path, file: &'f mut dyn Write, columns: Vec<String>) -> Result<Self> {
         let mut fields: Vec<Field> = columns.iter().map(|c| Field::new(c.as_str().into(), DataType::String)).collect();
         fields.push(Field::new("threat_score".into(), DataType::Float64));
         fields.push(Field::new("prediction".into(), DataType::String));

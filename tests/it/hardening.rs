@@ -315,3 +315,75 @@ fn a_panicking_handler_answers_500_without_its_text() {
     let (_, stderr) = s.stop();
     assert!(stderr.contains("panicked"), "the panic is logged: {stderr}");
 }
+
+/// `predict`'s output: `-` is stdout; a device or a FIFO is written through and stays what it
+/// is; a symbolic link is refused unless --follow-symlinks (then its target is written and the
+/// link stays); an existing file keeps its permissions; temporary files a killed run left are
+/// removed by the next run.
+#[test]
+fn predict_writes_through_devices_fifos_and_stdout_and_keeps_links_and_modes() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let p = promoted();
+    let model = p.path("models/production/toy.json");
+    let input = p.path("data/toy.csv");
+    let predict = |out: &str, extra: &[&str]| {
+        Cmd::bin("predict")
+            .dir(p.path(""))
+            .args([input.to_str().unwrap(), out, "--model", model.to_str().unwrap()])
+            .args(extra)
+            .run()
+    };
+    // stdout
+    let run = predict("-", &[]);
+    run.success().stdout_has("threat_score,prediction");
+    assert!(run.stderr.contains("rows scored"), "{}", run.stderr);
+    assert!(!p.path("-").exists(), "a file named `-` was written");
+    let rows = p.read("data/toy.csv").lines().count();
+    assert_eq!(run.stdout.lines().count(), rows, "one verdict per row, plus the header");
+    // /dev/full: the device's error, and the device is still a device.
+    predict("/dev/full", &[]).fails_with(&["/dev/full", "No space left on device"]);
+    assert!(std::fs::metadata("/dev/full").unwrap().file_type().is_char_device());
+    // A FIFO, read by another thread.
+    let fifo = p.path("verdicts.fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    predict(fifo.to_str().unwrap(), &[]).success();
+    let through = reader.join().unwrap();
+    assert_eq!(through.lines().count(), rows);
+    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo(), "the FIFO was replaced");
+    // A symbolic link: refused, then followed by choice.
+    p.write("target.csv", "old\n");
+    std::os::unix::fs::symlink(p.path("target.csv"), p.path("link.csv")).unwrap();
+    predict("link.csv", &[]).fails_with(&["symbolic link", "--follow-symlinks"]);
+    assert_eq!(p.read("target.csv"), "old\n");
+    predict("link.csv", &["--follow-symlinks"]).success();
+    assert!(std::fs::symlink_metadata(p.path("link.csv")).unwrap().file_type().is_symlink());
+    assert_eq!(p.read("target.csv").lines().count(), rows);
+    // An existing file keeps its mode.
+    p.write("private.csv", "old\n");
+    std::fs::set_permissions(p.path("private.csv"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    predict("private.csv", &[]).success();
+    let mode = std::fs::metadata(p.path("private.csv")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // A run killed after its first chunk leaves its temporary file; the next run removes it.
+    let out = p.path("out/verdicts.csv");
+    let killed = Cmd::bin("predict")
+        .args([input.to_str().unwrap(), out.to_str().unwrap(), "--model", model.to_str().unwrap(), "--chunk", "10"])
+        .env("NETSEC_FAULT", "predict:chunk-written")
+        .run();
+    assert_eq!(killed.code, None, "not killed: {}", killed.stderr);
+    let temps = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".tmp-"))
+            .count()
+    };
+    assert_eq!(temps(&p.path("out")), 1, "the killed run left its temporary file");
+    assert!(!out.exists(), "a half-written output appeared");
+    predict(out.to_str().unwrap(), &[]).success();
+    assert_eq!(temps(&p.path("out")), 0, "the stale temporary file is still there");
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), rows);
+}
