@@ -56,8 +56,12 @@ impl<W: Write> Sink for CsvSink<W> {
         use std::fmt::Write as _;
         self.line.clear();
         let _ = write!(self.line, "{score:.6}");
-        let rec = cells.iter().copied().chain([self.line.as_str(), label]);
-        self.out.write_record(rec).map_err(|e| Error::file(&self.path, format!("cannot write: {e}")))
+        let err = |e: csv::Error| Error::file(&self.path, format!("cannot write: {e}"));
+        // A cell a spreadsheet would run as a formula is prefixed with `'` (see output::csv).
+        for cell in cells {
+            self.out.write_field(crate::output::csv::formula_safe(cell).as_bytes()).map_err(err)?;
+        }
+        self.out.write_record([self.line.as_str(), label]).map_err(err)
     }
 
     fn finish(mut self: Box<Self>) -> Result<()> {

@@ -387,3 +387,39 @@ fn predict_writes_through_devices_fifos_and_stdout_and_keeps_links_and_modes() {
     assert_eq!(temps(&p.path("out")), 0, "the stale temporary file is still there");
     assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), rows);
 }
+
+/// Small answers of the API: duplicate JSON keys and CSV headers are refused, a `;` upload
+/// gets a delimiter hint, an empty body says empty, a BOM before JSON gets a hint, and CSV
+/// answers prefix formula cells so a spreadsheet does not run them.
+#[test]
+fn duplicates_hints_and_formula_cells_in_answers() {
+    let p = promoted();
+    let s = Server::start(&p.path("models/production/toy.json"), &[]);
+    let json_ct = [("Content-Type", "application/json")];
+    let csv_ct = [("Content-Type", "text/csv")];
+    let cases: Vec<(&[(&str, &str)], &str, Vec<u8>, u16, &str)> = vec![
+        (&json_ct, "/v1/predict", br#"{"a": 1, "b": 90, "c": 0.9, "b": 3}"#.to_vec(), 400, "duplicate key `b`"),
+        (&csv_ct, "/v1/predict/csv", b"a,b,c,b\n1,2,0.5,3\n".to_vec(), 400, "appears twice"),
+        (&csv_ct, "/v1/predict/csv", b"a;b;c\n1;2;0.5\n".to_vec(), 400, "delimited by ';'"),
+        (&csv_ct, "/v1/predict/csv", b"a\tb\tc\n1\t2\t0.5\n".to_vec(), 400, "delimited by a tab"),
+        (&csv_ct, "/v1/predict/csv", b"".to_vec(), 400, "empty"),
+        (&json_ct, "/v1/predict", b"".to_vec(), 400, "empty body"),
+        (&json_ct, "/v1/predict", b"\xEF\xBB\xBF{\"a\": 1, \"b\": 90, \"c\": 0.9}".to_vec(), 400, "byte-order mark"),
+    ];
+    for (headers, path, body, status, needle) in cases {
+        let (code, answer) = post(&s.url(path), headers, &body);
+        assert_eq!(code, status, "{}: {answer}", String::from_utf8_lossy(&body));
+        assert!(answer.contains(needle), "{}: {answer}", String::from_utf8_lossy(&body));
+    }
+    let (code, answer) = post(
+        &s.url("/v1/predict/csv"),
+        &csv_ct,
+        b"a,b,c,note\n-1,2,0.5,\"=HYPERLINK(\"\"http://x\"\")\"\n1,3,-0.5,@SUM(A1)\n0,4,0.1,plain\n",
+    );
+    assert_eq!(code, 200, "{answer}");
+    let rows: Vec<&str> = answer.lines().collect();
+    assert!(rows[1].starts_with("-1,2,0.5,\"'=HYPERLINK("), "{answer}");
+    assert!(rows[2].starts_with("1,3,-0.5,'@SUM(A1),"), "{answer}");
+    assert!(rows[3].starts_with("0,4,0.1,plain,"), "{answer}");
+    s.stop();
+}
