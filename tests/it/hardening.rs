@@ -397,7 +397,8 @@ fn duplicates_hints_and_formula_cells_in_answers() {
     let s = Server::start(&p.path("models/production/toy.json"), &[]);
     let json_ct = [("Content-Type", "application/json")];
     let csv_ct = [("Content-Type", "text/csv")];
-    let cases: Vec<(&[(&str, &str)], &str, Vec<u8>, u16, &str)> = vec![
+    type Headers<'a> = &'a [(&'a str, &'a str)];
+    let cases: Vec<(Headers, &str, Vec<u8>, u16, &str)> = vec![
         (&json_ct, "/v1/predict", br#"{"a": 1, "b": 90, "c": 0.9, "b": 3}"#.to_vec(), 400, "duplicate key `b`"),
         (&csv_ct, "/v1/predict/csv", b"a,b,c,b\n1,2,0.5,3\n".to_vec(), 400, "appears twice"),
         (&csv_ct, "/v1/predict/csv", b"a;b;c\n1;2;0.5\n".to_vec(), 400, "delimited by ';'"),
