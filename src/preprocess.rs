@@ -188,8 +188,41 @@ pub struct Preprocessor {
     /// Features derived from raw fields (the schema's `derive:`), computed before the steps.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub derive: Vec<Derivation>,
+    /// The schema's domain of numeric input columns (`allowed`, `min`, `max`): a value outside
+    /// it is still scored, and reported (or refused in strict mode). Absent in bundles
+    /// written before; an empty map is not written, so those re-serialize byte for byte.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub domains: std::collections::BTreeMap<String, Domain>,
     #[serde(skip)]
     plan: PlanCell,
+}
+
+/// The values a numeric column may take, from the schema.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Domain {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed: Option<Vec<f64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+impl Domain {
+    /// Why `v` is outside the domain, or `None`.
+    pub fn refuses(&self, v: f64) -> Option<String> {
+        if let Some(allowed) = &self.allowed {
+            if !allowed.contains(&v) {
+                let list: Vec<String> = allowed.iter().map(|a| a.to_string()).collect();
+                return Some(format!("{v} is not one of the schema's values ({})", list.join(", ")));
+            }
+        }
+        match (self.min, self.max) {
+            (Some(lo), _) if v < lo => Some(format!("{v} is below the schema's minimum {lo}")),
+            (_, Some(hi)) if v > hi => Some(format!("{v} is above the schema's maximum {hi}")),
+            _ => None,
+        }
+    }
 }
 
 /// A raw field a record must give: a feature read as it is, or one a derivation reads.
@@ -225,6 +258,8 @@ struct Plan {
     /// Per derivation: the inputs it reads, and where its outputs start among the derived values.
     derive: Vec<(Vec<usize>, usize, usize)>,
     derived: usize,
+    /// Per numeric step with a schema domain: its column in an encoded row, and the step.
+    domain_checks: Vec<(usize, usize)>,
 }
 
 thread_local! {
@@ -402,11 +437,38 @@ impl Preprocessor {
             }
             features.push(FeatureStep::Numeric { name: name.clone(), fill });
         }
-        Ok(Preprocessor::new(p.impute, features, derive))
+        let mut pre = Preprocessor::new(p.impute, features, derive);
+        pre.domains = schema
+            .features()
+            .filter(|c| c.kind.is_numeric() && (c.allowed.is_some() || c.min.is_some() || c.max.is_some()))
+            .map(|c| {
+                let allowed = c.allowed.as_ref().map(|a| {
+                    a.iter()
+                        .filter_map(|v| match v {
+                            crate::schema::Scalar::Int(i) => Some(*i as f64),
+                            crate::schema::Scalar::Float(f) => Some(*f),
+                            crate::schema::Scalar::Str(s) => s.parse().ok(),
+                        })
+                        .collect()
+                });
+                (c.name.clone(), Domain { allowed, min: c.min, max: c.max })
+            })
+            .collect();
+        Ok(pre)
     }
 
     pub fn new(impute: ImputeStrategy, features: Vec<FeatureStep>, derive: Vec<Derivation>) -> Self {
-        Preprocessor { impute, features, derive, plan: PlanCell::default() }
+        Preprocessor { impute, features, derive, domains: Default::default(), plan: PlanCell::default() }
+    }
+
+    /// Each value of an encoded row outside its column's schema domain: the column and why.
+    pub fn outside_domain<'p>(&'p self, row: &[f64], mut found: impl FnMut(&'p str, String)) {
+        for &(at, step) in &self.plan().domain_checks {
+            let name = self.features[step].name();
+            if let Some(why) = self.domains[name].refuses(row[at]) {
+                found(name, why);
+            }
+        }
     }
 
     /// Check steps read from a bundle: each column once, categories sorted without repeats
@@ -510,7 +572,15 @@ impl Preprocessor {
                     _ => 0.0,
                 })
                 .collect();
-            Plan { inputs, steps, runs, fills, derive, derived: at }
+            let mut domain_checks = Vec::new();
+            let mut col = 0;
+            for (i, f) in self.features.iter().enumerate() {
+                if !f.is_categorical() && self.domains.contains_key(f.name()) {
+                    domain_checks.push((col, i));
+                }
+                col += f.width();
+            }
+            Plan { inputs, steps, runs, fills, derive, derived: at, domain_checks }
         })
     }
 

@@ -30,6 +30,9 @@ struct Cli {
     /// Write to the target of OUTPUT when it is a symbolic link (refused otherwise).
     #[arg(long)]
     follow_symlinks: bool,
+    /// Stop at a value outside its column's schema domain (default: score it and count it).
+    #[arg(long)]
+    strict: bool,
     #[arg(long, default_value = "models/production/phishing.json", env = "NETSEC_MODEL")]
     model: PathBuf,
     /// Rows per chunk: memory use is bounded by one chunk.
@@ -64,7 +67,8 @@ fn main() -> std::process::ExitCode {
             return follow_log(&cli, &model);
         }
         let Some(output) = &cli.output else { bail!("missing OUTPUT: where to write the verdicts") };
-        let s = score_file(&model, &cli.input, output, cli.chunk, cli.follow_symlinks).context("predict failed")?;
+        let s = score_file(&model, &cli.input, output, cli.chunk, cli.follow_symlinks, cli.strict)
+            .context("predict failed")?;
         let line = format!(
             "{} rows scored ({} threats) in {:.3} s: {:.0} rows/s -> {}",
             s.rows,
@@ -78,6 +82,12 @@ fn main() -> std::process::ExitCode {
             eprintln!("{line}");
         } else {
             println!("{line}");
+        }
+        if s.out_of_domain_cells > 0 {
+            tracing::warn!(
+                cells = s.out_of_domain_cells,
+                "values outside the schema's domain were scored (--strict refuses them)"
+            );
         }
         if s.unseen_category_cells > 0 {
             tracing::warn!(

@@ -56,6 +56,10 @@ struct Cli {
     /// clients' records would stop fitting while the server says it is ready).
     #[arg(long)]
     allow_schema_change: bool,
+    /// Refuse (422) records with a value outside the schema's domain (default: score them and
+    /// report each in `warnings` and in netsec_out_of_domain_values_total).
+    #[arg(long)]
+    strict: bool,
     /// Worker threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
@@ -85,6 +89,7 @@ fn main() -> std::process::ExitCode {
             max_heavy: cli.max_heavy.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
             max_columns: limits.max_fields,
             allow_schema_change: cli.allow_schema_change,
+            strict: cli.strict,
             admin_token,
         };
         let state = AppState::new(config).with_context(|| format!("loading {}", cli.model.display()))?;

@@ -17,12 +17,18 @@ use crate::data::{column_keys, Format, Records};
 use crate::error::{Error, Result};
 use crate::preprocess::{Preprocessor, Raw};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct BatchSummary {
     pub rows: u64,
     pub threats: u64,
     /// Categorical cells holding a value never seen in training (scored as unknown).
     pub unseen_category_cells: u64,
+    /// Numeric cells outside their column's schema domain (scored unless strict).
+    pub out_of_domain_cells: u64,
+    /// The policy of the run: a value outside the domain stops it with an error naming the
+    /// row and column (`predict --strict`).
+    #[serde(skip)]
+    pub strict: bool,
     pub seconds: f64,
     pub rows_per_second: f64,
 }
@@ -66,7 +72,7 @@ fn encode<'a>(
     pre: &Preprocessor,
     cell: impl Fn(usize) -> &'a str,
     values: &mut Vec<f64>,
-    unseen_cells: &mut u64,
+    summary: &mut BatchSummary,
     path: &Path,
     row: u64,
 ) -> Result<()> {
@@ -76,8 +82,20 @@ fn encode<'a>(
     pre.encode_row(|k, _| Ok(Raw::Text(cell(k))), &mut values[start..], &mut unseen).map_err(|(k, message)| {
         Error::Row { path: path.to_path_buf(), row, column: Some(pre.inputs()[k].name.clone()), message }
     })?;
-    *unseen_cells += unseen.len() as u64;
-    Ok(())
+    summary.unseen_category_cells += unseen.len() as u64;
+    let mut refused = None;
+    pre.outside_domain(&values[start..], |name, why| {
+        summary.out_of_domain_cells += 1;
+        if summary.strict && refused.is_none() {
+            refused = Some(Error::Row {
+                path: path.to_path_buf(),
+                row,
+                column: Some(name.to_owned()),
+                message: format!("{why} (--strict)"),
+            });
+        }
+    });
+    refused.map_or(Ok(()), Err)
 }
 
 /// Where each input column of the model sits in a file's header.
@@ -103,6 +121,7 @@ pub fn score_file(
     output: &Path,
     chunk: usize,
     follow_symlinks: bool,
+    strict: bool,
 ) -> Result<BatchSummary> {
     let started = Instant::now();
     let pre = &model.bundle.preprocessor;
@@ -115,8 +134,7 @@ pub fn score_file(
         other => other?,
     };
     write_output(output, follow_symlinks, |file| {
-        let summary_0 =
-            BatchSummary { rows: 0, threats: 0, unseen_category_cells: 0, seconds: 0.0, rows_per_second: 0.0 };
+        let summary_0 = BatchSummary { strict, ..Default::default() };
         let url_model = super::urls::url_column(pre).is_some();
         let s = match format {
             Format::Parquet => parquet_chunks(model, file, input, output, pre, chunk, summary_0)?,
@@ -252,14 +270,7 @@ fn csv_chunks(
     while records.next_record(&mut record).map_err(at)? {
         let fields = records.fields(&record).map_err(at)?;
         let row: Vec<String> = (0..fields.len()).map(|i| fields.get(i).to_owned()).collect();
-        encode(
-            pre,
-            |k| row[index[k]].as_str(),
-            &mut values,
-            &mut w.summary.unseen_category_cells,
-            input,
-            line(&record),
-        )?;
+        encode(pre, |k| row[index[k]].as_str(), &mut values, &mut w.summary, input, line(&record))?;
         cells.push(row);
         if cells.len() == chunk {
             let x = Array2::from_shape_vec((cells.len(), width), std::mem::take(&mut values)).expect("shape");
@@ -311,10 +322,10 @@ fn parquet_chunks(
         let n = df.height();
         let index = positions(pre, &header, input)?;
         let mut values = Vec::with_capacity(n * pre.width());
-        let unseen = &mut w.summary.unseen_category_cells;
+        let summary = &mut w.summary;
         (0..n).try_for_each(|i| {
             let cell = |k: usize| keys[index[k]][i].as_deref().unwrap_or("");
-            encode(pre, cell, &mut values, unseen, input, (offset + i + 1) as u64)
+            encode(pre, cell, &mut values, summary, input, (offset + i + 1) as u64)
         })?;
         let x = Array2::from_shape_vec((n, pre.width()), values).expect("shape");
         let cells: Vec<Vec<String>> =

@@ -124,6 +124,7 @@ fn verdicts_now(
     let (mut lines, mut starts, mut fields) = (Vec::new(), Vec::new(), Vec::new());
     let mut values: Vec<f64> = Vec::new();
     let mut unseen = Vec::new();
+    let mut out_of_domain = 0u64;
     while records.next_record(&mut record).map_err(refused)? {
         let (line, start) = record.position().map(|p| (p.line(), p.byte() as usize)).unwrap_or((0, 0));
         if lines.len() == state.config.max_rows {
@@ -139,6 +140,23 @@ fn verdicts_now(
                 .with("row", line)
                 .with("column", name)
         })?;
+        let mut refused = None;
+        pre.outside_domain(&values[at..], |name, why| {
+            out_of_domain += 1;
+            if state.config.strict && refused.is_none() {
+                refused = Some(
+                    ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        format!("row {line}, column `{name}`: {why} (--strict)"),
+                    )
+                    .with("row", line)
+                    .with("column", name),
+                );
+            }
+        });
+        if let Some(e) = refused {
+            return Err(e);
+        }
         lines.push(line);
         starts.push(start);
         if keep_fields {
@@ -149,6 +167,7 @@ fn verdicts_now(
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "the CSV has no data rows"));
     }
     state.metrics.unseen(unseen.len() as u64);
+    state.metrics.out_of_domain(out_of_domain);
     let x = Array2::from_shape_vec((lines.len(), width), values).expect("one value per feature per row");
     let (threshold, version) = (model.bundle.threshold, model.version.clone());
     let scores = score(state, &model, x.view());

@@ -52,6 +52,7 @@ fn answer(state: &AppState, body: &[u8], with_features: bool) -> ApiResult<Value
     let mut scores: Vec<f64> = Vec::new();
     let mut ids: Vec<Option<Value>> = Vec::new();
     let mut unseen: Vec<Vec<usize>> = Vec::new();
+    let mut warnings: Vec<Vec<String>> = Vec::new();
     let mut features: Vec<f64> = Vec::new();
     let flush = |block: &mut Vec<f64>, scores: &mut Vec<f64>| {
         if !block.is_empty() {
@@ -72,6 +73,26 @@ fn answer(state: &AppState, body: &[u8], with_features: bool) -> ApiResult<Value
                     .with("field", name)
             },
         )?;
+        let mut domain: Vec<String> = Vec::new();
+        let mut refused = None;
+        pre.outside_domain(&block[at..], |name, why| {
+            if state.config.strict && refused.is_none() {
+                refused = Some(
+                    ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        format!("record {i}, feature `{name}`: {why} (--strict)"),
+                    )
+                    .with("record", i)
+                    .with("field", name),
+                );
+            }
+            domain.push(format!("{name}: {why}"));
+        });
+        if let Some(e) = refused {
+            return Err(e);
+        }
+        state.metrics.out_of_domain(domain.len() as u64);
+        warnings.push(domain);
         if with_features {
             features.extend_from_slice(&block[at..]);
         }
@@ -105,6 +126,9 @@ fn answer(state: &AppState, body: &[u8], with_features: bool) -> ApiResult<Value
             if !unseen.is_empty() {
                 let names: Vec<&str> = unseen.iter().map(|&k| pre.features[k].name()).collect();
                 p["unseen_categories"] = json!(names);
+            }
+            if !warnings[i].is_empty() {
+                p["warnings"] = json!(warnings[i]);
             }
             p
         })

@@ -21,6 +21,7 @@ pub struct Metrics {
     benign: AtomicU64,
     reloads: AtomicU64,
     unseen: AtomicU64,
+    out_of_domain: AtomicU64,
 }
 
 impl Metrics {
@@ -51,6 +52,11 @@ impl Metrics {
     /// Categorical values never seen in training (scored as "unknown category").
     pub fn unseen(&self, cells: u64) {
         self.unseen.fetch_add(cells, Ordering::Relaxed);
+    }
+
+    /// Numeric values outside their column's schema domain (scored, and reported).
+    pub fn out_of_domain(&self, cells: u64) {
+        self.out_of_domain.fetch_add(cells, Ordering::Relaxed);
     }
 
     pub fn reloaded(&self) {
@@ -88,6 +94,9 @@ impl Metrics {
         let _ = writeln!(s, "# HELP netsec_unseen_categories_total Categorical values never seen in training.");
         let _ = writeln!(s, "# TYPE netsec_unseen_categories_total counter");
         let _ = writeln!(s, "netsec_unseen_categories_total {}", self.unseen.load(Ordering::Relaxed));
+        let _ = writeln!(s, "# HELP netsec_out_of_domain_values_total Numeric values outside the schema's domain.");
+        let _ = writeln!(s, "# TYPE netsec_out_of_domain_values_total counter");
+        let _ = writeln!(s, "netsec_out_of_domain_values_total {}", self.out_of_domain.load(Ordering::Relaxed));
         let _ = writeln!(s, "# HELP netsec_model_reloads_total Successful model reloads.");
         let _ = writeln!(s, "# TYPE netsec_model_reloads_total counter");
         let _ = writeln!(s, "netsec_model_reloads_total {}", self.reloads.load(Ordering::Relaxed));

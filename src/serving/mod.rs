@@ -58,6 +58,9 @@ pub struct Config {
     pub max_columns: usize,
     /// Whether a reload may swap in a model of another dataset or other inputs.
     pub allow_schema_change: bool,
+    /// Refuse (422) a record with a value outside its column's schema domain, instead of
+    /// scoring it with a warning.
+    pub strict: bool,
     /// Bearer token for `POST /admin/reload`; reload over HTTP is off without one.
     pub admin_token: Option<String>,
 }

@@ -424,3 +424,41 @@ fn duplicates_hints_and_formula_cells_in_answers() {
     assert!(rows[3].starts_with("0,4,0.1,plain,"), "{answer}");
     s.stop();
 }
+
+/// A value outside the schema's domain (`a` allows -1, 0, 1; `b` is 0 to 100) is scored with
+/// a warning and counted, or refused with --strict, naming the record (row) and field.
+#[test]
+fn values_outside_the_schema_domain_are_reported_or_refused_with_strict() {
+    let p = promoted();
+    let model = p.path("models/production/toy.json");
+    let json_ct = [("Content-Type", "application/json")];
+    let record = br#"[{"a": 1, "b": 90, "c": 0.9}, {"a": 5, "b": 500, "c": 0.9}]"#;
+    let s = Server::start(&model, &[]);
+    let (code, body) = post(&s.url("/v1/predict"), &json_ct, record);
+    assert_eq!(code, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert!(v["predictions"][0].get("warnings").is_none(), "{v}");
+    let w = v["predictions"][1]["warnings"].to_string();
+    assert!(w.contains("a: 5 is not one of the schema's values") && w.contains("b: 500 is above"), "{w}");
+    let (_, metrics) = get(&s.url("/metrics")).unwrap();
+    assert!(metrics.contains("netsec_out_of_domain_values_total 2"), "{metrics}");
+    s.stop();
+    let s = Server::start(&model, &["--strict"]);
+    let (code, body) = post(&s.url("/v1/predict"), &json_ct, record);
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("record 1, feature `a`") && body.contains("--strict"), "{body}");
+    let (code, body) = post(&s.url("/v1/predict/csv"), &[("Content-Type", "text/csv")], b"a,b,c\n1,2,0.5\n0,500,0.5\n");
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("row 3, column `b`"), "{body}");
+    s.stop();
+    p.write("odd.csv", "a,b,c\n1,2,0.5\n5,2,0.5\n");
+    let predict = |extra: &[&str]| {
+        Cmd::bin("predict")
+            .dir(p.path(""))
+            .args(["odd.csv", "out.csv", "--model", model.to_str().unwrap()])
+            .args(extra)
+            .run()
+    };
+    predict(&["--strict"]).fails_with(&["odd.csv", "row 3, column `a`", "--strict"]);
+    predict(&[]).success().stderr_has("outside the schema's domain");
+}
