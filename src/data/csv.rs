@@ -5,7 +5,7 @@ use std::path::Path;
 
 use polars_core::prelude::*;
 
-use super::column::{parse_cell, ColumnBuilder};
+use super::column::ColumnBuilder;
 use super::open::open;
 use super::records::{line, RecordError, Records};
 use super::{Layout, Source, ROW};
@@ -22,7 +22,7 @@ impl Source for CsvSource {
         while records.next_record(&mut record).map_err(|e| at(path, e))? {
             let fields = records.fields(&record).map_err(|e| at(path, e))?;
             for (i, builder) in builders.iter_mut().enumerate() {
-                builder.push(parse_cell(fields.get(i)));
+                builder.push_text(fields.get(i));
             }
             rows.push(line(&record) as i64);
         }

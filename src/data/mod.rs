@@ -191,15 +191,55 @@ pub fn source_rows(df: &DataFrame) -> Vec<i64> {
     }
 }
 
-/// A key per row over the given columns, for duplicate and twin detection.
-pub fn row_keys(df: &DataFrame, columns: &[String]) -> Result<Vec<String>, PolarsError> {
-    let mut keys = vec![String::new(); df.height()];
+/// A 128-bit key per row over the given columns, for duplicate and twin detection: two rows
+/// get the same key when their cells have the same canonical text ([`column_keys`]), column by
+/// column (a collision among a billion distinct rows has odds below 1 in 10^20). 16 bytes per
+/// row, built column by column, where the text of whole rows took tens of bytes per cell.
+pub fn row_hashes(df: &DataFrame, columns: &[String]) -> Result<Vec<u128>, PolarsError> {
+    use std::hash::{Hash, Hasher};
+    let mut keys = vec![(0u64, 0x9e37_79b9_7f4a_7c15u64); df.height()];
+    let mut text = String::new();
     for name in columns {
         let col = df.column(name)?;
-        for (key, cell) in keys.iter_mut().zip(column_keys(col)) {
-            key.push_str(cell.as_deref().unwrap_or("\u{0}"));
-            key.push('\u{1f}');
-        }
+        let mut r = 0;
+        for_each_key(col, &mut text, |cell| {
+            // Two hashes of the cell under different seeds, folded into the row's two halves.
+            let mut a = std::collections::hash_map::DefaultHasher::new();
+            let mut b = std::collections::hash_map::DefaultHasher::new();
+            0xa5u8.hash(&mut b);
+            cell.hash(&mut a);
+            cell.hash(&mut b);
+            let (h1, h2) = &mut keys[r];
+            *h1 = (*h1 ^ a.finish()).wrapping_mul(0x100_0000_01b3).rotate_left(29);
+            *h2 = (*h2 ^ b.finish()).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(31);
+            r += 1;
+        });
     }
-    Ok(keys)
+    Ok(keys.into_iter().map(|(h1, h2)| (u128::from(h1) << 64) | u128::from(h2)).collect())
+}
+
+/// Call `f` with the canonical text of each cell of a column (`None`: missing), as
+/// [`column_keys`] gives it, without keeping the texts (`buf` is reused).
+fn for_each_key(col: &Column, buf: &mut String, mut f: impl FnMut(Option<&str>)) {
+    use std::fmt::Write as _;
+    match col.dtype() {
+        DataType::Int64 => col.i64().expect("dtype checked").iter().for_each(|v| match v {
+            Some(i) => {
+                buf.clear();
+                let _ = write!(buf, "{i}");
+                f(Some(buf))
+            }
+            None => f(None),
+        }),
+        DataType::Float64 => col.f64().expect("dtype checked").iter().for_each(|v| match v {
+            Some(x) if !x.is_nan() => {
+                buf.clear();
+                buf.push_str(&float_key(x));
+                f(Some(buf))
+            }
+            _ => f(None),
+        }),
+        DataType::String => col.str().expect("dtype checked").iter().for_each(f),
+        _ => column_keys(col).iter().for_each(|k| f(k.as_deref())),
+    }
 }

@@ -11,7 +11,7 @@ use crate::artifact::round;
 use crate::data::dataset::Sources;
 use crate::data::split::{split, Split};
 use crate::data::split::{IngestParams, SplitStrategy};
-use crate::data::{read_table, row_keys, write_parquet, Layout, ROW};
+use crate::data::{read_table, row_hashes, write_parquet, Layout, ROW};
 use crate::error::{Error, Result};
 use crate::params::ParamsFile;
 use crate::schema::Schema;
@@ -148,23 +148,26 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<IngestMetrics> {
         let seen = crate::preprocess::with_derived(&derive, df, &path.display().to_string())?;
         let mut features: Vec<String> = schema.features().map(|c| c.name.clone()).filter(|n| all.contains(n)).collect();
         features.extend(derive.iter().flat_map(|d| d.get().outputs()).map(|(n, _)| n));
-        by_row.extend(row_keys(df, &all).map_err(|e| Error::polars(path, e))?);
-        by_features.extend(row_keys(&seen, &features).map_err(|e| Error::polars(path, e))?);
+        by_row.extend(row_hashes(df, &all).map_err(|e| Error::polars(path, e))?);
+        by_features.extend(row_hashes(&seen, &features).map_err(|e| Error::polars(path, e))?);
     }
     let rows = labels.len();
-    let distinct: HashSet<&String> = by_row.iter().collect();
+    let distinct: HashSet<u128> = by_row.iter().copied().collect();
     let duplicate_rows = rows - distinct.len();
+    drop((distinct, by_row));
 
     // Group id per row = its feature vector; and which vectors carry both labels.
-    let mut ids: HashMap<&String, usize> = HashMap::new();
+    let mut ids: HashMap<u128, usize> = HashMap::new();
     let groups: Vec<usize> = by_features
         .iter()
         .map(|k| {
             let n = ids.len();
-            *ids.entry(k).or_insert(n)
+            *ids.entry(*k).or_insert(n)
         })
         .collect();
-    let mut seen_label = vec![[false; 2]; ids.len()];
+    let distinct_vectors = ids.len();
+    drop((ids, by_features));
+    let mut seen_label = vec![[false; 2]; distinct_vectors];
     for (&g, &y) in groups.iter().zip(&labels) {
         seen_label[g][y as usize] = true;
     }
@@ -208,7 +211,7 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<IngestMetrics> {
         rows,
         ignored_rows: ignored,
         duplicate_rows,
-        duplicate_feature_vectors: rows - ids.len(),
+        duplicate_feature_vectors: rows - distinct_vectors,
         conflicting_feature_vectors: conflicting,
         train_rows: parts.train.len(),
         test_rows: parts.test.len(),

@@ -462,3 +462,63 @@ fn values_outside_the_schema_domain_are_reported_or_refused_with_strict() {
     predict(&["--strict"]).fails_with(&["odd.csv", "row 3, column `a`", "--strict"]);
     predict(&[]).success().stderr_has("outside the schema's domain");
 }
+
+/// Run a stage in the project; its exit code, stderr, and its own peak resident memory (kB).
+/// The stage is started by a small Python process that reads its children's resource usage:
+/// measured from this (large, multi-threaded) test process, a child's peak would include the
+/// memory it shared with us until its exec.
+fn run_measured(p: &Project, stage: &str) -> (Option<i32>, String, u64) {
+    const WRAP: &str = "import resource, subprocess, sys\n\
+r = subprocess.run(sys.argv[1:])\n\
+print('PEAK_KB=%d' % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n\
+sys.exit(r.returncode)\n";
+    let out = Command::new("python3").current_dir(p.path("")).args(["-c", WRAP]).arg(bin(stage)).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let peak = stderr.lines().find_map(|l| l.strip_prefix("PEAK_KB=")).and_then(|v| v.parse().ok()).unwrap_or(0);
+    (out.status.code(), stderr, peak)
+}
+
+/// `ingest`'s input limits (`ingest.limits`): a gzip bomb stops at the decompressed-bytes
+/// limit, a line too long and a header too wide are refused, each naming the file and line,
+/// and the process stays small; `predict` has the same limits as flags, and an input whose
+/// name tells nothing is read as CSV (no `format:` hint that predict lacks).
+#[test]
+fn input_limits_stop_gzip_bombs_long_lines_and_wide_headers() {
+    let p = Project::new();
+    // 200 MB of rows that compress about 1000 to 1.
+    let row = "1,50,0.5,normal\n";
+    let mut text = String::from("a,b,c,label\n");
+    text.push_str(&row.repeat(200_000_000 / row.len()));
+    p.write("data/bomb.csv.gz", crate::common::gzip(text.as_bytes()));
+    drop(text);
+    p.edit("schemas/toy.yaml", "source: data/toy.csv", "source: data/bomb.csv.gz");
+    p.edit("params.yaml", "  seed: 7\nvalidate:", "  seed: 7\n  limits: {max_decompressed_bytes: 20000000}\nvalidate:");
+    let (code, stderr, peak_kb) = run_measured(&p, "ingest");
+    assert_eq!(code, Some(1), "{stderr}");
+    for needle in ["data/bomb.csv.gz", "decompresses to more than 20000000 bytes", "ingest.limits"] {
+        assert!(stderr.contains(needle), "{needle}: {stderr}");
+    }
+    assert!(peak_kb < 300 << 10, "ingest of a bomb stopped at 20 MB peaked at {} MB", peak_kb >> 10);
+    // A line of 2 MB, and a header of 5,000 columns.
+    let long = format!("a,b,c,label\n1,50,0.5,normal\n1,50,0.5,{}\n", "x".repeat(2 << 20));
+    p.write("data/long.csv", long);
+    p.edit("schemas/toy.yaml", "source: data/bomb.csv.gz", "source: data/long.csv");
+    p.run("ingest").fails_with(&["data/long.csv", "line 3 is longer than 1048576 bytes"]);
+    let wide: Vec<String> = (0..5000).map(|i| format!("c{i}")).collect();
+    p.write("data/long.csv", format!("{}\n", wide.join(",")));
+    p.run("ingest").fails_with(&["data/long.csv", "5000 fields; the limit is 4096"]);
+    // predict: the same limits as flags.
+    p.write("many.csv", format!("{}\n", wide.join(",")));
+    let model = Project::new();
+    model.run_all();
+    let bundle = model.path("models/production/toy.json");
+    let run = Cmd::bin("predict")
+        .dir(p.path(""))
+        .args(["many.csv", "out.csv", "--model", bundle.to_str().unwrap(), "--max-fields", "100"])
+        .run();
+    run.fails_with(&["many.csv", "5000 fields; the limit is 100"]);
+    let run =
+        Cmd::bin("predict").dir(p.path("")).args(["/dev/null", "out.csv", "--model", bundle.to_str().unwrap()]).run();
+    run.fails_with(&["/dev/null", "file is empty"]);
+    assert!(!run.stderr.contains("format:"), "{}", run.stderr);
+}
