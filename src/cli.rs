@@ -40,6 +40,9 @@ pub struct InputLimitArgs {
     /// Fields of one row or header (CSV), or of one JSON record.
     #[arg(long, default_value_t = crate::data::limits::InputLimits::default().max_fields)]
     pub max_fields: usize,
+    /// How many times its compressed size a gzip input may expand to past 64 MiB (0: any).
+    #[arg(long, default_value_t = crate::data::limits::InputLimits::default().max_gzip_ratio)]
+    pub max_gzip_ratio: u64,
 }
 
 impl InputLimitArgs {
@@ -49,6 +52,7 @@ impl InputLimitArgs {
             max_decompressed_bytes: self.max_decompressed_bytes,
             max_line_bytes: self.max_line_bytes,
             max_fields: self.max_fields,
+            max_gzip_ratio: self.max_gzip_ratio,
         };
         crate::data::limits::set(limits);
         limits

@@ -18,11 +18,31 @@ pub struct InputLimits {
     pub max_line_bytes: usize,
     /// Fields of one row or header.
     pub max_fields: usize,
+    /// How many times its compressed size a gzip input may expand to, once past 64 MiB (a
+    /// gzip bomb expands hundreds of times; CSV and Zeek logs 5 to 30 times). 0: no limit.
+    pub max_gzip_ratio: u64,
 }
 
 impl Default for InputLimits {
     fn default() -> Self {
-        InputLimits { max_decompressed_bytes: 4 << 30, max_line_bytes: 1 << 20, max_fields: 4096 }
+        InputLimits { max_decompressed_bytes: 4 << 30, max_line_bytes: 1 << 20, max_fields: 4096, max_gzip_ratio: 100 }
+    }
+}
+
+/// Bytes read so far through a [`Counted`] reader (shared with whoever checks a ratio).
+pub type Count = std::sync::Arc<std::sync::atomic::AtomicU64>;
+
+/// A reader that counts the bytes read through it (the compressed side of a gzip input).
+pub struct Counted<R> {
+    pub inner: R,
+    pub count: Count,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
     }
 }
 
@@ -44,6 +64,8 @@ pub struct Limited<R> {
     inner: R,
     max_line: usize,
     max_bytes: Option<u64>,
+    /// The compressed bytes read so far, and the largest expansion allowed past 64 MiB.
+    ratio: Option<(Count, u64)>,
     /// What the limit is called where the user sets it (for the message).
     knob: &'static str,
     total: u64,
@@ -59,6 +81,7 @@ impl<R: Read> Limited<R> {
             inner,
             max_line: limits.max_line_bytes,
             max_bytes: decompressed.then_some(limits.max_decompressed_bytes),
+            ratio: None,
             knob,
             total: 0,
             line: 1,
@@ -67,10 +90,32 @@ impl<R: Read> Limited<R> {
     }
 }
 
+impl<R: Read> Limited<R> {
+    /// Also refuse an expansion past `max_ratio` times the compressed bytes `count` counts.
+    pub fn with_ratio(mut self, count: Count, max_ratio: u64) -> Self {
+        if max_ratio > 0 {
+            self.ratio = Some((count, max_ratio));
+        }
+        self
+    }
+}
+
 impl<R: Read> Read for Limited<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.total += n as u64;
+        if let Some((count, max)) = &self.ratio {
+            let packed = count.load(std::sync::atomic::Ordering::Relaxed).max(1);
+            if self.total > 64 << 20 && self.total / packed > *max {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "expands more than {max} times its compressed size ({} bytes from {packed} so far): a gzip bomb? (the limit; {})",
+                        self.total, self.knob
+                    ),
+                ));
+            }
+        }
         if let Some(max) = self.max_bytes {
             if self.total > max {
                 return Err(io::Error::new(
@@ -117,7 +162,7 @@ mod tests {
 
     #[test]
     fn lines_and_totals_are_bounded() {
-        let l = InputLimits { max_decompressed_bytes: 10, max_line_bytes: 4, max_fields: 8 };
+        let l = InputLimits { max_decompressed_bytes: 10, max_line_bytes: 4, max_fields: 8, max_gzip_ratio: 0 };
         assert_eq!(
             read_all(b"abcd\nefgh\n", InputLimits { max_decompressed_bytes: 100, ..l }, true).unwrap().len(),
             10

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use flate2::read::MultiGzDecoder;
 
-use super::limits::Limited;
+use super::limits::{Count, Counted, Limited};
 use crate::error::{Error, Result};
 
 /// The file's bytes, decompressed, through this process's input limits (see [`super::limits`]).
@@ -17,7 +17,9 @@ pub fn open(path: &Path) -> Result<Box<dyn Read>> {
     let limits = super::limits::get();
     const KNOB: &str = "`ingest.limits` in params.yaml, or --max-* flags of predict";
     if head.starts_with(&[0x1f, 0x8b]) {
-        let gz = Limited::new(MultiGzDecoder::new(reader), limits, true, KNOB);
+        let count = Count::default();
+        let packed = BufReader::with_capacity(1 << 16, Counted { inner: reader, count: count.clone() });
+        let gz = Limited::new(MultiGzDecoder::new(packed), limits, true, KNOB).with_ratio(count, limits.max_gzip_ratio);
         Ok(Box::new(BufReader::with_capacity(1 << 16, gz)))
     } else {
         Ok(Box::new(BufReader::with_capacity(1 << 16, Limited::new(reader, limits, false, KNOB))))

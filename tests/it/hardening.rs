@@ -489,7 +489,11 @@ fn input_limits_stop_gzip_bombs_long_lines_and_wide_headers() {
     let row = "1,50,0.5,normal\n";
     let mut text = String::from("a,b,c,label\n");
     text.push_str(&row.repeat(200_000_000 / row.len()));
-    p.write("data/bomb.csv.gz", crate::common::gzip(text.as_bytes()));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut gz, text.as_bytes()).unwrap();
+    let packed = gz.finish().unwrap();
+    assert!(text.len() / packed.len() > 150, "a bomb: {} to {} bytes", text.len(), packed.len());
+    p.write("data/bomb.csv.gz", packed);
     drop(text);
     p.edit("schemas/toy.yaml", "source: data/toy.csv", "source: data/bomb.csv.gz");
     p.edit("params.yaml", "  seed: 7\nvalidate:", "  seed: 7\n  limits: {max_decompressed_bytes: 20000000}\nvalidate:");
@@ -499,6 +503,12 @@ fn input_limits_stop_gzip_bombs_long_lines_and_wide_headers() {
         assert!(stderr.contains(needle), "{needle}: {stderr}");
     }
     assert!(peak_kb < 300 << 10, "ingest of a bomb stopped at 20 MB peaked at {} MB", peak_kb >> 10);
+    // With the default limits, the expansion ratio stops it past 64 MiB.
+    p.edit("params.yaml", "  limits: {max_decompressed_bytes: 20000000}\n", "");
+    let (code, stderr, peak_kb) = run_measured(&p, "ingest");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("expands more than 100 times its compressed size"), "{stderr}");
+    assert!(peak_kb < 400 << 10, "ingest of a bomb stopped at 64 MiB peaked at {} MB", peak_kb >> 10);
     // A line of 2 MB, and a header of 5,000 columns.
     let long = format!("a,b,c,label\n1,50,0.5,normal\n1,50,0.5,{}\n", "x".repeat(2 << 20));
     p.write("data/long.csv", long);
