@@ -209,6 +209,16 @@ pub struct Domain {
 }
 
 impl Domain {
+    /// Whether `v` is inside the domain (the fast check; [`Self::refuses`] says why not).
+    #[inline]
+    pub fn admits(&self, v: f64) -> bool {
+        let listed = match &self.allowed {
+            Some(a) => a.contains(&v),
+            None => true,
+        };
+        listed && self.min.is_none_or(|lo| v >= lo) && self.max.is_none_or(|hi| v <= hi)
+    }
+
     /// Why `v` is outside the domain, or `None`.
     pub fn refuses(&self, v: f64) -> Option<String> {
         if let Some(allowed) = &self.allowed {
@@ -258,8 +268,9 @@ struct Plan {
     /// Per derivation: the inputs it reads, and where its outputs start among the derived values.
     derive: Vec<(Vec<usize>, usize, usize)>,
     derived: usize,
-    /// Per numeric step with a schema domain: its column in an encoded row, and the step.
-    domain_checks: Vec<(usize, usize)>,
+    /// Per numeric step with a schema domain: its column in an encoded row, the step, and
+    /// the domain (copied here: no map lookup per value).
+    domain_checks: Vec<(usize, usize, Domain)>,
 }
 
 thread_local! {
@@ -461,11 +472,30 @@ impl Preprocessor {
         Preprocessor { impute, features, derive, domains: Default::default(), plan: PlanCell::default() }
     }
 
+    /// Contributions to the model's features summed back to the step (input or derived
+    /// feature) each came from: one-hot columns to their categorical column. The `top`
+    /// largest by magnitude, largest first (ties by name).
+    pub fn contributions_by_input(&self, phi: &[f64], top: usize) -> Vec<(&str, f64)> {
+        let mut out: Vec<(&str, f64)> = Vec::with_capacity(self.features.len());
+        let mut at = 0;
+        for f in &self.features {
+            let w = f.width();
+            out.push((f.name(), phi[at..at + w].iter().sum()));
+            at += w;
+        }
+        out.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then_with(|| a.0.cmp(b.0)));
+        out.truncate(top);
+        out
+    }
+
     /// Each value of an encoded row outside its column's schema domain: the column and why.
     pub fn outside_domain<'p>(&'p self, row: &[f64], mut found: impl FnMut(&'p str, String)) {
-        for &(at, step) in &self.plan().domain_checks {
-            let name = self.features[step].name();
-            if let Some(why) = self.domains[name].refuses(row[at]) {
+        for (at, step, domain) in &self.plan().domain_checks {
+            if domain.admits(row[*at]) {
+                continue;
+            }
+            let name = self.features[*step].name();
+            if let Some(why) = domain.refuses(row[*at]) {
                 found(name, why);
             }
         }
@@ -575,8 +605,8 @@ impl Preprocessor {
             let mut domain_checks = Vec::new();
             let mut col = 0;
             for (i, f) in self.features.iter().enumerate() {
-                if !f.is_categorical() && self.domains.contains_key(f.name()) {
-                    domain_checks.push((col, i));
+                if let (false, Some(d)) = (f.is_categorical(), self.domains.get(f.name())) {
+                    domain_checks.push((col, i, d.clone()));
                 }
                 col += f.width();
             }

@@ -83,6 +83,9 @@ impl Tree {
                 return Err(format!("nodes[{i}]: reached twice (a cycle or a shared node)"));
             }
             let node = &self.nodes[i];
+            if !(node.cover >= 0.0 && node.cover.is_finite()) {
+                return Err(format!("nodes[{i}]: cover {} is not a count", node.cover));
+            }
             if node.feature == LEAF {
                 finite(&format!("nodes[{i}].value"), node.value)?;
                 continue;
@@ -110,11 +113,11 @@ mod tests {
     use super::*;
 
     fn leaf(v: f64) -> Node {
-        Node { feature: LEAF, threshold: 0.0, bin: 0, left: 0, right: 0, value: v }
+        Node { feature: LEAF, threshold: 0.0, bin: 0, left: 0, right: 0, value: v, cover: 0.0 }
     }
 
     fn split(feature: u32, left: u32, right: u32) -> Node {
-        Node { feature, threshold: 0.5, bin: 0, left, right, value: 0.0 }
+        Node { feature, threshold: 0.5, bin: 0, left, right, value: 0.0, cover: 0.0 }
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod bagging;
 mod check;
 pub mod checked;
 pub mod decision_tree;
+pub mod explain;
 pub mod gbm;
 pub mod logistic;
 pub mod random_forest;

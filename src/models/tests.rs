@@ -172,3 +172,30 @@ fn bagging_is_linfa_ensembles_learner_over_our_tree() {
     assert_eq!(model, fit(7).unwrap());
     assert_ne!(model, fit(8).unwrap());
 }
+
+/// Explanations add up: for every family and 1,000 rows, base value plus contributions equal
+/// the model's margin (log-odds, averaged leaf, vote) within 1e-9, and the margin gives the
+/// model's score through the family's link.
+#[test]
+fn every_family_explains_each_row_exactly() {
+    let (x, y) = data(800, 11);
+    let (xt, _) = data(1000, 12);
+    for spec in all_families() {
+        let model = spec.fit(x.view(), &y, 42).unwrap();
+        let scores = model.predict_proba(xt.view());
+        for (r, row) in xt.rows().into_iter().enumerate() {
+            let row = row.to_vec();
+            let e = model.explain(&row).unwrap_or_else(|m| panic!("{}: {m}", spec.name()));
+            assert_eq!(e.contributions.len(), 4);
+            let margin = e.margin();
+            let walked = model.margin(&row);
+            assert!((margin - walked).abs() < 1e-9, "{} row {r}: {margin} vs the margin {walked}", spec.name());
+            let score = match e.kind {
+                explain::MarginKind::LogOdds => 1.0 / (1.0 + (-margin).exp()),
+                explain::MarginKind::HalfLogOdds => 1.0 / (1.0 + (-2.0 * margin).exp()),
+                explain::MarginKind::Probability => margin,
+            };
+            assert!((score - scores[r]).abs() < 1e-9, "{} row {r}: {score} vs {}", spec.name(), scores[r]);
+        }
+    }
+}

@@ -55,19 +55,13 @@ pub fn formula_safe(cell: &str) -> Cow<'_, str> {
 }
 
 /// A quick look at a row's bytes: false when no cell can start a formula (most rows), true
-/// when one might (then the row is parsed and checked cell by cell).
+/// when one might (then the row is parsed and checked cell by cell). Searches for the few
+/// bytes that matter at memory speed; a `-` matters only before something other than a digit.
 fn may_hold_formula(raw: &[u8]) -> bool {
-    let starts = std::iter::once(0).chain(memchr::memchr_iter(b',', raw).map(|i| i + 1));
-    starts.into_iter().any(|mut at| {
-        if raw.get(at) == Some(&b'"') {
-            at += 1;
-        }
-        match raw.get(at) {
-            Some(b'=' | b'+' | b'@' | b'\t' | b'\r') => true,
-            Some(b'-') => !matches!(raw.get(at + 1), Some(b'0'..=b'9' | b'.')),
-            _ => false,
-        }
-    })
+    if memchr::memchr3(b'=', b'+', b'@', raw).is_some() || memchr::memchr2(b'\t', b'\r', raw).is_some() {
+        return true;
+    }
+    memchr::memchr_iter(b'-', raw).any(|at| !matches!(raw.get(at + 1), Some(b'0'..=b'9' | b'.')))
 }
 
 /// Write the row with each formula cell prefixed (see [`formula_safe`]), re-quoted as needed.

@@ -32,8 +32,17 @@ pub async fn predict(
     // `?features=true`: each verdict also gives the feature vector the model read (derived
     // features included), to check what a raw record became.
     let with_features = query.as_deref().unwrap_or("").split('&').any(|kv| kv == "features=true" || kv == "features=1");
+    // `?explain=k`: each verdict also gives its k largest contributions (TreeSHAP, or the
+    // linear terms), by input feature, and the base value they add to.
+    let explain = match query.as_deref().unwrap_or("").split('&').find_map(|kv| kv.strip_prefix("explain=")) {
+        None => 0,
+        Some(k) => k.parse::<usize>().ok().filter(|&k| (1..=1000).contains(&k)).ok_or_else(|| {
+            ApiError::new(StatusCode::BAD_REQUEST, format!("explain={k}: expected a number of reasons from 1 to 1000"))
+                .with("field", "explain")
+        })?,
+    };
     let job_state = state.clone();
-    work(&state, body.len(), move || answer(&job_state, &body, with_features)).await.map(Json)
+    work(&state, body.len(), move || answer(&job_state, &body, with_features, explain)).await.map(Json)
 }
 
 /// Rows encoded at once before they are scored: a block's matrix stays small however many
@@ -41,7 +50,7 @@ pub async fn predict(
 const BLOCK: usize = 1024;
 
 /// Parse, encode and score `body` block by block, as the records arrive.
-fn answer(state: &AppState, body: &[u8], with_features: bool) -> ApiResult<Value> {
+fn answer(state: &AppState, body: &[u8], with_features: bool, explain: usize) -> ApiResult<Value> {
     let model = state.model.load_full();
     let pre = &model.bundle.preprocessor;
     let width = pre.width();
@@ -53,6 +62,7 @@ fn answer(state: &AppState, body: &[u8], with_features: bool) -> ApiResult<Value
     let mut ids: Vec<Option<Value>> = Vec::new();
     let mut unseen: Vec<Vec<usize>> = Vec::new();
     let mut warnings: Vec<Vec<String>> = Vec::new();
+    let mut reasons: Vec<Value> = Vec::new();
     let mut features: Vec<f64> = Vec::new();
     let flush = |block: &mut Vec<f64>, scores: &mut Vec<f64>| {
         if !block.is_empty() {
@@ -96,6 +106,17 @@ fn answer(state: &AppState, body: &[u8], with_features: bool) -> ApiResult<Value
         if with_features {
             features.extend_from_slice(&block[at..]);
         }
+        if explain > 0 {
+            let e = model.bundle.model.explain(&block[at..]).map_err(|m| {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("explain: {m}")).with("field", "explain")
+            })?;
+            let top: Vec<Value> = pre
+                .contributions_by_input(&e.contributions, explain)
+                .into_iter()
+                .map(|(name, v)| json!({ "feature": name, "value": v }))
+                .collect();
+            reasons.push(json!({ "base": e.base, "margin": e.kind, "contributions": top }));
+        }
         ids.push(rec.get("id").and_then(Field::to_json));
         unseen.push(u);
         if block.len() >= BLOCK * width {
@@ -129,6 +150,9 @@ fn answer(state: &AppState, body: &[u8], with_features: bool) -> ApiResult<Value
             }
             if !warnings[i].is_empty() {
                 p["warnings"] = json!(warnings[i]);
+            }
+            if let Some(r) = reasons.get(i) {
+                p["explanation"] = r.clone();
             }
             p
         })

@@ -43,11 +43,19 @@ pub struct Record {
     fields: Vec<(String, Field)>,
     /// The keys, once there are many (a linear scan is faster below that).
     keys: Option<HashSet<String>>,
+    /// Where the last lookup matched: clients send fields in the model's order, so the next
+    /// lookup usually matches right after it.
+    cursor: std::cell::Cell<usize>,
 }
 
 impl Record {
     pub fn get(&self, name: &str) -> Option<&Field> {
-        self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v)
+        let n = self.fields.len();
+        let start = self.cursor.get();
+        (0..n).map(|i| (start + i) % n).find(|&i| self.fields[i].0 == name).map(|i| {
+            self.cursor.set(i + 1);
+            &self.fields[i].1
+        })
     }
 
     fn insert(&mut self, key: String, value: Field) -> Result<(), String> {

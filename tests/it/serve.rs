@@ -724,3 +724,40 @@ fn amplifying_bodies_are_refused_within_four_times_the_body_limit() {
     assert_eq!(get(&s.url("/healthz")).unwrap().0, 200);
     s.stop();
 }
+
+/// `?explain=k`: each verdict carries its k largest contributions by input feature and the
+/// base value; with every input asked for, base plus contributions give the score through
+/// the margin's link. A bad `explain` is a 400.
+#[test]
+fn explanations_over_the_api_add_up_to_the_score() {
+    let (_p, model) = served_project();
+    let s = Server::start(&model, &[]);
+    let body = br#"[{"a": 1, "b": 90, "c": 0.9}, {"a": -1, "b": 3, "c": 0.1}, {"a": 0, "b": 50, "c": 0.5}]"#;
+    let (code, answer) = post(&s.url("/v1/predict?explain=3"), &[("Content-Type", "application/json")], body);
+    assert_eq!(code, 200, "{answer}");
+    let v = json(&answer);
+    for p in v["predictions"].as_array().unwrap() {
+        let e = &p["explanation"];
+        let contributions = e["contributions"].as_array().unwrap();
+        let mut names: Vec<&str> = contributions.iter().map(|c| c["feature"].as_str().unwrap()).collect();
+        names.sort();
+        assert_eq!(names, ["a", "b", "c"], "{e}");
+        let margin =
+            e["base"].as_f64().unwrap() + contributions.iter().map(|c| c["value"].as_f64().unwrap()).sum::<f64>();
+        let score = match e["margin"].as_str().unwrap() {
+            "log_odds" => 1.0 / (1.0 + (-margin).exp()),
+            "half_log_odds" => 1.0 / (1.0 + (-2.0 * margin).exp()),
+            _ => margin,
+        };
+        assert!((score - p["score"].as_f64().unwrap()).abs() < 1e-9, "{p}");
+        let sizes: Vec<f64> = contributions.iter().map(|c| c["value"].as_f64().unwrap().abs()).collect();
+        assert!(sizes.windows(2).all(|w| w[0] >= w[1]), "largest first: {sizes:?}");
+    }
+    let (code, answer) = post(&s.url("/v1/predict?explain=1"), &[("Content-Type", "application/json")], body);
+    assert_eq!(code, 200);
+    assert_eq!(json(&answer)["predictions"][0]["explanation"]["contributions"].as_array().unwrap().len(), 1);
+    let (code, answer) = post(&s.url("/v1/predict?explain=x"), &[("Content-Type", "application/json")], body);
+    assert_eq!(code, 400, "{answer}");
+    assert!(answer.contains("explain"), "{answer}");
+    s.stop();
+}

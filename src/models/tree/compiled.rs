@@ -512,6 +512,7 @@ mod tests {
                 } else {
                     rng.gen::<f64>()
                 },
+                cover: 0.0,
             });
             if !leaf {
                 let l = build(rng, d, depth - 1, pool, common, nodes);

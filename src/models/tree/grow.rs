@@ -217,6 +217,7 @@ impl Grower<'_> {
             left: 0,
             right: 0,
             value: self.p.criterion.leaf(tot.gradient, tot.hessian),
+            cover: tot.count,
         });
         let id = (self.nodes.len() - 1) as u32;
         self.leaves.push((start, start + len, id));
@@ -355,6 +356,7 @@ impl Grower<'_> {
             left: 0,
             right: 0,
             value: self.p.criterion.leaf(tot.gradient, tot.hessian),
+            cover: tot.count,
         });
         let (left_rows, right_rows) = rows.split_at_mut(split);
         drop(hist);

@@ -31,6 +31,15 @@ pub struct Node {
     pub right: u32,
     /// Leaf output: P(threat) for classification trees, a score for boosting trees.
     pub value: f64,
+    /// Training rows (their sample weight) that reached the node: what TreeSHAP weighs the
+    /// branches of an unknown feature by (`models::explain`). 0 in bundles written before it
+    /// was recorded (not written then, so those bundles re-serialize byte for byte).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cover: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 pub const LEAF: u32 = u32::MAX;
