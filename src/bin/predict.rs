@@ -33,6 +33,10 @@ struct Cli {
     /// Stop at a value outside its column's schema domain (default: score it and count it).
     #[arg(long)]
     strict: bool,
+    /// Add each row's K largest contributions (TreeSHAP, or the linear terms) as columns
+    /// reason_1, contribution_1, ..., reason_K, contribution_K, explain_base.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    explain: usize,
     #[arg(long, default_value = "models/production/phishing.json", env = "NETSEC_MODEL")]
     model: PathBuf,
     /// Rows per chunk: memory use is bounded by one chunk.
@@ -67,7 +71,7 @@ fn main() -> std::process::ExitCode {
             return follow_log(&cli, &model);
         }
         let Some(output) = &cli.output else { bail!("missing OUTPUT: where to write the verdicts") };
-        let s = score_file(&model, &cli.input, output, cli.chunk, cli.follow_symlinks, cli.strict)
+        let s = score_file(&model, &cli.input, output, cli.chunk, cli.follow_symlinks, cli.strict, cli.explain)
             .context("predict failed")?;
         let line = format!(
             "{} rows scored ({} threats) in {:.3} s: {:.0} rows/s -> {}",

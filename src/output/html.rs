@@ -30,6 +30,10 @@ impl Format<Verdicts<'_>> for Html {
             v.threshold,
             esc(v.model_version)
         );
+        let explained = !v.reasons.is_empty();
+        if explained {
+            s.push_str("<th>top reasons</th>");
+        }
         for c in v.columns {
             let _ = write!(s, "<th>{}</th>", esc(c));
         }
@@ -37,6 +41,9 @@ impl Format<Verdicts<'_>> for Html {
         for (i, &score) in v.scores.iter().enumerate() {
             let label = v.label(i);
             let _ = write!(s, "<tr class=\"{label}\"><td>{}</td><td>{label}</td><td>{score:.4}</td>", i + 1);
+            if explained {
+                let _ = write!(s, "<td class=\"reasons\">{}</td>", esc(v.reasons.get(i).map_or("", String::as_str)));
+            }
             for cell in v.fields.get(i).into_iter().flatten() {
                 let _ = write!(s, "<td>{}</td>", esc(cell));
             }

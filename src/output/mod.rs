@@ -39,6 +39,9 @@ pub struct Verdicts<'a> {
     pub scores: &'a [f64],
     pub threshold: f64,
     pub model_version: &'a str,
+    /// Per row (the first rows, or none): its top reasons as text, for the formats that
+    /// show them (HTML).
+    pub reasons: &'a [String],
 }
 
 impl Verdicts<'_> {
@@ -95,6 +98,7 @@ pub(crate) mod tests {
             scores: &[0.91, 0.125],
             threshold: 0.5,
             model_version: "v1-<abc>",
+            reasons: &[],
         })
     }
 

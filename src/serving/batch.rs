@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2};
 use serde::Serialize;
 
 use super::sink::Sink;
@@ -29,6 +29,10 @@ pub struct BatchSummary {
     /// row and column (`predict --strict`).
     #[serde(skip)]
     pub strict: bool,
+    /// The policy of the run: this many top contributions per row as extra columns
+    /// (`predict --explain K`; 0: none).
+    #[serde(skip)]
+    pub explain: usize,
     pub seconds: f64,
     pub rows_per_second: f64,
 }
@@ -43,28 +47,71 @@ struct Writer<'a, 'f> {
 impl Writer<'_, '_> {
     fn chunk(&mut self, x: Array2<f64>, cells: &[Vec<String>]) -> Result<()> {
         let scores = self.model.score(&x);
-        self.rows(&scores, cells)
+        self.each(&scores, x.view(), |r, rec| rec.extend(cells[r].iter().map(String::as_str)))
     }
 
-    fn rows(&mut self, scores: &[f64], cells: &[Vec<String>]) -> Result<()> {
-        self.each(scores, |r, rec| rec.extend(cells[r].iter().map(String::as_str)))
-    }
-
-    /// Write row `r` of `scores` with the cells `fill(r, ..)` puts in.
-    fn each<'c>(&mut self, scores: &[f64], mut fill: impl FnMut(usize, &mut Vec<&'c str>)) -> Result<()> {
+    /// Write row `r` of `scores` (scored from row `r` of `x`) with the cells `fill(r, ..)`
+    /// puts in, then its explanation's columns when asked for.
+    fn each<'c>(
+        &mut self,
+        scores: &[f64],
+        x: ArrayView2<'_, f64>,
+        mut fill: impl FnMut(usize, &mut Vec<&'c str>),
+    ) -> Result<()> {
         let t = self.model.bundle.threshold;
+        let k = self.summary.explain;
         let mut rec: Vec<&str> = Vec::new();
         for (r, &s) in scores.iter().enumerate() {
             self.summary.threats += u64::from(crate::metrics::is_threat(s, t));
             rec.clear();
             fill(r, &mut rec);
-            self.out.row(&rec, s, crate::metrics::label(s, t))?;
+            if k == 0 {
+                self.out.row(&rec, s, crate::metrics::label(s, t))?;
+                continue;
+            }
+            let reasons = self.reasons(x.row(r).to_vec(), k)?;
+            let row: Vec<&str> = rec.iter().copied().chain(reasons.iter().map(String::as_str)).collect();
+            self.out.row(&row, s, crate::metrics::label(s, t))?;
         }
         self.summary.rows += scores.len() as u64;
         self.out.flush_chunk()?;
         crate::fault::kill_point("predict:chunk-written");
         Ok(())
     }
+}
+
+impl Writer<'_, '_> {
+    /// The `k` largest contributions of an encoded row, by input feature: name and value
+    /// pairs (empty when there are fewer), then the base value.
+    fn reasons(&self, row: Vec<f64>, k: usize) -> Result<Vec<String>> {
+        let model = &self.model.bundle;
+        let e = model.model.explain(&row).map_err(|m| Error::Model(format!("--explain: {m}")))?;
+        let top = model.preprocessor.contributions_by_input(&e.contributions, k);
+        let mut out = Vec::with_capacity(2 * k + 1);
+        for i in 0..k {
+            match top.get(i) {
+                Some((name, v)) => {
+                    out.push((*name).to_owned());
+                    out.push(format!("{v:.6}"));
+                }
+                None => out.extend([String::new(), String::new()]),
+            }
+        }
+        out.push(format!("{:.6}", e.base));
+        Ok(out)
+    }
+}
+
+/// The output's kept columns, then the explanation's columns for `k` reasons.
+fn with_reasons(mut columns: Vec<String>, k: usize) -> Vec<String> {
+    if k > 0 {
+        for i in 1..=k {
+            columns.push(format!("reason_{i}"));
+            columns.push(format!("contribution_{i}"));
+        }
+        columns.push("explain_base".into());
+    }
+    columns
 }
 
 /// Encode one row of text cells (`cell(k)` for input column k) onto the end of `values`.
@@ -122,6 +169,7 @@ pub fn score_file(
     chunk: usize,
     follow_symlinks: bool,
     strict: bool,
+    explain: usize,
 ) -> Result<BatchSummary> {
     let started = Instant::now();
     let pre = &model.bundle.preprocessor;
@@ -134,7 +182,7 @@ pub fn score_file(
         other => other?,
     };
     write_output(output, follow_symlinks, |file| {
-        let summary_0 = BatchSummary { strict, ..Default::default() };
+        let summary_0 = BatchSummary { strict, explain, ..Default::default() };
         let url_model = super::urls::url_column(pre).is_some();
         let s = match format {
             Format::Parquet => parquet_chunks(model, file, input, output, pre, chunk, summary_0)?,
@@ -164,14 +212,16 @@ fn url_chunks(
     use std::io::BufRead;
     let column = super::urls::url_column(&model.bundle.preprocessor).expect("a URL model").to_owned();
     let mut reader = std::io::BufReader::with_capacity(1 << 20, crate::data::open::open(input)?);
-    let mut w = Writer { out: <dyn Sink>::for_path(output, file, vec![column.clone()])?, model, summary };
+    let columns = with_reasons(vec![column.clone()], summary.explain);
+    let mut w = Writer { out: <dyn Sink>::for_path(output, file, columns)?, model, summary };
     let mut batch = super::urls::UrlBatch::new(model);
     let flush = |batch: &mut super::urls::UrlBatch<'_>, w: &mut Writer<'_, '_>| -> Result<()> {
         w.summary.unseen_category_cells += std::mem::take(&mut batch.block.unseen_cells);
         let (x, urls, _) = batch.take();
         let scores = model.score(&x);
+        w.each(&scores, x.view(), |r, rec| rec.push(urls[r].as_str()))?;
         batch.block.recycle(x);
-        w.each(&scores, |r, rec| rec.push(urls[r].as_str()))
+        Ok(())
     };
     let mut buf = Vec::new();
     let mut lineno = 0;
@@ -227,13 +277,17 @@ fn zeek_chunks(
         // Scored a few thousand at a time: the block stays in the CPU's caches.
         if (!more && !batch.is_empty()) || batch.len() == chunk.min(BLOCK) {
             if w.is_none() {
-                let out = <dyn Sink>::for_path(output, out_file.take().expect("once"), batch.id_columns())?;
-                w = Some(Writer { out, model, summary: summary.take().expect("once") });
+                let summary = summary.take().expect("once");
+                let columns = with_reasons(batch.id_columns(), summary.explain);
+                let out = <dyn Sink>::for_path(output, out_file.take().expect("once"), columns)?;
+                w = Some(Writer { out, model, summary });
             }
             let w = w.as_mut().expect("set");
             w.summary.unseen_category_cells += std::mem::take(&mut batch.block.unseen_cells);
-            let (scores, kept, _) = batch.score();
-            w.each(&scores, |r, rec| rec.extend(kept.row(r)))?;
+            let (x, kept, _) = batch.take();
+            let scores = model.score(&x);
+            w.each(&scores, x.view(), |r, rec| rec.extend(kept.row(r)))?;
+            batch.block.recycle(x);
         }
         if !more {
             break;
@@ -263,7 +317,8 @@ fn csv_chunks(
     let mut records = Records::new(crate::data::open::open(input)?, &model.bundle.input).map_err(at)?;
     let header = records.columns().to_vec();
     let index = positions(pre, &header, input)?;
-    let mut w = Writer { out: <dyn Sink>::for_path(output, file, header.clone())?, model, summary };
+    let columns = with_reasons(header.clone(), summary.explain);
+    let mut w = Writer { out: <dyn Sink>::for_path(output, file, columns)?, model, summary };
     let width = pre.width();
     let (mut values, mut cells) = (Vec::with_capacity(chunk * width), Vec::with_capacity(chunk));
     let mut record = csv::ByteRecord::new();
@@ -313,8 +368,10 @@ fn parquet_chunks(
         let header: Vec<String> =
             df.get_column_names().iter().map(|n| n.to_string()).filter(|n| n != crate::data::ROW).collect();
         if w.is_none() {
-            let out = <dyn Sink>::for_path(output, out_file.take().expect("once"), header.clone())?;
-            w = Some(Writer { out, model, summary: summary.take().expect("once") });
+            let summary = summary.take().expect("once");
+            let columns = with_reasons(header.clone(), summary.explain);
+            let out = <dyn Sink>::for_path(output, out_file.take().expect("once"), columns)?;
+            w = Some(Writer { out, model, summary });
         }
         let w = w.as_mut().expect("set");
         let keys: Vec<Vec<Option<String>>> =

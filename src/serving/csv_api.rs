@@ -171,6 +171,7 @@ fn verdicts_now(
     let x = Array2::from_shape_vec((lines.len(), width), values).expect("one value per feature per row");
     let (threshold, version) = (model.bundle.threshold, model.version.clone());
     let scores = score(state, &model, x.view());
+    let reasons = html_reasons(&model, x.view(), format);
     let ends = starts.iter().skip(1).copied().chain([body.len()]);
     let raw: Vec<&[u8]> = starts.iter().zip(ends).map(|(&s, e)| &body[s..e]).collect();
     let verdicts = Verdicts {
@@ -181,6 +182,7 @@ fn verdicts_now(
         scores: &scores,
         threshold,
         model_version: &version,
+        reasons: &reasons,
     };
     Ok(answer(format, &verdicts))
 }
@@ -273,6 +275,7 @@ fn url_verdicts(
     drop(batch);
     let (threshold, version) = (model.bundle.threshold, model.version.clone());
     let scores = score(state, &model, x.view());
+    let reasons = html_reasons(&model, x.view(), format);
     let (text, ends) = csv_rows(urls.iter().map(|u| [u.as_str()]))?;
     let raw = row_slices(&text, &ends);
     let fields: Vec<Vec<String>> = urls.into_iter().map(|u| vec![u]).collect();
@@ -285,6 +288,7 @@ fn url_verdicts(
         scores: &scores,
         threshold,
         model_version: &version,
+        reasons: &reasons,
     };
     Ok(answer(format, &verdicts))
 }
@@ -322,6 +326,7 @@ fn zeek_verdicts(
     drop(batch);
     let (threshold, version) = (model.bundle.threshold, model.version.clone());
     let scores = score(state, &model, x.view());
+    let reasons = html_reasons(&model, x.view(), format);
     // Each row as CSV text, for the formats that echo rows.
     let (text, ends) = csv_rows((0..kept.len()).map(|r| kept.row(r)))?;
     let raw = row_slices(&text, &ends);
@@ -335,8 +340,35 @@ fn zeek_verdicts(
         scores: &scores,
         threshold,
         model_version: &version,
+        reasons: &reasons,
     };
     Ok(answer(format, &verdicts))
+}
+
+/// Rows explained in an HTML answer, at most (TreeSHAP of a large ensemble costs about a
+/// millisecond a row).
+const HTML_REASONS: usize = 1000;
+
+/// For an HTML answer, each row's top three reasons ("b +0.831, a -0.412, c +0.020"), for
+/// the first [`HTML_REASONS`] rows; none for other formats or a model that cannot explain.
+fn html_reasons(
+    model: &super::Loaded,
+    x: ndarray::ArrayView2<'_, f64>,
+    format: &'static dyn for<'a> Format<Verdicts<'a>>,
+) -> Vec<String> {
+    if !format.media_type().starts_with("text/html") {
+        return Vec::new();
+    }
+    let pre = &model.bundle.preprocessor;
+    x.rows()
+        .into_iter()
+        .take(HTML_REASONS)
+        .map_while(|row| {
+            let e = model.bundle.model.explain(&row.to_vec()).ok()?;
+            let top = pre.contributions_by_input(&e.contributions, 3);
+            Some(top.iter().map(|(n, v)| format!("{n} {v:+.3}")).collect::<Vec<_>>().join(", "))
+        })
+        .collect()
 }
 
 /// A record error of an upload: 400, naming the row and the column.

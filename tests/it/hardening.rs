@@ -532,3 +532,35 @@ fn input_limits_stop_gzip_bombs_long_lines_and_wide_headers() {
     run.fails_with(&["/dev/null", "file is empty"]);
     assert!(!run.stderr.contains("format:"), "{}", run.stderr);
 }
+
+/// `predict --explain K` adds each row's K largest contributions and the base value as
+/// columns; with every input asked for they add up to the row's score through the link.
+#[test]
+fn predict_explains_each_row_in_extra_columns() {
+    let p = promoted();
+    let model = p.path("models/production/toy.json");
+    Cmd::bin("predict")
+        .dir(p.path(""))
+        .args(["data/toy.csv", "out.csv", "--model", model.to_str().unwrap(), "--explain", "3"])
+        .run()
+        .success();
+    let out = p.read("out.csv");
+    let mut lines = out.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let at = |name: &str| header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("{name} in {header:?}"));
+    let (score_at, base_at) = (at("threat_score"), at("explain_base"));
+    let mut rows = 0;
+    for line in lines {
+        let cells: Vec<&str> = line.split(',').collect();
+        let mut names: Vec<&str> = (1..=3).map(|i| cells[at(&format!("reason_{i}"))]).collect();
+        names.sort();
+        assert_eq!(names, ["a", "b", "c"], "{line}");
+        let margin: f64 = cells[base_at].parse::<f64>().unwrap()
+            + (1..=3).map(|i| cells[at(&format!("contribution_{i}"))].parse::<f64>().unwrap()).sum::<f64>();
+        let score: f64 = cells[score_at].parse().unwrap();
+        let links = [margin, 1.0 / (1.0 + (-margin).exp()), 1.0 / (1.0 + (-2.0 * margin).exp())];
+        assert!(links.iter().any(|s| (s - score).abs() < 1e-5), "{line}: {links:?} vs {score}");
+        rows += 1;
+    }
+    assert_eq!(rows, p.read("data/toy.csv").lines().count() - 1);
+}

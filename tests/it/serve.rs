@@ -385,6 +385,11 @@ fn browser_uploads_a_csv_through_the_page_and_sees_the_table() {
     assert!(source.contains("id=\"predictions\""), "no table in the page:\n{source}");
     assert_eq!(source.matches("<tr class=").count(), 3, "{source}");
     assert!(source.contains("3 rows"), "{source}");
+    // Each row shows its top reasons (TreeSHAP or linear terms), by input feature.
+    assert!(source.contains("<th>top reasons</th>"), "{source}");
+    assert_eq!(source.matches("<td class=\"reasons\">").count(), 3, "{source}");
+    let first = source.split("<td class=\"reasons\">").nth(1).unwrap().split("</td>").next().unwrap();
+    assert!(first.split(", ").all(|r| ["a ", "b ", "c "].iter().any(|n| r.starts_with(n))), "{first}");
 }
 
 /// Open `page` in headless Chromium, choose `file` in its file input, press Score, and return
