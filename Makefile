@@ -5,6 +5,8 @@ VENV  ?= .venv
 DVC   := $(VENV)/bin/dvc
 # MLflow server for the tracking test, in its own venv.
 MLFLOW := .venv-mlflow/bin/mlflow
+# The shap package, for the explanation test (tests/shap/check.py), in its own venv.
+SHAP := .venv-shap/bin/python
 CARGO ?= cargo
 # One cargo profile (release) for the pipeline and the tests: a clean polars build is ~10 minutes.
 CARGO_FLAGS ?= --release --locked
@@ -23,7 +25,7 @@ run: build $(DVC)
 	@echo "Model bundle: models/model.json   ROC points: plots/roc.json   reports: reports/"
 
 # The URL extractor test reads data/urls-hannousse (under data.dvc): pulled from the offline remote.
-test: build $(DVC) $(MLFLOW) chromium
+test: build $(DVC) $(MLFLOW) $(SHAP) chromium
 	$(DVC) pull -q data.dvc
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test $(CARGO_FLAGS) $(CARGO_TEST_FLAGS)
 
@@ -41,6 +43,11 @@ $(DVC): requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
 	@touch $(DVC)
+
+$(SHAP): requirements-shap.txt
+	python3 -m venv .venv-shap
+	.venv-shap/bin/pip install --quiet --disable-pip-version-check -r requirements-shap.txt
+	@touch $(SHAP)
 
 $(MLFLOW): requirements-mlflow.txt
 	python3 -m venv .venv-mlflow

@@ -111,9 +111,29 @@ impl Model {
     }
 }
 
+/// 1/n for the small integers the path arithmetic divides by (n = 0 unused).
+const RECIP: [f64; 256] = {
+    let mut t = [0.0; 256];
+    let mut n = 1;
+    while n < 256 {
+        t[n] = 1.0 / n as f64;
+        n += 1;
+    }
+    t
+};
+
+#[inline]
+fn recip(n: usize) -> f64 {
+    if n < RECIP.len() {
+        RECIP[n]
+    } else {
+        1.0 / n as f64
+    }
+}
+
 /// One element of the path: the feature split on, the fractions of "zero" (feature unknown)
 /// and "one" (feature known) paths flowing through, and the permutation weight.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct PathElem {
     feature: usize,
     zero: f64,
@@ -139,67 +159,113 @@ fn shap_into(
     // The expected value: leaves weighted by the share of training rows that reach them.
     let root = nodes[0].cover;
     let expected: f64 = nodes.iter().filter(|n| n.feature == LEAF).map(|n| leaf(n.value) * n.cover / root).sum();
-    let mut local = vec![0.0; x.len()];
-    let path: Vec<PathElem> = Vec::with_capacity(32);
-    recurse(tree, x, leaf, 0, &path, 1.0, 1.0, usize::MAX, &mut local);
-    for (j, v) in local.into_iter().enumerate() {
-        let at = cols.map_or(j, |c| c[j]);
-        phi[at] += scale * v;
-    }
+    // One buffer for every level's copy of the path (level d holds d + 1 elements), as in
+    // the reference implementation: no allocation per node.
+    // A tree of n nodes is at most (n - 1) / 2 deep: small trees need no walk for the bound.
+    let bound = (nodes.len() - 1) / 2;
+    let depth = if bound <= 64 { bound } else { depth(tree) };
+    let need = (depth + 2) * (depth + 3) / 2;
+    PATH.with_borrow_mut(|buf| {
+        if buf.len() < need {
+            buf.resize(need, PathElem::default());
+        }
+        let mut walk = Walk { tree, x, leaf, cols, scale, phi };
+        walk.recurse(0, buf, 0, 0, 1.0, 1.0, usize::MAX);
+    });
     Ok(scale * expected)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn recurse(
-    tree: &Tree,
-    x: &[f64],
-    leaf: impl Fn(f64) -> f64 + Copy,
-    j: usize,
-    parent: &[PathElem],
-    zero: f64,
-    one: f64,
-    feature: usize,
-    phi: &mut [f64],
-) {
-    let mut path = parent.to_vec();
-    extend(&mut path, zero, one, feature);
-    let node = &tree.nodes[j];
-    if node.feature == LEAF {
-        let v = leaf(node.value);
-        for i in 1..path.len() {
-            let w = unwound_sum(&path, i);
-            let e = path[i];
-            phi[e.feature] += w * (e.one - e.zero) * v;
+thread_local! {
+    /// The path buffer, kept across trees and rows (it is written before it is read).
+    static PATH: std::cell::RefCell<Vec<PathElem>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The deepest leaf's depth (the root at 0).
+fn depth(tree: &Tree) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(0usize, 0usize)];
+    while let Some((j, d)) = stack.pop() {
+        let n = &tree.nodes[j];
+        deepest = deepest.max(d);
+        if n.feature != LEAF {
+            stack.push((n.left as usize, d + 1));
+            stack.push((n.right as usize, d + 1));
         }
-        return;
     }
-    let f = node.feature as usize;
-    // NaN goes right, as in scoring (`x <= threshold` is false).
-    let (hot, cold) = if x[f] <= node.threshold { (node.left, node.right) } else { (node.right, node.left) };
-    let (hot, cold) = (hot as usize, cold as usize);
-    let (mut iz, mut io) = (1.0, 1.0);
-    if let Some(k) = (1..path.len()).find(|&k| path[k].feature == f) {
-        iz = path[k].zero;
-        io = path[k].one;
-        unwind(&mut path, k);
-    }
-    let cover = node.cover;
-    recurse(tree, x, leaf, hot, &path, iz * tree.nodes[hot].cover / cover, io, f, phi);
-    recurse(tree, x, leaf, cold, &path, iz * tree.nodes[cold].cover / cover, 0.0, f, phi);
+    deepest
 }
 
-fn extend(path: &mut Vec<PathElem>, zero: f64, one: f64, feature: usize) {
-    let l = path.len();
-    path.push(PathElem { feature, zero, one, weight: if l == 0 { 1.0 } else { 0.0 } });
+/// One tree's TreeSHAP at one row.
+struct Walk<'a, L> {
+    tree: &'a Tree,
+    x: &'a [f64],
+    leaf: L,
+    cols: Option<&'a [usize]>,
+    scale: f64,
+    phi: &'a mut [f64],
+}
+
+impl<L: Fn(f64) -> f64 + Copy> Walk<'_, L> {
+    /// Node `j`, its parent's path at `buf[start..start + len]`; this node's path is built
+    /// right after it.
+    #[allow(clippy::too_many_arguments)]
+    fn recurse(
+        &mut self,
+        j: usize,
+        buf: &mut [PathElem],
+        start: usize,
+        len: usize,
+        zero: f64,
+        one: f64,
+        feature: usize,
+    ) {
+        let at = start + len;
+        buf.copy_within(start..start + len, at);
+        let mut len = len;
+        extend(&mut buf[at..], &mut len, zero, one, feature);
+        let node = &self.tree.nodes[j];
+        if node.feature == LEAF {
+            let v = (self.leaf)(node.value) * self.scale;
+            let path = &buf[at..at + len];
+            for i in 1..len {
+                let w = unwound_sum(path, i);
+                let e = path[i];
+                let col = self.cols.map_or(e.feature, |c| c[e.feature]);
+                self.phi[col] += w * (e.one - e.zero) * v;
+            }
+            return;
+        }
+        let f = node.feature as usize;
+        // NaN goes right, as in scoring (`x <= threshold` is false).
+        let (hot, cold) = if self.x[f] <= node.threshold { (node.left, node.right) } else { (node.right, node.left) };
+        let (hot, cold) = (hot as usize, cold as usize);
+        let (mut iz, mut io) = (1.0, 1.0);
+        if let Some(k) = (1..len).find(|&k| buf[at + k].feature == f) {
+            iz = buf[at + k].zero;
+            io = buf[at + k].one;
+            unwind(&mut buf[at..], &mut len, k);
+        }
+        let (cover, nodes) = (node.cover, &self.tree.nodes);
+        let (hot_share, cold_share) = (nodes[hot].cover / cover, nodes[cold].cover / cover);
+        self.recurse(hot, buf, at, len, iz * hot_share, io, f);
+        self.recurse(cold, buf, at, len, iz * cold_share, 0.0, f);
+    }
+}
+
+fn extend(path: &mut [PathElem], len: &mut usize, zero: f64, one: f64, feature: usize) {
+    let l = *len;
+    path[l] = PathElem { feature, zero, one, weight: if l == 0 { 1.0 } else { 0.0 } };
     let depth = l as f64;
+    let inv = recip(l + 1);
     for i in (0..l).rev() {
-        path[i + 1].weight += one * path[i].weight * (i as f64 + 1.0) / (depth + 1.0);
-        path[i].weight = zero * path[i].weight * (depth - i as f64) / (depth + 1.0);
+        path[i + 1].weight += one * path[i].weight * (i as f64 + 1.0) * inv;
+        path[i].weight = zero * path[i].weight * (depth - i as f64) * inv;
     }
+    *len += 1;
 }
 
-fn unwind(path: &mut Vec<PathElem>, i: usize) {
-    let l = path.len() - 1;
+fn unwind(path: &mut [PathElem], len: &mut usize, i: usize) {
+    let l = *len - 1;
     let depth = l as f64;
     let (one, zero) = (path[i].one, path[i].zero);
     let mut next = path[l].weight;
@@ -217,22 +283,28 @@ fn unwind(path: &mut Vec<PathElem>, i: usize) {
         path[j].zero = path[j + 1].zero;
         path[j].one = path[j + 1].one;
     }
-    path.pop();
+    *len -= 1;
 }
 
 fn unwound_sum(path: &[PathElem], i: usize) -> f64 {
     let l = path.len() - 1;
     let depth = l as f64;
     let (one, zero) = (path[i].one, path[i].zero);
-    let mut next = path[l].weight;
+    let inv = 1.0 / (depth + 1.0);
     let mut total = 0.0;
-    for j in (0..l).rev() {
-        if one != 0.0 {
-            let t = next * (depth + 1.0) / ((j as f64 + 1.0) * one);
+    if one != 0.0 {
+        // Divisions hoisted out of the loop: it runs for every element of every leaf's path.
+        let (k, zk) = ((depth + 1.0) / one, zero * inv);
+        let mut next = path[l].weight;
+        for j in (0..l).rev() {
+            let t = next * k * recip(j + 1);
             total += t;
-            next = path[j].weight - t * zero * (depth - j as f64) / (depth + 1.0);
-        } else {
-            total += path[j].weight / zero / ((depth - j as f64) / (depth + 1.0));
+            next = path[j].weight - t * zk * (depth - j as f64);
+        }
+    } else {
+        let k = (depth + 1.0) / zero;
+        for j in (0..l).rev() {
+            total += path[j].weight * k * recip(l - j);
         }
     }
     total

@@ -60,6 +60,14 @@ impl Writer<'_, '_> {
     ) -> Result<()> {
         let t = self.model.bundle.threshold;
         let k = self.summary.explain;
+        // The chunk's explanations, on every core (TreeSHAP costs far more than scoring).
+        let reasons: Vec<Vec<String>> = if k == 0 {
+            Vec::new()
+        } else {
+            use rayon::prelude::*;
+            let model = self.model;
+            (0..scores.len()).into_par_iter().map(|r| reasons(model, x.row(r).to_vec(), k)).collect::<Result<_>>()?
+        };
         let mut rec: Vec<&str> = Vec::new();
         for (r, &s) in scores.iter().enumerate() {
             self.summary.threats += u64::from(crate::metrics::is_threat(s, t));
@@ -69,8 +77,7 @@ impl Writer<'_, '_> {
                 self.out.row(&rec, s, crate::metrics::label(s, t))?;
                 continue;
             }
-            let reasons = self.reasons(x.row(r).to_vec(), k)?;
-            let row: Vec<&str> = rec.iter().copied().chain(reasons.iter().map(String::as_str)).collect();
+            let row: Vec<&str> = rec.iter().copied().chain(reasons[r].iter().map(String::as_str)).collect();
             self.out.row(&row, s, crate::metrics::label(s, t))?;
         }
         self.summary.rows += scores.len() as u64;
@@ -80,26 +87,24 @@ impl Writer<'_, '_> {
     }
 }
 
-impl Writer<'_, '_> {
-    /// The `k` largest contributions of an encoded row, by input feature: name and value
-    /// pairs (empty when there are fewer), then the base value.
-    fn reasons(&self, row: Vec<f64>, k: usize) -> Result<Vec<String>> {
-        let model = &self.model.bundle;
-        let e = model.model.explain(&row).map_err(|m| Error::Model(format!("--explain: {m}")))?;
-        let top = model.preprocessor.contributions_by_input(&e.contributions, k);
-        let mut out = Vec::with_capacity(2 * k + 1);
-        for i in 0..k {
-            match top.get(i) {
-                Some((name, v)) => {
-                    out.push((*name).to_owned());
-                    out.push(format!("{v:.6}"));
-                }
-                None => out.extend([String::new(), String::new()]),
+/// The `k` largest contributions of an encoded row, by input feature: name and value pairs
+/// (empty when there are fewer), then the base value.
+fn reasons(model: &Loaded, row: Vec<f64>, k: usize) -> Result<Vec<String>> {
+    let bundle = &model.bundle;
+    let e = bundle.model.explain(&row).map_err(|m| Error::Model(format!("--explain: {m}")))?;
+    let top = bundle.preprocessor.contributions_by_input(&e.contributions, k);
+    let mut out = Vec::with_capacity(2 * k + 1);
+    for i in 0..k {
+        match top.get(i) {
+            Some((name, v)) => {
+                out.push((*name).to_owned());
+                out.push(format!("{v:.6}"));
             }
+            None => out.extend([String::new(), String::new()]),
         }
-        out.push(format!("{:.6}", e.base));
-        Ok(out)
     }
+    out.push(format!("{:.6}", e.base));
+    Ok(out)
 }
 
 /// The output's kept columns, then the explanation's columns for `k` reasons.

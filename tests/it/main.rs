@@ -4,6 +4,7 @@
 mod common;
 mod corpus;
 mod datasets;
+mod explain;
 mod fuzz;
 mod hardening;
 mod layout;
