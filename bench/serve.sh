@@ -98,3 +98,6 @@ PYEOF
 /usr/bin/time -f "%e %M" -o "$OUT/predict.time" target/release/predict "$OUT/big.csv" "$OUT/big_pred.csv" --model "$OUT/model.json" -q > "$OUT/predict.txt"
 
 .venv/bin/python bench/report_serve.py "$OUT" "$TREES"
+
+# Explanation time beside the shap package (bench/explain.sh).
+BENCH_OUT="$OUT" bench/explain.sh
