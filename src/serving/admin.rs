@@ -25,7 +25,7 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Json<Value> {
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let m = state.model.load();
     let text = state.metrics.render(&m.version, m.bundle.model.family());
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    ([(header::CONTENT_TYPE, super::metrics::CONTENT_TYPE)], text).into_response()
 }
 
 /// Constant-time comparison, so the token cannot be guessed byte by byte from timings.

@@ -1,8 +1,16 @@
-//! Prometheus counters of the server, lock-free.
+//! Prometheus metrics of the server, exposed by the `prometheus-client` crate (the Prometheus
+//! project's Rust client, OpenMetrics text). The hot path only increments counters created
+//! once at start (one per route and status class); nothing is looked up per request.
 
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 /// Upper bounds of the latency histogram buckets, seconds.
 const BUCKETS: [f64; 12] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5];
@@ -10,18 +18,80 @@ const BUCKETS: [f64; 12] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
 use super::routes::ALL as ROUTES;
 const STATUS_CLASSES: [&str; 4] = ["2xx", "4xx", "5xx", "other"];
 
-#[derive(Default)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteStatus {
+    route: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Class {
+    class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModelInfo {
+    version: String,
+    family: String,
+}
+
 pub struct Metrics {
-    requests: [[AtomicU64; 4]; ROUTES.len()],
-    buckets: [AtomicU64; 12],
-    latency_count: AtomicU64,
-    /// Total latency in microseconds.
-    latency_sum_us: AtomicU64,
-    threats: AtomicU64,
-    benign: AtomicU64,
-    reloads: AtomicU64,
-    unseen: AtomicU64,
-    out_of_domain: AtomicU64,
+    registry: Mutex<Registry>,
+    /// Per route (in `routes::ALL` order), per status class.
+    requests: Vec<[Counter; 4]>,
+    latency: Histogram,
+    threats: Counter,
+    benign: Counter,
+    reloads: Counter,
+    unseen: Counter,
+    out_of_domain: Counter,
+    model: Family<ModelInfo, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let requests_family = Family::<RouteStatus, Counter>::default();
+        registry.register("netsec_requests", "HTTP requests by route and status class", requests_family.clone());
+        let requests = ROUTES
+            .iter()
+            .map(|route| {
+                STATUS_CLASSES.map(|status| {
+                    requests_family
+                        .get_or_create(&RouteStatus { route: route.to_string(), status: status.into() })
+                        .clone()
+                })
+            })
+            .collect();
+        let latency = Histogram::new(BUCKETS.into_iter());
+        registry.register("netsec_request_duration_seconds", "Request latency", latency.clone());
+        let predictions = Family::<Class, Counter>::default();
+        registry.register("netsec_predictions", "Records scored, by predicted class", predictions.clone());
+        let threats = predictions.get_or_create(&Class { class: "threat".into() }).clone();
+        let benign = predictions.get_or_create(&Class { class: "benign".into() }).clone();
+        let counter = |registry: &mut Registry, name: &str, help: &str| {
+            let c = Counter::default();
+            registry.register(name, help, c.clone());
+            c
+        };
+        let unseen = counter(&mut registry, "netsec_unseen_categories", "Categorical values never seen in training");
+        let out_of_domain =
+            counter(&mut registry, "netsec_out_of_domain_values", "Numeric values outside the schema's domain");
+        let reloads = counter(&mut registry, "netsec_model_reloads", "Successful model reloads");
+        let model = Family::<ModelInfo, Gauge>::default();
+        registry.register("netsec_model_info", "The model being served", model.clone());
+        Metrics {
+            registry: Mutex::new(registry),
+            requests,
+            latency,
+            threats,
+            benign,
+            reloads,
+            unseen,
+            out_of_domain,
+            model,
+        }
+    }
 }
 
 impl Metrics {
@@ -33,76 +103,41 @@ impl Metrics {
             500..=599 => 2,
             _ => 3,
         };
-        self.requests[r][s].fetch_add(1, Ordering::Relaxed);
-        let secs = elapsed.as_secs_f64();
-        for (b, &le) in self.buckets.iter().zip(&BUCKETS) {
-            if secs <= le {
-                b.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_us.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        self.requests[r][s].inc();
+        self.latency.observe(elapsed.as_secs_f64());
     }
 
     pub fn predictions(&self, threats: u64, benign: u64) {
-        self.threats.fetch_add(threats, Ordering::Relaxed);
-        self.benign.fetch_add(benign, Ordering::Relaxed);
+        self.threats.inc_by(threats);
+        self.benign.inc_by(benign);
     }
 
     /// Categorical values never seen in training (scored as "unknown category").
     pub fn unseen(&self, cells: u64) {
-        self.unseen.fetch_add(cells, Ordering::Relaxed);
+        self.unseen.inc_by(cells);
     }
 
     /// Numeric values outside their column's schema domain (scored, and reported).
     pub fn out_of_domain(&self, cells: u64) {
-        self.out_of_domain.fetch_add(cells, Ordering::Relaxed);
+        self.out_of_domain.inc_by(cells);
     }
 
     pub fn reloaded(&self) {
-        self.reloads.fetch_add(1, Ordering::Relaxed);
+        self.reloads.inc();
     }
 
-    /// The Prometheus text exposition format.
+    /// The OpenMetrics text exposition (what Prometheus scrapes), with the model now serving.
     pub fn render(&self, model_version: &str, family: &str) -> String {
+        self.model.clear();
+        self.model.get_or_create(&ModelInfo { version: model_version.into(), family: family.into() }).set(1);
         let mut s = String::new();
-        let _ = writeln!(s, "# HELP netsec_requests_total HTTP requests by route and status class.");
-        let _ = writeln!(s, "# TYPE netsec_requests_total counter");
-        for (r, route) in ROUTES.iter().enumerate() {
-            for (c, class) in STATUS_CLASSES.iter().enumerate() {
-                let n = self.requests[r][c].load(Ordering::Relaxed);
-                let _ = writeln!(s, "netsec_requests_total{{route=\"{route}\",status=\"{class}\"}} {n}");
-            }
+        let registry = self.registry.lock().expect("metrics registry");
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut s, &registry) {
+            tracing::error!("cannot encode the metrics: {e}");
         }
-        let _ = writeln!(s, "# HELP netsec_request_duration_seconds Request latency.");
-        let _ = writeln!(s, "# TYPE netsec_request_duration_seconds histogram");
-        for (b, le) in self.buckets.iter().zip(BUCKETS) {
-            let _ = writeln!(s, "netsec_request_duration_seconds_bucket{{le=\"{le}\"}} {}", b.load(Ordering::Relaxed));
-        }
-        let count = self.latency_count.load(Ordering::Relaxed);
-        let _ = writeln!(s, "netsec_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(
-            s,
-            "netsec_request_duration_seconds_sum {}",
-            self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(s, "netsec_request_duration_seconds_count {count}");
-        let _ = writeln!(s, "# HELP netsec_predictions_total Records scored, by predicted class.");
-        let _ = writeln!(s, "# TYPE netsec_predictions_total counter");
-        let _ = writeln!(s, "netsec_predictions_total{{class=\"threat\"}} {}", self.threats.load(Ordering::Relaxed));
-        let _ = writeln!(s, "netsec_predictions_total{{class=\"benign\"}} {}", self.benign.load(Ordering::Relaxed));
-        let _ = writeln!(s, "# HELP netsec_unseen_categories_total Categorical values never seen in training.");
-        let _ = writeln!(s, "# TYPE netsec_unseen_categories_total counter");
-        let _ = writeln!(s, "netsec_unseen_categories_total {}", self.unseen.load(Ordering::Relaxed));
-        let _ = writeln!(s, "# HELP netsec_out_of_domain_values_total Numeric values outside the schema's domain.");
-        let _ = writeln!(s, "# TYPE netsec_out_of_domain_values_total counter");
-        let _ = writeln!(s, "netsec_out_of_domain_values_total {}", self.out_of_domain.load(Ordering::Relaxed));
-        let _ = writeln!(s, "# HELP netsec_model_reloads_total Successful model reloads.");
-        let _ = writeln!(s, "# TYPE netsec_model_reloads_total counter");
-        let _ = writeln!(s, "netsec_model_reloads_total {}", self.reloads.load(Ordering::Relaxed));
-        let _ = writeln!(s, "# HELP netsec_model_info The model being served.");
-        let _ = writeln!(s, "# TYPE netsec_model_info gauge");
-        let _ = writeln!(s, "netsec_model_info{{version=\"{model_version}\",family=\"{family}\"}} 1");
         s
     }
 }
+
+/// The media type of [`Metrics::render`].
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
