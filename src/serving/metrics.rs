@@ -63,7 +63,7 @@ impl Default for Metrics {
                 })
             })
             .collect();
-        let latency = Histogram::new(BUCKETS.into_iter());
+        let latency = Histogram::new(BUCKETS);
         registry.register("netsec_request_duration_seconds", "Request latency", latency.clone());
         let predictions = Family::<Class, Counter>::default();
         registry.register("netsec_predictions", "Records scored, by predicted class", predictions.clone());
