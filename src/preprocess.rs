@@ -501,6 +501,17 @@ impl Preprocessor {
         }
     }
 
+    /// How many values of an encoded row are outside their column's schema domain, and the
+    /// first of them (its column and why): what a scorer counts, and refuses in strict mode.
+    pub fn domain_report(&self, row: &[f64]) -> (u64, Option<(&str, String)>) {
+        let (mut n, mut first) = (0, None);
+        self.outside_domain(row, |name, why| {
+            n += 1;
+            first.get_or_insert((name, why));
+        });
+        (n, first)
+    }
+
     /// Check steps read from a bundle: each column once, categories sorted without repeats
     /// (codes are found by binary search), fills that are numbers, and a derived feature
     /// encoded as the kind its derivation gives.

@@ -143,25 +143,9 @@ pub fn concat(frames: Vec<DataFrame>, path: &Path) -> Result<DataFrame> {
 /// The canonical text of every cell of a column (`None` for missing), comparable with
 /// [`crate::schema::Scalar::key`].
 pub fn column_keys(col: &Column) -> Vec<Option<String>> {
-    match col.dtype() {
-        DataType::Int64 => col.i64().expect("dtype checked").iter().map(|v| v.map(|i| i.to_string())).collect(),
-        DataType::Float64 => col
-            .f64()
-            .expect("dtype checked")
-            .iter()
-            .map(|v| v.and_then(|f| (!f.is_nan()).then(|| float_key(f))))
-            .collect(),
-        DataType::String => col.str().expect("dtype checked").iter().map(|v| v.map(str::to_owned)).collect(),
-        _ => {
-            let s = col.as_materialized_series();
-            (0..s.len())
-                .map(|i| match s.get(i) {
-                    Ok(AnyValue::Null) | Err(_) => None,
-                    Ok(v) => Some(v.to_string()),
-                })
-                .collect()
-        }
-    }
+    let mut keys = Vec::with_capacity(col.len());
+    for_each_key(col, &mut String::new(), |k| keys.push(k.map(str::to_owned)));
+    keys
 }
 
 /// Write a frame as CSV with a header (missing cells empty), leaving out the [`ROW`] column.
@@ -218,8 +202,9 @@ pub fn row_hashes(df: &DataFrame, columns: &[String]) -> Result<Vec<u128>, Polar
     Ok(keys.into_iter().map(|(h1, h2)| (u128::from(h1) << 64) | u128::from(h2)).collect())
 }
 
-/// Call `f` with the canonical text of each cell of a column (`None`: missing), as
-/// [`column_keys`] gives it, without keeping the texts (`buf` is reused).
+/// Call `f` with the canonical text of each cell of a column (`None`: missing; NaN is
+/// missing), comparable with [`crate::schema::Scalar::key`], without keeping the texts (`buf`
+/// is reused). [`column_keys`] keeps them.
 fn for_each_key(col: &Column, buf: &mut String, mut f: impl FnMut(Option<&str>)) {
     use std::fmt::Write as _;
     match col.dtype() {
@@ -240,6 +225,18 @@ fn for_each_key(col: &Column, buf: &mut String, mut f: impl FnMut(Option<&str>))
             _ => f(None),
         }),
         DataType::String => col.str().expect("dtype checked").iter().for_each(f),
-        _ => column_keys(col).iter().for_each(|k| f(k.as_deref())),
+        _ => {
+            let s = col.as_materialized_series();
+            for i in 0..s.len() {
+                match s.get(i) {
+                    Ok(AnyValue::Null) | Err(_) => f(None),
+                    Ok(v) => {
+                        buf.clear();
+                        let _ = write!(buf, "{v}");
+                        f(Some(buf))
+                    }
+                }
+            }
+        }
     }
 }

@@ -135,19 +135,17 @@ fn encode<'a>(
         Error::Row { path: path.to_path_buf(), row, column: Some(pre.inputs()[k].name.clone()), message }
     })?;
     summary.unseen_category_cells += unseen.len() as u64;
-    let mut refused = None;
-    pre.outside_domain(&values[start..], |name, why| {
-        summary.out_of_domain_cells += 1;
-        if summary.strict && refused.is_none() {
-            refused = Some(Error::Row {
-                path: path.to_path_buf(),
-                row,
-                column: Some(name.to_owned()),
-                message: format!("{why} (--strict)"),
-            });
-        }
-    });
-    refused.map_or(Ok(()), Err)
+    let (outside, first) = pre.domain_report(&values[start..]);
+    summary.out_of_domain_cells += outside;
+    match first {
+        Some((name, why)) if summary.strict => Err(Error::Row {
+            path: path.to_path_buf(),
+            row,
+            column: Some(name.to_owned()),
+            message: format!("{why} (--strict)"),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Where each input column of the model sits in a file's header.

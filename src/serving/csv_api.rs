@@ -26,7 +26,7 @@ async fn csv_body(state: &Arc<AppState>, req: Request) -> ApiResult<Bytes> {
             Multipart::from_request(req, state).await.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
         let upload_error = |e: axum::extract::multipart::MultipartError| {
             let (status, text) = (e.status(), e.body_text());
-            if text.contains("request body timed out") {
+            if super::listen::timed_out(&text) {
                 ApiError::new(StatusCode::REQUEST_TIMEOUT, text)
             } else if status == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(status, format!("upload is larger than {limit} bytes")).with("limit", limit)
@@ -140,22 +140,15 @@ fn verdicts_now(
                 .with("row", line)
                 .with("column", name)
         })?;
-        let mut refused = None;
-        pre.outside_domain(&values[at..], |name, why| {
-            out_of_domain += 1;
-            if state.config.strict && refused.is_none() {
-                refused = Some(
-                    ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        format!("row {line}, column `{name}`: {why} (--strict)"),
-                    )
-                    .with("row", line)
-                    .with("column", name),
-                );
-            }
-        });
-        if let Some(e) = refused {
-            return Err(e);
+        let (outside, first) = pre.domain_report(&values[at..]);
+        out_of_domain += outside;
+        if let Some((name, why)) = first.filter(|_| state.config.strict) {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("row {line}, column `{name}`: {why} (--strict)"),
+            )
+            .with("row", line)
+            .with("column", name));
         }
         lines.push(line);
         starts.push(start);

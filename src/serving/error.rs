@@ -34,7 +34,7 @@ pub fn too_many(n: usize, limit: usize, what: &str) -> ApiError {
 
 pub fn body_error(e: axum::extract::rejection::BytesRejection, limit: usize) -> ApiError {
     let status = e.status();
-    if e.body_text().contains("request body timed out") {
+    if super::listen::timed_out(&e.body_text()) {
         ApiError::new(StatusCode::REQUEST_TIMEOUT, e.body_text())
     } else if status == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(status, format!("request body is larger than {limit} bytes")).with("limit", limit)

@@ -83,24 +83,17 @@ fn answer(state: &AppState, body: &[u8], with_features: bool, explain: usize) ->
                     .with("field", name)
             },
         )?;
-        let mut domain: Vec<String> = Vec::new();
-        let mut refused = None;
-        pre.outside_domain(&block[at..], |name, why| {
-            if state.config.strict && refused.is_none() {
-                refused = Some(
-                    ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        format!("record {i}, feature `{name}`: {why} (--strict)"),
-                    )
-                    .with("record", i)
-                    .with("field", name),
-                );
-            }
-            domain.push(format!("{name}: {why}"));
-        });
-        if let Some(e) = refused {
-            return Err(e);
+        let mut outside: Vec<(&str, String)> = Vec::new();
+        pre.outside_domain(&block[at..], |name, why| outside.push((name, why)));
+        if let Some((name, why)) = outside.first().filter(|_| state.config.strict) {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("record {i}, feature `{name}`: {why} (--strict)"),
+            )
+            .with("record", i)
+            .with("field", *name));
         }
+        let domain: Vec<String> = outside.iter().map(|(name, why)| format!("{name}: {why}")).collect();
         state.metrics.out_of_domain(domain.len() as u64);
         warnings.push(domain);
         if with_features {

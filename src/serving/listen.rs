@@ -271,7 +271,7 @@ pub struct BodyTimeout(pub Duration);
 
 impl std::fmt::Display for BodyTimeout {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "request body timed out: not complete within {:?}", self.0)
+        write!(f, "{TIMED_OUT}: not complete within {:?}", self.0)
     }
 }
 
@@ -306,14 +306,11 @@ impl http_body::Body for TimedBody {
     }
 }
 
-/// Whether an error (of a body read) is, or wraps, a [`BodyTimeout`].
-pub fn is_body_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur = Some(e);
-    while let Some(err) = cur {
-        if err.is::<BodyTimeout>() {
-            return true;
-        }
-        cur = err.source();
-    }
-    false
+/// Whether the text of a body-read rejection (axum's `Bytes` or multipart extractor, which
+/// keep only the error's text) reports a [`BodyTimeout`].
+pub fn timed_out(rejection_text: &str) -> bool {
+    rejection_text.contains(TIMED_OUT)
 }
+
+/// The start of a [`BodyTimeout`]'s message, as rejections repeat it.
+const TIMED_OUT: &str = "request body timed out";
