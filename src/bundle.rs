@@ -12,7 +12,8 @@
 //! The format is every type written inside [`Bundle`]: the models of `models`, the
 //! preprocessing steps and their enums (`preprocess::Encoding`, `ImputeStrategy`),
 //! `metrics::MeanStd`, `schema::TargetSpec`, `features::Derivation` (and each derivation's
-//! own fields). A change that makes an existing bundle read
+//! own fields), `validate::reference::Reference` (optional: a bundle without it reads the
+//! same and is served without drift monitoring). A change that makes an existing bundle read
 //! differently (a renamed, removed or reshaped field or variant) must move [`VERSION`]: the
 //! fixtures `tests/bundles/v<VERSION>-*.json`, one per family, must load and re-serialize byte
 //! for byte, so such a change fails the test until the version moves and new fixtures are
@@ -35,6 +36,7 @@ use crate::schema::TargetSpec;
 use std::collections::BTreeMap;
 
 use crate::metrics::MeanStd;
+use crate::validate::reference::Reference;
 
 pub const FORMAT: &str = "netsec-model-bundle";
 /// The version written. 3 added `input` (how the dataset's files are laid out); 4 added the
@@ -73,6 +75,10 @@ pub struct Bundle {
     pub params: serde_json::Value,
     /// The winner's cross-validated scores on the training part.
     pub cv: BTreeMap<String, MeanStd>,
+    /// The training distribution of the raw inputs and of the scores, for live drift
+    /// monitoring in `serve` (absent in bundles made before it, or without a profile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<Reference>,
 }
 
 impl Bundle {
@@ -218,6 +224,7 @@ mod tests {
             hyperparameters: serde_json::json!({"alpha": 1.0}),
             params: serde_json::json!({"seed": 1}),
             cv: BTreeMap::from([("f1".to_string(), MeanStd { mean: 0.9, std: 0.01 })]),
+            reference: None,
         }
     }
 

@@ -14,7 +14,7 @@ use netsec::serving::{serve, AppState, Config};
     about = "Serve the production model over HTTP: JSON and CSV scoring, an upload page, health and Prometheus metrics.",
     long_about = "Serve the production model over HTTP.\n\n\
 POST /v1/predict (JSON records), POST /v1/predict/csv (CSV upload; CSV, JSON or HTML back by Accept), \
-GET / (upload page), GET /healthz, GET /readyz, GET /metrics (Prometheus), POST /admin/reload \
+GET / (upload page), GET /healthz, GET /readyz, GET /metrics (Prometheus), GET /v1/monitor (drift), POST /admin/reload \
 (bearer token from NETSEC_ADMIN_TOKEN). SIGHUP reloads the model; SIGINT/SIGTERM stop after in-flight requests."
 )]
 struct Cli {
@@ -60,6 +60,14 @@ struct Cli {
     /// report each in `warnings` and in netsec_out_of_domain_values_total).
     #[arg(long)]
     strict: bool,
+    /// Drift monitoring: the window holds the last this many scored records (0: off). PSI,
+    /// missing and unseen rates of each input and the score's PSI are on /metrics and
+    /// GET /v1/monitor.
+    #[arg(long, default_value_t = 10_000)]
+    monitor_window: usize,
+    /// Drift monitoring: records older than this many seconds leave the window.
+    #[arg(long, default_value_t = 900)]
+    monitor_period_s: u64,
     /// Worker threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
@@ -91,6 +99,10 @@ fn main() -> std::process::ExitCode {
             allow_schema_change: cli.allow_schema_change,
             strict: cli.strict,
             admin_token,
+            monitor: netsec::serving::monitor::WindowConfig {
+                records: cli.monitor_window,
+                period: Duration::from_secs(cli.monitor_period_s),
+            },
         };
         let state = AppState::new(config).with_context(|| format!("loading {}", cli.model.display()))?;
         let mut rt = tokio::runtime::Builder::new_multi_thread();

@@ -24,8 +24,29 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Json<Value> {
 
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let m = state.model.load();
-    let text = state.metrics.render(&m.version, m.bundle.model.family());
+    let text = state.metrics.render(&[&m]);
     ([(header::CONTENT_TYPE, super::metrics::CONTENT_TYPE)], text).into_response()
+}
+
+/// `GET /v1/monitor`: the drift monitor's window as JSON (what `/metrics` exports as gauges).
+pub async fn monitor(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let m = state.model.load();
+    Json(served_monitor(&m, &state.config))
+}
+
+fn served_monitor(m: &super::Loaded, config: &super::Config) -> Value {
+    match &m.monitor {
+        Some(monitor) => json!({ "model_version": m.version, "monitoring": true, "drift": monitor.snapshot() }),
+        None => json!({
+            "model_version": m.version,
+            "monitoring": false,
+            "why": if config.monitor.records == 0 {
+                "monitoring is off (--monitor-window 0)"
+            } else {
+                "the bundle has no training reference (made before drift monitoring, or trained without validate's profile)"
+            },
+        }),
+    }
 }
 
 /// Constant-time comparison, so the token cannot be guessed byte by byte from timings.

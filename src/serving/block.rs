@@ -19,11 +19,21 @@ pub struct Block<'m> {
     pub unseen_cells: u64,
     /// Per record: its line in the input.
     pub lines: Vec<u64>,
+    /// The records' drift codes, when the model is monitored (see `monitor`).
+    codes: Vec<u16>,
 }
 
 impl<'m> Block<'m> {
     pub fn new(model: &'m Loaded) -> Self {
-        Block { model, values: Vec::new(), derived: Vec::new(), unseen: Vec::new(), unseen_cells: 0, lines: Vec::new() }
+        Block {
+            model,
+            values: Vec::new(),
+            derived: Vec::new(),
+            unseen: Vec::new(),
+            unseen_cells: 0,
+            lines: Vec::new(),
+            codes: Vec::new(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -38,15 +48,30 @@ impl<'m> Block<'m> {
     /// index of the input at fault and why) nothing of the record stays.
     pub fn push<'a>(
         &mut self,
-        raw: impl FnMut(usize, &Input) -> Result<Raw<'a>, String>,
+        mut raw: impl FnMut(usize, &Input) -> Result<Raw<'a>, String>,
         line: u64,
     ) -> Result<(), (usize, String)> {
         let pre = &self.model.bundle.preprocessor;
         let start = self.values.len();
         self.values.resize(start + pre.width(), 0.0);
         self.unseen.clear();
-        if let Err(e) = pre.encode_row_with(raw, &mut self.values[start..], &mut self.unseen, &mut self.derived) {
+        let monitor = self.model.monitor.as_ref();
+        let codes = &mut self.codes;
+        if let Some(m) = monitor {
+            m.begin(codes);
+        }
+        let watched = |k: usize, input: &Input| {
+            let r = raw(k, input);
+            if let (Some(m), Ok(v)) = (monitor, &r) {
+                m.observe(codes, k, v);
+            }
+            r
+        };
+        if let Err(e) = pre.encode_row_with(watched, &mut self.values[start..], &mut self.unseen, &mut self.derived) {
             self.values.truncate(start);
+            if let Some(m) = monitor {
+                m.abandon(&mut self.codes);
+            }
             return Err(e);
         }
         self.unseen_cells += self.unseen.len() as u64;
@@ -60,6 +85,12 @@ impl<'m> Block<'m> {
         let width = self.model.bundle.preprocessor.width();
         let x = Array2::from_shape_vec((n, width), std::mem::take(&mut self.values)).expect("one value per feature");
         (x, std::mem::take(&mut self.lines))
+    }
+
+    /// The drift codes of the records taken (empty when the model is not monitored): give
+    /// them, with the scores, to [`crate::serving::monitor::Monitor::record`].
+    pub fn take_codes(&mut self) -> Vec<u16> {
+        std::mem::take(&mut self.codes)
     }
 
     /// Hand back a scored block's matrix: its memory holds the next block.

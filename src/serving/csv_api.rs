@@ -125,6 +125,8 @@ fn verdicts_now(
     let mut values: Vec<f64> = Vec::new();
     let mut unseen = Vec::new();
     let mut out_of_domain = 0u64;
+    let monitor = model.monitor.as_ref();
+    let mut codes: Vec<u16> = Vec::new();
     while records.next_record(&mut record).map_err(refused)? {
         let (line, start) = record.position().map(|p| (p.line(), p.byte() as usize)).unwrap_or((0, 0));
         if lines.len() == state.config.max_rows {
@@ -134,7 +136,17 @@ fn verdicts_now(
         let field = |i: usize| cells.get(i);
         let at = values.len();
         values.resize(at + width, 0.0);
-        pre.encode_row(|k, _| Ok(Raw::Text(field(index[k]))), &mut values[at..], &mut unseen).map_err(|(k, m)| {
+        if let Some(m) = monitor {
+            m.begin(&mut codes);
+        }
+        let raw = |k: usize, _: &crate::preprocess::Input| {
+            let v = Raw::Text(field(index[k]));
+            if let Some(m) = monitor {
+                m.observe(&mut codes, k, &v);
+            }
+            Ok(v)
+        };
+        pre.encode_row(raw, &mut values[at..], &mut unseen).map_err(|(k, m)| {
             let name = pre.inputs()[k].name.as_str();
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("row {line}, column `{name}`: {m}"))
                 .with("row", line)
@@ -163,7 +175,7 @@ fn verdicts_now(
     state.metrics.out_of_domain(out_of_domain);
     let x = Array2::from_shape_vec((lines.len(), width), values).expect("one value per feature per row");
     let (threshold, version) = (model.bundle.threshold, model.version.clone());
-    let scores = score(state, &model, x.view());
+    let scores = score(&model, x.view(), &mut codes);
     let reasons = html_reasons(&model, x.view(), format);
     let ends = starts.iter().skip(1).copied().chain([body.len()]);
     let raw: Vec<&[u8]> = starts.iter().zip(ends).map(|(&s, e)| &body[s..e]).collect();
@@ -265,9 +277,10 @@ fn url_verdicts(
     }
     state.metrics.unseen(batch.block.unseen_cells);
     let (x, urls, lines) = batch.take();
+    let mut codes = batch.block.take_codes();
     drop(batch);
     let (threshold, version) = (model.bundle.threshold, model.version.clone());
-    let scores = score(state, &model, x.view());
+    let scores = score(&model, x.view(), &mut codes);
     let reasons = html_reasons(&model, x.view(), format);
     let (text, ends) = csv_rows(urls.iter().map(|u| [u.as_str()]))?;
     let raw = row_slices(&text, &ends);
@@ -316,9 +329,10 @@ fn zeek_verdicts(
     state.metrics.unseen(batch.block.unseen_cells);
     let header = batch.id_columns();
     let (x, kept, lines) = batch.take();
+    let mut codes = batch.block.take_codes();
     drop(batch);
     let (threshold, version) = (model.bundle.threshold, model.version.clone());
-    let scores = score(state, &model, x.view());
+    let scores = score(&model, x.view(), &mut codes);
     let reasons = html_reasons(&model, x.view(), format);
     // Each row as CSV text, for the formats that echo rows.
     let (text, ends) = csv_rows((0..kept.len()).map(|r| kept.row(r)))?;

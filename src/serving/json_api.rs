@@ -64,25 +64,36 @@ fn answer(state: &AppState, body: &[u8], with_features: bool, explain: usize) ->
     let mut warnings: Vec<Vec<String>> = Vec::new();
     let mut reasons: Vec<Value> = Vec::new();
     let mut features: Vec<f64> = Vec::new();
-    let flush = |block: &mut Vec<f64>, scores: &mut Vec<f64>| {
+    let monitor = model.monitor.as_ref();
+    let mut codes: Vec<u16> = Vec::new();
+    let flush = |block: &mut Vec<f64>, scores: &mut Vec<f64>, codes: &mut Vec<u16>| {
         if !block.is_empty() {
             let x = ArrayView2::from_shape((block.len() / width, width), block.as_slice()).expect("whole rows");
-            scores.extend(score(state, &model, x));
+            scores.extend(score(&model, x, codes));
             block.clear();
+            codes.clear();
         }
     };
     json_body::read(body, limits, &mut |i, rec| {
         let at = block.len();
         block.resize(at + width, 0.0);
         let mut u = Vec::new();
-        pre.encode_row(|_, input| feature(&rec, input, absent_is_missing), &mut block[at..], &mut u).map_err(
-            |(k, m)| {
-                let name = pre.inputs()[k].name.as_str();
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("record {i}, feature `{name}`: {m}"))
-                    .with("record", i)
-                    .with("field", name)
-            },
-        )?;
+        if let Some(m) = monitor {
+            m.begin(&mut codes);
+        }
+        let raw = |k: usize, input: &Input| {
+            let r = feature(&rec, input, absent_is_missing);
+            if let (Some(m), Ok(v)) = (monitor, &r) {
+                m.observe(&mut codes, k, v);
+            }
+            r
+        };
+        pre.encode_row(raw, &mut block[at..], &mut u).map_err(|(k, m)| {
+            let name = pre.inputs()[k].name.as_str();
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("record {i}, feature `{name}`: {m}"))
+                .with("record", i)
+                .with("field", name)
+        })?;
         let mut outside: Vec<(&str, String)> = Vec::new();
         pre.outside_domain(&block[at..], |name, why| outside.push((name, why)));
         if let Some((name, why)) = outside.first().filter(|_| state.config.strict) {
@@ -113,11 +124,11 @@ fn answer(state: &AppState, body: &[u8], with_features: bool, explain: usize) ->
         ids.push(rec.get("id").and_then(Field::to_json));
         unseen.push(u);
         if block.len() >= BLOCK * width {
-            flush(&mut block, &mut scores);
+            flush(&mut block, &mut scores, &mut codes);
         }
         Ok(())
     })?;
-    flush(&mut block, &mut scores);
+    flush(&mut block, &mut scores, &mut codes);
     state.metrics.unseen(unseen.iter().map(|u| u.len() as u64).sum());
     let threshold = model.bundle.threshold;
     let version = model.version.as_str();

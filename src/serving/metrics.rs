@@ -27,6 +27,34 @@ struct RouteStatus {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Class {
     class: String,
+    model_version: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Version {
+    model_version: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Feature {
+    model_version: String,
+    feature: String,
+}
+
+type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+
+/// One model's verdict counters, created when it is loaded (so the hot path looks nothing up).
+#[derive(Clone, Default)]
+pub struct Tally {
+    threats: Counter,
+    benign: Counter,
+}
+
+impl Tally {
+    pub fn add(&self, threats: u64, benign: u64) {
+        self.threats.inc_by(threats);
+        self.benign.inc_by(benign);
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -40,12 +68,74 @@ pub struct Metrics {
     /// Per route (in `routes::ALL` order), per status class.
     requests: Vec<[Counter; 4]>,
     latency: Histogram,
-    threats: Counter,
-    benign: Counter,
+    predictions: Family<Class, Counter>,
     reloads: Counter,
     unseen: Counter,
     out_of_domain: Counter,
     model: Family<ModelInfo, Gauge>,
+    drift: Drift,
+}
+
+/// The drift gauges, set from the monitors' snapshots at each scrape.
+#[derive(Default)]
+struct Drift {
+    feature_psi: Family<Feature, FloatGauge>,
+    missing: Family<Feature, FloatGauge>,
+    unseen: Family<Feature, FloatGauge>,
+    score_psi: Family<Version, FloatGauge>,
+    records: Family<Version, Gauge>,
+}
+
+impl Drift {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "netsec_feature_psi",
+            "Population stability index of an input over the monitor's window, against training",
+            self.feature_psi.clone(),
+        );
+        registry.register(
+            "netsec_feature_missing_ratio",
+            "Share of the window's records missing an input",
+            self.missing.clone(),
+        );
+        registry.register(
+            "netsec_feature_unseen_ratio",
+            "Share of the window's records with a category never seen in training",
+            self.unseen.clone(),
+        );
+        registry.register(
+            "netsec_score_psi",
+            "Population stability index of the scores over the window, against out-of-fold training scores",
+            self.score_psi.clone(),
+        );
+        registry.register(
+            "netsec_monitor_window_records",
+            "Records in the drift monitor's window",
+            self.records.clone(),
+        );
+    }
+
+    fn set(&self, version: &str, s: &super::monitor::Snapshot) {
+        let v = Version { model_version: version.into() };
+        self.score_psi.get_or_create(&v).set(s.score_psi);
+        self.records.get_or_create(&v).set(s.records as i64);
+        for f in &s.features {
+            let l = Feature { model_version: version.into(), feature: f.feature.clone() };
+            self.feature_psi.get_or_create(&l).set(f.psi);
+            self.missing.get_or_create(&l).set(f.missing_rate);
+            if let Some(u) = f.unseen_rate {
+                self.unseen.get_or_create(&l).set(u);
+            }
+        }
+    }
+
+    fn clear(&self) {
+        self.feature_psi.clear();
+        self.missing.clear();
+        self.unseen.clear();
+        self.score_psi.clear();
+        self.records.clear();
+    }
 }
 
 impl Default for Metrics {
@@ -66,9 +156,7 @@ impl Default for Metrics {
         let latency = Histogram::new(BUCKETS);
         registry.register("netsec_request_duration_seconds", "Request latency", latency.clone());
         let predictions = Family::<Class, Counter>::default();
-        registry.register("netsec_predictions", "Records scored, by predicted class", predictions.clone());
-        let threats = predictions.get_or_create(&Class { class: "threat".into() }).clone();
-        let benign = predictions.get_or_create(&Class { class: "benign".into() }).clone();
+        registry.register("netsec_predictions", "Records scored, by predicted class and model", predictions.clone());
         let counter = |registry: &mut Registry, name: &str, help: &str| {
             let c = Counter::default();
             registry.register(name, help, c.clone());
@@ -80,16 +168,18 @@ impl Default for Metrics {
         let reloads = counter(&mut registry, "netsec_model_reloads", "Successful model reloads");
         let model = Family::<ModelInfo, Gauge>::default();
         registry.register("netsec_model_info", "The model being served", model.clone());
+        let drift = Drift::default();
+        drift.register(&mut registry);
         Metrics {
             registry: Mutex::new(registry),
             requests,
             latency,
-            threats,
-            benign,
+            predictions,
             reloads,
             unseen,
             out_of_domain,
             model,
+            drift,
         }
     }
 }
@@ -107,9 +197,13 @@ impl Metrics {
         self.latency.observe(elapsed.as_secs_f64());
     }
 
-    pub fn predictions(&self, threats: u64, benign: u64) {
-        self.threats.inc_by(threats);
-        self.benign.inc_by(benign);
+    /// The verdict counters of the model `version` (kept across reloads: a version served
+    /// again counts on).
+    pub fn tally(&self, version: &str) -> Tally {
+        let c = |class: &str| {
+            self.predictions.get_or_create(&Class { class: class.into(), model_version: version.into() }).clone()
+        };
+        Tally { threats: c("threat"), benign: c("benign") }
     }
 
     /// Categorical values never seen in training (scored as "unknown category").
@@ -126,12 +220,20 @@ impl Metrics {
         self.reloads.inc();
     }
 
-    /// The OpenMetrics text exposition (what Prometheus scrapes), with the model now serving.
-    pub fn render(&self, model_version: &str, family: &str) -> String {
-        self.model.clear();
-        self.model.get_or_create(&ModelInfo { version: model_version.into(), family: family.into() }).set(1);
-        let mut s = String::new();
+    /// The OpenMetrics text exposition (what Prometheus scrapes), with the models now serving
+    /// and their drift.
+    pub fn render(&self, served: &[&super::Loaded]) -> String {
         let registry = self.registry.lock().expect("metrics registry");
+        self.model.clear();
+        self.drift.clear();
+        for m in served {
+            let info = ModelInfo { version: m.version.clone(), family: m.bundle.model.family().into() };
+            self.model.get_or_create(&info).set(1);
+            if let Some(monitor) = &m.monitor {
+                self.drift.set(&m.version, &monitor.snapshot());
+            }
+        }
+        let mut s = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut s, &registry) {
             tracing::error!("cannot encode the metrics: {e}");
         }

@@ -11,6 +11,7 @@ mod json_api;
 pub mod json_body;
 pub mod listen;
 pub mod metrics;
+pub mod monitor;
 mod page;
 pub mod routes;
 mod score;
@@ -63,6 +64,8 @@ pub struct Config {
     pub strict: bool,
     /// Bearer token for `POST /admin/reload`; reload over HTTP is off without one.
     pub admin_token: Option<String>,
+    /// The drift monitor's window (records 0: off).
+    pub monitor: monitor::WindowConfig,
 }
 
 /// A loaded model and its identity.
@@ -70,13 +73,29 @@ pub struct Loaded {
     pub bundle: Bundle,
     /// First 12 hex digits of the bundle's sha256.
     pub version: String,
+    /// Its drift monitor, when the server watches drift and the bundle has a reference.
+    pub monitor: Option<monitor::Monitor>,
+    /// Its verdict counters (labelled by its version in the server's metrics).
+    pub tally: metrics::Tally,
 }
 
 impl Loaded {
     pub fn from_path(path: &std::path::Path) -> Result<Self> {
         let (bundle, sha) = Bundle::load_identified(path)?;
         let version = sha[..12].to_owned();
-        Ok(Loaded { bundle, version })
+        Ok(Loaded { bundle, version, monitor: None, tally: Default::default() })
+    }
+
+    /// Load a bundle to serve: with its drift monitor and its counters in `metrics`.
+    pub fn to_serve(path: &std::path::Path, config: &Config, metrics: &metrics::Metrics) -> Result<Self> {
+        let mut loaded = Loaded::from_path(path)?;
+        loaded.monitor = loaded
+            .bundle
+            .reference
+            .as_ref()
+            .and_then(|r| monitor::Monitor::new(r, loaded.bundle.preprocessor.inputs(), config.monitor));
+        loaded.tally = metrics.tally(&loaded.version);
+        Ok(loaded)
     }
 
     /// Threat scores of rows given as feature vectors in `bundle.feature_names` order.
@@ -95,15 +114,19 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(config: Config) -> Result<Arc<Self>> {
-        let loaded = Loaded::from_path(&config.model)?;
+        let metrics = metrics::Metrics::default();
+        let loaded = Loaded::to_serve(&config.model, &config, &metrics)?;
+        if loaded.monitor.is_none() && config.monitor.records > 0 {
+            tracing::warn!("the bundle has no training reference (made before drift monitoring, or without a profile): drift is not monitored");
+        }
         let heavy = Arc::new(tokio::sync::Semaphore::new(config.max_heavy.max(1)));
-        Ok(Arc::new(AppState { model: ArcSwap::from_pointee(loaded), config, metrics: Default::default(), heavy }))
+        Ok(Arc::new(AppState { model: ArcSwap::from_pointee(loaded), config, metrics, heavy }))
     }
 
     /// Load the bundle again from its path and swap it in. In-flight requests finish with the
     /// model they started with; a bundle that fails to load leaves the old one serving.
     pub fn reload(&self) -> Result<String> {
-        let loaded = Loaded::from_path(&self.config.model)?;
+        let loaded = Loaded::to_serve(&self.config.model, &self.config, &self.metrics)?;
         if !self.config.allow_schema_change {
             let current = self.model.load();
             if let Some(why) = schema_change(&current.bundle, &loaded.bundle) {
@@ -165,6 +188,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(HEALTHZ, get(admin::healthz))
         .route(READYZ, get(admin::readyz))
         .route(METRICS, get(admin::metrics))
+        .route(MONITOR, get(admin::monitor))
         .route(RELOAD, post(admin::reload))
         .fallback(admin::not_found)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))

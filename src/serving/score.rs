@@ -53,16 +53,22 @@ pub async fn work<T: Send + 'static>(
     }
 }
 
-/// Score rows given as feature vectors, counting threats in the metrics.
-pub fn score(state: &AppState, model: &Loaded, x: ArrayView2<'_, f64>) -> Vec<f64> {
+/// Score rows given as feature vectors, counting threats in the metrics, and adding the rows
+/// to the drift window when the model is monitored (`codes`: theirs, see `monitor`).
+pub fn score(model: &Loaded, x: ArrayView2<'_, f64>, codes: &mut [u16]) -> Vec<f64> {
     let scores = model.bundle.model.predict_proba(x).to_vec();
-    count(state, model, &scores);
+    count(model, &scores);
+    if let Some(m) = &model.monitor {
+        if !codes.is_empty() {
+            m.record(codes, &scores);
+        }
+    }
     scores
 }
 
 /// Count verdicts in the metrics with the threshold of the model that scored them.
-pub fn count(state: &AppState, model: &Loaded, scores: &[f64]) {
+pub fn count(model: &Loaded, scores: &[f64]) {
     let threshold = model.bundle.threshold;
     let threats = scores.iter().filter(|&&s| is_threat(s, threshold)).count() as u64;
-    state.metrics.predictions(threats, scores.len() as u64 - threats);
+    model.tally.add(threats, scores.len() as u64 - threats);
 }

@@ -17,6 +17,8 @@ use crate::params::ParamsFile;
 use crate::preprocess::Preprocessor;
 use crate::schema::Schema;
 use crate::search::{cross_validate, rank, CandidateResult, Plan, TrainParams, CV_METRICS};
+use crate::validate::drift::Profile;
+use crate::validate::reference::Reference;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -24,6 +26,11 @@ pub struct Args {
     pub train: PathBuf,
     #[arg(long, default_value = "artifacts/preprocessor.json")]
     pub preprocessor: PathBuf,
+    /// `validate`'s profile of the training part: carried in the bundle (with the
+    /// out-of-fold score distribution) for `serve`'s drift monitoring. Without the file the
+    /// model is saved without it, and served without drift monitoring.
+    #[arg(long, default_value = "artifacts/profile.json")]
+    pub profile: PathBuf,
     /// The model bundle (JSON).
     #[arg(long, default_value = "models/model.json")]
     pub model: PathBuf,
@@ -98,6 +105,13 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<CandidateResult> {
     let model = spec.fit(x.view(), &y, p.seed)?;
     tracing::info!(rows = x.nrows(), secs = started.elapsed().as_secs_f64(), "winner refitted on the training part");
 
+    let reference = if args.profile.exists() {
+        let profile: Profile = read_json(&args.profile)?;
+        Some(Reference::build(&profile, &winner.oof))
+    } else {
+        tracing::warn!(profile = %args.profile.display(), "no training profile: the model is saved without a drift reference (run validate first)");
+        None
+    };
     let bundle = Bundle {
         dataset: dataset.name.clone(),
         schema_hash: schema.hash(),
@@ -110,6 +124,7 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<CandidateResult> {
         hyperparameters: spec.params_json(),
         params: params.section_json("train")?,
         cv: winner.scores.clone(),
+        reference,
     };
     bundle.save(&args.model)?;
 

@@ -2,6 +2,7 @@
 //! the column, the rule, what was expected, what was found, how often and the first rows.
 
 pub mod drift;
+pub mod reference;
 pub mod stats;
 
 use std::collections::{BTreeMap, HashSet};

@@ -8,6 +8,7 @@ mod explain;
 mod fuzz;
 mod hardening;
 mod layout;
+mod monitor;
 mod pipeline;
 mod serve;
 mod stages;
