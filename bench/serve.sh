@@ -101,3 +101,4 @@ PYEOF
 
 # Explanation time beside the shap package (bench/explain.sh).
 BENCH_OUT="$OUT" bench/explain.sh
+BENCH_OUT="$OUT" bench/production.sh

@@ -68,6 +68,29 @@ struct Cli {
     /// Drift monitoring: records older than this many seconds leave the window.
     #[arg(long, default_value_t = 900)]
     monitor_period_s: u64,
+    /// A candidate bundle: every record answered by the production model is also scored by it,
+    /// off the response path; /metrics compares the two (netsec_shadow_*). Reloaded with the
+    /// model.
+    #[arg(long, value_name = "BUNDLE")]
+    shadow: Option<PathBuf>,
+    /// Answer this percent of records with the candidate (--shadow) instead, chosen by a hash
+    /// of the record's `id` (of its inputs without one): the same record always meets the same
+    /// model. POST /v1/predict only; uploads are answered by the production model.
+    #[arg(long, default_value_t = 0.0, requires = "shadow", value_parser = percent)]
+    canary_percent: f64,
+    /// Keep an audit log in this folder: one JSON line per scored record (time, request id,
+    /// model version, score, label, reasons when asked, SHA-256 of the input), rotating files.
+    #[arg(long, value_name = "DIR")]
+    audit_log: Option<PathBuf>,
+    /// Also write each record's raw inputs into the audit log.
+    #[arg(long, requires = "audit_log")]
+    audit_inputs: bool,
+    /// Start a new audit file past this size, bytes.
+    #[arg(long, default_value_t = 64 * 1024 * 1024, requires = "audit_log")]
+    audit_max_bytes: u64,
+    /// Audit files kept (the oldest beyond are deleted).
+    #[arg(long, default_value_t = 20, requires = "audit_log")]
+    audit_keep: usize,
     /// Worker threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
@@ -75,6 +98,13 @@ struct Cli {
     limits: netsec::cli::InputLimitArgs,
     #[command(flatten)]
     common: netsec::cli::Common,
+}
+
+fn percent(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!("`{s}` is not a percent from 0 to 100")),
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -103,6 +133,14 @@ fn main() -> std::process::ExitCode {
                 records: cli.monitor_window,
                 period: Duration::from_secs(cli.monitor_period_s),
             },
+            shadow: cli.shadow.clone(),
+            canary_percent: cli.canary_percent,
+            audit: cli.audit_log.clone().map(|dir| netsec::serving::audit::AuditConfig {
+                dir,
+                inputs: cli.audit_inputs,
+                max_bytes: cli.audit_max_bytes,
+                keep: cli.audit_keep,
+            }),
         };
         let state = AppState::new(config).with_context(|| format!("loading {}", cli.model.display()))?;
         let mut rt = tokio::runtime::Builder::new_multi_thread();

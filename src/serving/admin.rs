@@ -17,21 +17,32 @@ pub async fn healthz() -> &'static str {
 
 pub async fn readyz(State(state): State<Arc<AppState>>) -> Json<Value> {
     let m = state.model.load();
-    Json(
-        json!({ "ready": true, "model_version": m.version, "family": m.bundle.model.family(), "dataset": m.bundle.dataset }),
-    )
+    let mut ready = json!({ "ready": true, "model_version": m.version, "family": m.bundle.model.family(), "dataset": m.bundle.dataset });
+    if let Some(c) = state.candidate.load_full() {
+        ready["candidate"] = json!({ "model_version": c.version, "family": c.bundle.model.family(), "canary_percent": state.config.canary_percent });
+    }
+    Json(ready)
 }
 
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let m = state.model.load();
-    let text = state.metrics.render(&[&m]);
+    let m = state.model.load_full();
+    let c = state.candidate.load_full();
+    let mut served = vec![(m.as_ref(), "production")];
+    if let Some(c) = &c {
+        served.push((c.as_ref(), "candidate"));
+    }
+    let text = state.metrics.render(&served);
     ([(header::CONTENT_TYPE, super::metrics::CONTENT_TYPE)], text).into_response()
 }
 
 /// `GET /v1/monitor`: the drift monitor's window as JSON (what `/metrics` exports as gauges).
 pub async fn monitor(State(state): State<Arc<AppState>>) -> Json<Value> {
     let m = state.model.load();
-    Json(served_monitor(&m, &state.config))
+    let mut answer = served_monitor(&m, &state.config);
+    if let Some(c) = state.candidate.load_full() {
+        answer["candidate"] = served_monitor(&c, &state.config);
+    }
+    Json(answer)
 }
 
 fn served_monitor(m: &super::Loaded, config: &super::Config) -> Value {

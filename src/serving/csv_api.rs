@@ -75,14 +75,16 @@ async fn verdicts(
     format: &'static dyn for<'a> Format<Verdicts<'a>>,
     keep_fields: bool,
 ) -> ApiResult<Response> {
+    let rid = super::request_id(state, req.headers());
     let body = csv_body(state, req).await?;
     let job_state = state.clone();
-    work(state, body.len(), move || verdicts_now(&job_state, body, format, keep_fields)).await
+    work(state, body.len(), move || verdicts_now(&job_state, &rid, body, format, keep_fields)).await
 }
 
 /// Parse, encode and score an upload (on whichever thread [`work`] chose).
 fn verdicts_now(
     state: &AppState,
+    rid: &str,
     body: Bytes,
     format: &'static dyn for<'a> Format<Verdicts<'a>>,
     keep_fields: bool,
@@ -98,10 +100,10 @@ fn verdicts_now(
         .with("row", line));
     }
     if crate::data::zeek::sniff(head) {
-        return zeek_verdicts(state, &body, format, keep_fields);
+        return zeek_verdicts(state, rid, &body, format, keep_fields);
     }
     if super::urls::url_column(&state.model.load().bundle.preprocessor).is_some() {
-        return url_verdicts(state, &body, format);
+        return url_verdicts(state, rid, &body, format);
     }
     let model = state.model.load_full();
     let pre = &model.bundle.preprocessor;
@@ -189,21 +191,56 @@ fn verdicts_now(
         model_version: &version,
         reasons: &reasons,
     };
-    Ok(answer(format, &verdicts))
+    Ok(answer(state, rid, format, &verdicts))
 }
 
-/// The answer to an upload: the verdicts in the chosen format, with the model version.
-fn answer(format: &'static dyn for<'a> Format<Verdicts<'a>>, verdicts: &Verdicts<'_>) -> Response {
+/// The answer to an upload: the verdicts in the chosen format, with the model version (and
+/// each row in the audit log, when there is one).
+fn answer(
+    state: &AppState,
+    rid: &str,
+    format: &'static dyn for<'a> Format<Verdicts<'a>>,
+    verdicts: &Verdicts<'_>,
+) -> Response {
+    if let Some(audit) = &state.audit {
+        audit_rows(audit, rid, verdicts);
+    }
     let mut bytes = Vec::new();
     format.write(verdicts, &mut bytes);
-    (
+    let mut resp = (
         [
             (header::CONTENT_TYPE, format.media_type()),
             (header::HeaderName::from_static("x-model-version"), verdicts.model_version),
         ],
         bytes,
     )
-        .into_response()
+        .into_response();
+    if let Ok(v) = header::HeaderValue::from_str(rid) {
+        if !rid.is_empty() {
+            resp.headers_mut().insert(header::HeaderName::from_static("x-request-id"), v);
+        }
+    }
+    resp
+}
+
+fn audit_rows(audit: &super::audit::Audit, rid: &str, v: &Verdicts<'_>) {
+    use super::audit::{Batch, Entry, Key};
+    let version: Arc<str> = v.model_version.into();
+    let entries = (0..v.scores.len())
+        .map(|r| Entry {
+            key: Key::Row { line: v.lines[r], bytes: v.raw[r].to_vec() },
+            model_version: version.clone(),
+            score: v.scores[r],
+            threshold: v.threshold,
+            reasons: v.reasons.get(r).map(|t| t.as_str().into()),
+        })
+        .collect();
+    audit.log(Batch {
+        time: std::time::SystemTime::now(),
+        request_id: rid.to_owned(),
+        input_names: Arc::from(v.columns.to_vec()),
+        entries,
+    });
 }
 
 /// Rows of cells as CSV text, and where each row ends in it (for the formats that echo rows).
@@ -256,6 +293,7 @@ fn gunzip(body: Bytes, limit: usize) -> ApiResult<Bytes> {
 /// URL model: one verdict per URL.
 fn url_verdicts(
     state: &AppState,
+    rid: &str,
     body: &[u8],
     format: &'static dyn for<'a> Format<Verdicts<'a>>,
 ) -> ApiResult<Response> {
@@ -296,12 +334,13 @@ fn url_verdicts(
         model_version: &version,
         reasons: &reasons,
     };
-    Ok(answer(format, &verdicts))
+    Ok(answer(state, rid, format, &verdicts))
 }
 
 /// A Zeek log upload: one verdict per connection, by its identity fields.
 fn zeek_verdicts(
     state: &AppState,
+    rid: &str,
     body: &[u8],
     format: &'static dyn for<'a> Format<Verdicts<'a>>,
     keep_fields: bool,
@@ -349,7 +388,7 @@ fn zeek_verdicts(
         model_version: &version,
         reasons: &reasons,
     };
-    Ok(answer(format, &verdicts))
+    Ok(answer(state, rid, format, &verdicts))
 }
 
 /// Rows explained in an HTML answer, at most (TreeSHAP of a large ensemble costs about a

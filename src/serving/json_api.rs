@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use axum::Json;
 use ndarray::ArrayView2;
 use serde_json::{json, Map, Value};
@@ -12,7 +13,8 @@ use serde_json::{json, Map, Value};
 use super::error::{body_error, ApiError, ApiResult};
 use super::json_body::{self, Field, Record};
 use super::score::{score, work};
-use super::AppState;
+use super::shadow::{self, Job, Owned};
+use super::{AppState, Loaded};
 use crate::output::label;
 use crate::preprocess::{Input, Raw};
 
@@ -21,7 +23,7 @@ pub async fn predict(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<axum::response::Response> {
     crate::fault::panic_point("serve:predict");
     let limit = state.config.max_body_bytes;
     let body = body.map_err(|e| body_error(e, limit))?;
@@ -41,61 +43,121 @@ pub async fn predict(
                 .with("field", "explain")
         })?,
     };
+    let rid = super::request_id(&state, &headers);
     let job_state = state.clone();
-    work(&state, body.len(), move || answer(&job_state, &body, with_features, explain)).await.map(Json)
+    let id = rid.clone();
+    let answer = work(&state, body.len(), move || answer(&job_state, &id, &body, with_features, explain)).await?;
+    let mut resp = Json(answer).into_response();
+    if !rid.is_empty() {
+        if let Ok(v) = header::HeaderValue::from_str(&rid) {
+            resp.headers_mut().insert(header::HeaderName::from_static("x-request-id"), v);
+        }
+    }
+    Ok(resp)
 }
 
 /// Rows encoded at once before they are scored: a block's matrix stays small however many
 /// records a body holds (a URL model's rows are a thousand-odd features wide).
 const BLOCK: usize = 1024;
 
-/// Parse, encode and score `body` block by block, as the records arrive.
-fn answer(state: &AppState, body: &[u8], with_features: bool, explain: usize) -> ApiResult<Value> {
+/// The records one model answers in a request: encoded block by block, then scored.
+struct Lane<'m> {
+    model: &'m Loaded,
+    block: Vec<f64>,
+    /// Drift codes of the block's records (when the model is monitored).
+    codes: Vec<u16>,
+    scores: Vec<f64>,
+    /// Raw inputs of the scored records, for the shadow (production lane, with a candidate).
+    raws: Vec<Owned>,
+}
+
+impl<'m> Lane<'m> {
+    fn new(model: &'m Loaded) -> Self {
+        Lane { model, block: Vec::new(), codes: Vec::new(), scores: Vec::new(), raws: Vec::new() }
+    }
+
+    fn flush(&mut self) {
+        let width = self.model.bundle.preprocessor.width();
+        if !self.block.is_empty() {
+            let x =
+                ArrayView2::from_shape((self.block.len() / width, width), self.block.as_slice()).expect("whole rows");
+            self.scores.extend(score(self.model, x, &mut self.codes));
+            self.block.clear();
+            self.codes.clear();
+        }
+    }
+}
+
+/// One verdict, until the scores are in: its lane and place there, and what it reports.
+struct Pending<'m> {
+    lane: usize,
+    at: usize,
+    id: Option<Value>,
+    unseen: Vec<&'m str>,
+    warnings: Vec<String>,
+    explanation: Option<Value>,
+    features: Option<Map<String, Value>>,
+}
+
+/// Parse, encode and score `body` block by block, as the records arrive: each record by the
+/// production model, or by the candidate when it falls in the canary share.
+fn answer(state: &AppState, rid: &str, body: &[u8], with_features: bool, explain: usize) -> ApiResult<Value> {
     let model = state.model.load_full();
-    let pre = &model.bundle.preprocessor;
-    let width = pre.width();
-    // A model of raw logs takes records as Zeek's JSON writes them: unset fields left out.
-    let absent_is_missing = !pre.derive.is_empty();
+    let candidate = state.candidate.load_full();
+    let canary = candidate.as_ref().filter(|_| state.config.canary_percent > 0.0);
+    let shadow = state.shadow.as_ref().filter(|_| candidate.is_some());
+    let mut lanes = vec![Lane::new(&model)];
+    if let Some(c) = canary {
+        lanes.push(Lane::new(c));
+    }
     let limits = json_body::Limits { max_records: state.config.max_rows, max_fields: state.config.max_columns };
-    let mut block: Vec<f64> = Vec::with_capacity(width * 16);
-    let mut scores: Vec<f64> = Vec::new();
-    let mut ids: Vec<Option<Value>> = Vec::new();
-    let mut unseen: Vec<Vec<usize>> = Vec::new();
-    let mut warnings: Vec<Vec<String>> = Vec::new();
-    let mut reasons: Vec<Value> = Vec::new();
-    let mut features: Vec<f64> = Vec::new();
-    let monitor = model.monitor.as_ref();
-    let mut codes: Vec<u16> = Vec::new();
-    let flush = |block: &mut Vec<f64>, scores: &mut Vec<f64>, codes: &mut Vec<u16>| {
-        if !block.is_empty() {
-            let x = ArrayView2::from_shape((block.len() / width, width), block.as_slice()).expect("whole rows");
-            scores.extend(score(&model, x, codes));
-            block.clear();
-            codes.clear();
-        }
-    };
+    let mut pending: Vec<Pending> = Vec::new();
     json_body::read(body, limits, &mut |i, rec| {
-        let at = block.len();
-        block.resize(at + width, 0.0);
+        let id = rec.get("id").and_then(Field::to_json);
+        let lane = match canary {
+            Some(_) if shadow::in_canary(record_key(&rec, id.as_ref(), &model), state.config.canary_percent) => 1,
+            _ => 0,
+        };
+        let l = &mut lanes[lane];
+        let m = l.model;
+        let pre = &m.bundle.preprocessor;
+        let width = pre.width();
+        // A model of raw logs takes records as Zeek's JSON writes them: unset fields left out.
+        let absent_is_missing = !pre.derive.is_empty();
+        let at = l.block.len();
+        l.block.resize(at + width, 0.0);
         let mut u = Vec::new();
-        if let Some(m) = monitor {
-            m.begin(&mut codes);
+        let monitor = m.monitor.as_ref();
+        if let Some(mon) = monitor {
+            mon.begin(&mut l.codes);
         }
+        let keep_raws = (lane == 0 && shadow.is_some()) || state.audit.is_some();
+        let raws_at = l.raws.len();
+        if keep_raws {
+            l.raws.resize(raws_at + pre.inputs().len(), Owned::Missing);
+        }
+        let (codes, raws) = (&mut l.codes, &mut l.raws);
         let raw = |k: usize, input: &Input| {
             let r = feature(&rec, input, absent_is_missing);
-            if let (Some(m), Ok(v)) = (monitor, &r) {
-                m.observe(&mut codes, k, v);
+            if let Ok(v) = &r {
+                if let Some(mon) = monitor {
+                    mon.observe(codes, k, v);
+                }
+                if keep_raws {
+                    raws[raws_at + k] = Owned::of(v);
+                }
             }
             r
         };
-        pre.encode_row(raw, &mut block[at..], &mut u).map_err(|(k, m)| {
+        pre.encode_row(raw, &mut l.block[at..], &mut u).map_err(|(k, m)| {
             let name = pre.inputs()[k].name.as_str();
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("record {i}, feature `{name}`: {m}"))
                 .with("record", i)
                 .with("field", name)
         })?;
+        let row = &l.block[at..];
         let mut outside: Vec<(&str, String)> = Vec::new();
-        pre.outside_domain(&block[at..], |name, why| outside.push((name, why)));
+        pre.outside_domain(row, |name, why| outside.push((name, why)));
         if let Some((name, why)) = outside.first().filter(|_| state.config.strict) {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -104,14 +166,13 @@ fn answer(state: &AppState, body: &[u8], with_features: bool, explain: usize) ->
             .with("record", i)
             .with("field", *name));
         }
-        let domain: Vec<String> = outside.iter().map(|(name, why)| format!("{name}: {why}")).collect();
-        state.metrics.out_of_domain(domain.len() as u64);
-        warnings.push(domain);
-        if with_features {
-            features.extend_from_slice(&block[at..]);
-        }
-        if explain > 0 {
-            let e = model.bundle.model.explain(&block[at..]).map_err(|m| {
+        let warnings: Vec<String> = outside.iter().map(|(name, why)| format!("{name}: {why}")).collect();
+        state.metrics.out_of_domain(warnings.len() as u64);
+        state.metrics.unseen(u.len() as u64);
+        let features =
+            with_features.then(|| m.bundle.feature_names.iter().zip(row).map(|(n, v)| (n.clone(), json!(v))).collect());
+        let explanation = if explain > 0 {
+            let e = m.bundle.model.explain(row).map_err(|m| {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("explain: {m}")).with("field", "explain")
             })?;
             let top: Vec<Value> = pre
@@ -119,49 +180,94 @@ fn answer(state: &AppState, body: &[u8], with_features: bool, explain: usize) ->
                 .into_iter()
                 .map(|(name, v)| json!({ "feature": name, "value": v }))
                 .collect();
-            reasons.push(json!({ "base": e.base, "margin": e.kind, "contributions": top }));
-        }
-        ids.push(rec.get("id").and_then(Field::to_json));
-        unseen.push(u);
-        if block.len() >= BLOCK * width {
-            flush(&mut block, &mut scores, &mut codes);
+            Some(json!({ "base": e.base, "margin": e.kind, "contributions": top }))
+        } else {
+            None
+        };
+        let unseen = u.iter().map(|&k| pre.features[k].name()).collect();
+        pending.push(Pending { lane, at: at / width, id, unseen, warnings, explanation, features });
+        if l.block.len() >= BLOCK * width {
+            l.flush();
         }
         Ok(())
     })?;
-    flush(&mut block, &mut scores, &mut codes);
-    state.metrics.unseen(unseen.iter().map(|u| u.len() as u64).sum());
-    let threshold = model.bundle.threshold;
-    let version = model.version.as_str();
-    let predictions: Vec<Value> = scores
-        .iter()
-        .zip(&ids)
-        .zip(&unseen)
-        .enumerate()
-        .map(|(i, ((&s, id), unseen))| {
-            let mut p = json!({ "label": label(s, threshold), "score": s, "model_version": version });
-            if let Some(id) = id {
-                p["id"] = id.clone();
+    for l in &mut lanes {
+        l.flush();
+    }
+    if let Some(audit) = &state.audit {
+        audit_records(audit, rid, &lanes, &pending);
+    }
+    if let Some(shadow) = shadow {
+        let l = &mut lanes[0];
+        if !l.scores.is_empty() {
+            shadow.send(Job { primary: model.clone(), raws: std::mem::take(&mut l.raws), scores: l.scores.clone() });
+        }
+    }
+    let predictions: Vec<Value> = pending
+        .into_iter()
+        .map(|r| {
+            let m = lanes[r.lane].model;
+            let s = lanes[r.lane].scores[r.at];
+            let mut p = json!({ "label": label(s, m.bundle.threshold), "score": s, "model_version": m.version });
+            if let Some(id) = r.id {
+                p["id"] = id;
             }
-            if with_features {
-                let row = &features[i * width..(i + 1) * width];
-                let named: Map<String, Value> =
-                    model.bundle.feature_names.iter().zip(row).map(|(n, v)| (n.clone(), json!(v))).collect();
-                p["features"] = Value::Object(named);
+            if let Some(f) = r.features {
+                p["features"] = Value::Object(f);
             }
-            if !unseen.is_empty() {
-                let names: Vec<&str> = unseen.iter().map(|&k| pre.features[k].name()).collect();
-                p["unseen_categories"] = json!(names);
+            if !r.unseen.is_empty() {
+                p["unseen_categories"] = json!(r.unseen);
             }
-            if !warnings[i].is_empty() {
-                p["warnings"] = json!(warnings[i]);
+            if !r.warnings.is_empty() {
+                p["warnings"] = json!(r.warnings);
             }
-            if let Some(r) = reasons.get(i) {
-                p["explanation"] = r.clone();
+            if let Some(e) = r.explanation {
+                p["explanation"] = e;
             }
             p
         })
         .collect();
-    Ok(json!({ "model_version": version, "threshold": threshold, "predictions": predictions }))
+    Ok(json!({ "model_version": model.version, "threshold": model.bundle.threshold, "predictions": predictions }))
+}
+
+/// Each record in the audit log: its id, inputs, model, score and reasons.
+fn audit_records(audit: &super::audit::Audit, rid: &str, lanes: &[Lane], pending: &[Pending]) {
+    use super::audit::{Batch, Entry, Key};
+    let versions: Vec<std::sync::Arc<str>> = lanes.iter().map(|l| l.model.version.as_str().into()).collect();
+    let entries = pending
+        .iter()
+        .map(|r| {
+            let l = &lanes[r.lane];
+            let n = l.model.bundle.preprocessor.inputs().len();
+            Entry {
+                key: Key::Record { id: r.id.clone(), inputs: l.raws[r.at * n..(r.at + 1) * n].to_vec() },
+                model_version: versions[r.lane].clone(),
+                score: l.scores[r.at],
+                threshold: l.model.bundle.threshold,
+                reasons: r.explanation.clone(),
+            }
+        })
+        .collect();
+    let names = lanes[0].model.bundle.preprocessor.inputs().iter().map(|i| i.name.clone()).collect::<Vec<_>>();
+    audit.log(Batch {
+        time: std::time::SystemTime::now(),
+        request_id: rid.to_owned(),
+        input_names: names.into(),
+        entries,
+    });
+}
+
+/// What decides a record's canary lane: its `id`, or its raw inputs when it has none.
+fn record_key(rec: &Record, id: Option<&Value>, model: &Loaded) -> u64 {
+    let h = shadow::Fnv::default();
+    match id {
+        Some(Value::String(s)) => h.bytes(s.as_bytes()).finish(),
+        Some(v) => h.bytes(v.to_string().as_bytes()).finish(),
+        None => {
+            let pre = &model.bundle.preprocessor;
+            pre.inputs().iter().fold(h, |h, input| h.raw(&feature(rec, input, true).unwrap_or(Raw::Missing))).finish()
+        }
+    }
 }
 
 /// The raw value of one input column of a JSON record. Numeric features take numbers only;

@@ -61,6 +61,76 @@ impl Tally {
 struct ModelInfo {
     version: String,
     family: String,
+    /// `production`, or `candidate` (`serve --shadow`).
+    role: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Pair {
+    model_version: String,
+    candidate_version: String,
+}
+
+/// Upper bounds of the |production score - candidate score| buckets.
+const DIFF_BUCKETS: [f64; 8] = [0.001, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0];
+
+fn diff_histogram() -> Histogram {
+    Histogram::new(DIFF_BUCKETS)
+}
+
+/// How the candidate's scores compare with the production model's answers (see `shadow`).
+#[derive(Clone)]
+pub struct ShadowMetrics {
+    compared: Family<Pair, Counter>,
+    agree: Family<Pair, Counter>,
+    diff: Family<Pair, Histogram, fn() -> Histogram>,
+    dropped: Counter,
+}
+
+impl ShadowMetrics {
+    fn new(registry: &mut Registry) -> Self {
+        let m = ShadowMetrics {
+            compared: Family::default(),
+            agree: Family::default(),
+            diff: Family::new_with_constructor(diff_histogram),
+            dropped: Counter::default(),
+        };
+        registry.register(
+            "netsec_shadow_compared",
+            "Records answered by the production model and scored by the candidate too",
+            m.compared.clone(),
+        );
+        registry.register(
+            "netsec_shadow_agree",
+            "Compared records whose labels agree (each model with its own threshold)",
+            m.agree.clone(),
+        );
+        registry.register(
+            "netsec_shadow_score_diff",
+            "Absolute difference of the production and candidate scores of a record",
+            m.diff.clone(),
+        );
+        registry.register(
+            "netsec_shadow_dropped",
+            "Records left out of the comparison (queue full, or not encodable by the candidate)",
+            m.dropped.clone(),
+        );
+        m
+    }
+
+    pub fn compared(&self, version: &str, candidate: &str, n: u64, agree: u64, diffs: impl Iterator<Item = f64>) {
+        let pair = Pair { model_version: version.into(), candidate_version: candidate.into() };
+        let h = self.diff.get_or_create(&pair);
+        for d in diffs {
+            h.observe(d);
+        }
+        self.agree.get_or_create(&pair).inc_by(agree);
+        self.compared.get_or_create(&pair).inc_by(n);
+    }
+
+    pub fn dropped(&self, n: u64) {
+        self.dropped.inc_by(n);
+    }
 }
 
 pub struct Metrics {
@@ -74,6 +144,7 @@ pub struct Metrics {
     out_of_domain: Counter,
     model: Family<ModelInfo, Gauge>,
     drift: Drift,
+    pub shadow: ShadowMetrics,
 }
 
 /// The drift gauges, set from the monitors' snapshots at each scrape.
@@ -170,6 +241,7 @@ impl Default for Metrics {
         registry.register("netsec_model_info", "The model being served", model.clone());
         let drift = Drift::default();
         drift.register(&mut registry);
+        let shadow = ShadowMetrics::new(&mut registry);
         Metrics {
             registry: Mutex::new(registry),
             requests,
@@ -180,6 +252,7 @@ impl Default for Metrics {
             out_of_domain,
             model,
             drift,
+            shadow,
         }
     }
 }
@@ -222,12 +295,13 @@ impl Metrics {
 
     /// The OpenMetrics text exposition (what Prometheus scrapes), with the models now serving
     /// and their drift.
-    pub fn render(&self, served: &[&super::Loaded]) -> String {
+    pub fn render(&self, served: &[(&super::Loaded, &str)]) -> String {
         let registry = self.registry.lock().expect("metrics registry");
         self.model.clear();
         self.drift.clear();
-        for m in served {
-            let info = ModelInfo { version: m.version.clone(), family: m.bundle.model.family().into() };
+        for (m, role) in served {
+            let info =
+                ModelInfo { version: m.version.clone(), family: m.bundle.model.family().into(), role: (*role).into() };
             self.model.get_or_create(&info).set(1);
             if let Some(monitor) = &m.monitor {
                 self.drift.set(&m.version, &monitor.snapshot());

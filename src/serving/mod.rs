@@ -2,6 +2,7 @@
 //! records and CSV uploads, with health, readiness and Prometheus endpoints.
 
 mod admin;
+pub mod audit;
 pub mod batch;
 pub mod block;
 mod csv_api;
@@ -15,6 +16,7 @@ pub mod monitor;
 mod page;
 pub mod routes;
 mod score;
+pub mod shadow;
 pub mod sink;
 pub mod urls;
 pub mod zeek;
@@ -66,6 +68,12 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// The drift monitor's window (records 0: off).
     pub monitor: monitor::WindowConfig,
+    /// A candidate bundle scored in shadow (and answering the canary share).
+    pub shadow: Option<PathBuf>,
+    /// Percent of records (by a hash of their id) answered by the candidate.
+    pub canary_percent: f64,
+    /// The audit log, if one is kept.
+    pub audit: Option<audit::AuditConfig>,
 }
 
 /// A loaded model and its identity.
@@ -106,6 +114,12 @@ impl Loaded {
 
 pub struct AppState {
     pub model: ArcSwap<Loaded>,
+    /// The candidate (`--shadow`), reloaded with the model.
+    pub candidate: Arc<arc_swap::ArcSwapOption<Loaded>>,
+    /// The queue to the shadow scorer, when there is a candidate.
+    pub shadow: Option<shadow::Shadow>,
+    /// The audit log's writer (`--audit-log`).
+    pub audit: Option<audit::Audit>,
     pub config: Config,
     pub metrics: metrics::Metrics,
     /// Permits for large requests' work on the blocking pool (see `score::work`).
@@ -119,12 +133,41 @@ impl AppState {
         if loaded.monitor.is_none() && config.monitor.records > 0 {
             tracing::warn!("the bundle has no training reference (made before drift monitoring, or without a profile): drift is not monitored");
         }
+        let candidate = match &config.shadow {
+            Some(path) => {
+                let c = Loaded::to_serve(path, &config, &metrics)?;
+                if let Some(why) = schema_change(&loaded.bundle, &c.bundle) {
+                    return Err(crate::error::Error::artifact(
+                        path,
+                        format!("cannot be the candidate: {why}, so one record cannot go to both models"),
+                    ));
+                }
+                tracing::info!(candidate = %c.version, canary_percent = config.canary_percent, "candidate loaded: scored in shadow");
+                Some(Arc::new(c))
+            }
+            None => None,
+        };
+        let candidate = Arc::new(arc_swap::ArcSwapOption::new(candidate));
+        let shadow = config.shadow.as_ref().map(|_| shadow::Shadow::start(candidate.clone(), metrics.shadow.clone()));
+        let audit = match &config.audit {
+            Some(a) => Some(audit::Audit::start(a.clone()).map_err(|e| crate::error::Error::io(&a.dir, e))?),
+            None => None,
+        };
         let heavy = Arc::new(tokio::sync::Semaphore::new(config.max_heavy.max(1)));
-        Ok(Arc::new(AppState { model: ArcSwap::from_pointee(loaded), config, metrics, heavy }))
+        Ok(Arc::new(AppState {
+            model: ArcSwap::from_pointee(loaded),
+            candidate,
+            shadow,
+            audit,
+            config,
+            metrics,
+            heavy,
+        }))
     }
 
-    /// Load the bundle again from its path and swap it in. In-flight requests finish with the
-    /// model they started with; a bundle that fails to load leaves the old one serving.
+    /// Load the bundle (and the candidate) again from their paths and swap them in. In-flight
+    /// requests finish with the model they started with; a bundle that fails to load leaves
+    /// the old ones serving.
     pub fn reload(&self) -> Result<String> {
         let loaded = Loaded::to_serve(&self.config.model, &self.config, &self.metrics)?;
         if !self.config.allow_schema_change {
@@ -138,8 +181,24 @@ impl AppState {
                 ));
             }
         }
+        let candidate = match &self.config.shadow {
+            Some(path) => {
+                let c = Loaded::to_serve(path, &self.config, &self.metrics)?;
+                if let Some(why) = schema_change(&loaded.bundle, &c.bundle) {
+                    return Err(crate::error::Error::artifact(
+                        path,
+                        format!("refused: the candidate: {why}; the previous models keep serving"),
+                    ));
+                }
+                Some(Arc::new(c))
+            }
+            None => None,
+        };
         let version = loaded.version.clone();
         self.model.store(Arc::new(loaded));
+        if candidate.is_some() {
+            self.candidate.store(candidate);
+        }
         self.metrics.reloaded();
         tracing::info!(version = %version, "model reloaded");
         Ok(version)
@@ -318,7 +377,21 @@ pub async fn serve(state: Arc<AppState>) -> std::io::Result<()> {
         idle_timeout: c.idle_timeout,
         shutdown_grace: c.shutdown_grace,
     };
-    listen::run(listener, router(state), limits, shutdown()).await
+    let served = listen::run(listener, router(state.clone()), limits, shutdown()).await;
+    if let Some(audit) = &state.audit {
+        audit.close();
+        tracing::info!("audit log flushed");
+    }
+    served
+}
+
+/// The id of a request for the audit log (empty without one): the client's `X-Request-Id`, or
+/// a new one.
+pub fn request_id(state: &AppState, headers: &axum::http::HeaderMap) -> String {
+    match &state.audit {
+        Some(a) => a.request_id(headers.get("x-request-id").and_then(|v| v.to_str().ok())),
+        None => String::new(),
+    }
 }
 
 async fn shutdown() {

@@ -236,14 +236,16 @@ fn json_and_csv_scoring_answer_label_score_and_version() {
     let (_, metrics) = get(&s.url("/metrics")).unwrap();
     // The counts of what this test sent: 2 JSON requests (2 threats, 1 benign), 5 CSV uploads
     // of one threat and one benign row each, the page, /readyz, and the start's /healthz.
+    let threats = format!("netsec_predictions_total{{class=\"threat\",model_version=\"{version}\"}} 7");
+    let benign = format!("netsec_predictions_total{{class=\"benign\",model_version=\"{version}\"}} 6");
     for line in [
         "netsec_requests_total{route=\"/v1/predict\",status=\"2xx\"} 2",
         "netsec_requests_total{route=\"/v1/predict/csv\",status=\"2xx\"} 5",
         "netsec_requests_total{route=\"/readyz\",status=\"2xx\"} 1",
         "netsec_requests_total{route=\"/healthz\",status=\"2xx\"} 1",
         "netsec_requests_total{route=\"other\",status=\"2xx\"} 0",
-        "netsec_predictions_total{class=\"threat\"} 7",
-        "netsec_predictions_total{class=\"benign\"} 6",
+        &threats,
+        &benign,
         "netsec_request_duration_seconds_bucket{le=\"+Inf\"} 10",
     ] {
         assert!(metrics.lines().any(|l| l == line), "no line `{line}` in\n{metrics}");
