@@ -7,9 +7,10 @@
 //! order (JSON records) or of the row's bytes (uploads). The raw inputs themselves only with
 //! `--audit-inputs`.
 //!
-//! The response path only moves the request's records into a queue; hashing, formatting and
-//! writing happen on the audit thread. The queue is bounded and a full one makes requests wait:
-//! an audit log that silently loses lines is no audit log. Files are
+//! The response path only moves the request's records into a queue (a lock and a push: no
+//! thread is woken per request); hashing, formatting and writing happen on the audit thread,
+//! which drains the queue every 25 ms. The queue is bounded (2^20 records) and a full one
+//! makes requests wait: an audit log that silently loses lines is no audit log. Files are
 //! `audit-<unix seconds>-<n>.jsonl`, a new one past `--audit-max-bytes`; the oldest beyond
 //! `--audit-keep` are deleted. On shutdown every queued line is written and flushed.
 
@@ -17,18 +18,16 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::queue::{Batched, WhenFull};
 use super::shadow::Owned;
+use super::Loaded;
 use crate::metrics::label;
-
-/// Requests waiting for the audit thread, at most.
-const QUEUE: usize = 16 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct AuditConfig {
@@ -41,38 +40,55 @@ pub struct AuditConfig {
     pub keep: usize,
 }
 
-/// What identifies a record in its request.
-pub enum Key {
-    /// A JSON record: its `id` (if any) and raw inputs, in the model's input order.
-    Record { id: Option<Value>, inputs: Vec<Owned> },
-    /// A row of an upload: its line, and its bytes.
-    Row { line: u64, bytes: Vec<u8> },
-}
-
-/// One scored record.
-pub struct Entry {
-    pub key: Key,
-    pub model_version: std::sync::Arc<str>,
-    pub score: f64,
-    pub threshold: f64,
-    pub reasons: Option<Value>,
-}
-
-/// A request's records, with its id and the names of the model's inputs (for `--audit-inputs`).
+/// A request's scored records, as the audit thread needs them (moved, not copied, out of the
+/// request).
 pub struct Batch {
     pub time: SystemTime,
     pub request_id: String,
-    pub input_names: std::sync::Arc<[String]>,
-    pub entries: Vec<Entry>,
+    pub records: Records,
 }
 
-enum Msg {
-    Batch(Batch),
-    Close(std::sync::mpsc::Sender<()>),
+pub enum Records {
+    /// JSON records, answered by `models[lane]`; `raws[lane]` holds the raw inputs of that
+    /// model's records, its inputs in order, record after record.
+    Json { models: Vec<Arc<Loaded>>, raws: Vec<Vec<Owned>>, records: Vec<JsonRecord> },
+    /// Rows of an upload, answered by one model.
+    Rows { model_version: Arc<str>, threshold: f64, rows: Vec<Row> },
 }
+
+impl Records {
+    fn len(&self) -> usize {
+        match self {
+            Records::Json { records, .. } => records.len(),
+            Records::Rows { rows, .. } => rows.len(),
+        }
+    }
+}
+
+pub struct JsonRecord {
+    pub lane: usize,
+    /// Its place among its lane's records.
+    pub at: usize,
+    pub id: Option<Value>,
+    pub score: f64,
+    pub reasons: Option<Value>,
+}
+
+pub struct Row {
+    pub line: u64,
+    pub bytes: Vec<u8>,
+    pub score: f64,
+    pub reasons: Option<String>,
+}
+
+/// Records queued at most before a request waits for the writer.
+const MAX_PENDING: usize = 1 << 20;
+/// The writer drains the queue this often (or sooner, past `EARLY` records).
+const TICK: std::time::Duration = std::time::Duration::from_millis(25);
+const EARLY: usize = 16 * 1024;
 
 pub struct Audit {
-    tx: SyncSender<Msg>,
+    queue: Arc<Batched<Batch>>,
     pub inputs: bool,
     next_id: AtomicU64,
     started: u64,
@@ -85,9 +101,16 @@ impl Audit {
         std::fs::create_dir_all(&config.dir)?;
         let started = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let mut writer = Writer::open(config.clone(), started)?;
-        let (tx, rx) = sync_channel(QUEUE);
-        let thread = std::thread::Builder::new().name("audit".into()).spawn(move || writer.run(rx))?;
-        Ok(Audit { tx, inputs: config.inputs, next_id: AtomicU64::new(0), started, thread: Mutex::new(Some(thread)) })
+        let queue = Arc::new(Batched::new(MAX_PENDING, EARLY));
+        let q = queue.clone();
+        let thread = std::thread::Builder::new().name("audit".into()).spawn(move || writer.run(&q))?;
+        Ok(Audit {
+            queue,
+            inputs: config.inputs,
+            next_id: AtomicU64::new(0),
+            started,
+            thread: Mutex::new(Some(thread)),
+        })
     }
 
     /// The request id: the client's `X-Request-Id` when it is a sane token, else a new one.
@@ -106,17 +129,15 @@ impl Audit {
 
     /// Queue a request's records (waits while the queue is full).
     pub fn log(&self, batch: Batch) {
-        if !batch.entries.is_empty() && self.tx.send(Msg::Batch(batch)).is_err() {
-            tracing::error!("the audit log's writer has stopped: records are not audited");
+        let n = batch.records.len();
+        if n > 0 && self.queue.push(batch, n, WhenFull::Wait).is_err() {
+            tracing::error!("the audit log is closed: {n} records are not audited");
         }
     }
 
     /// Write and flush everything queued, and stop the writer.
     pub fn close(&self) {
-        let (done, wait) = std::sync::mpsc::channel();
-        if self.tx.send(Msg::Close(done)).is_ok() {
-            let _ = wait.recv();
-        }
+        self.queue.close();
         if let Some(t) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = t.join();
         }
@@ -130,6 +151,7 @@ struct Writer {
     file: BufWriter<File>,
     written: u64,
     line: Vec<u8>,
+    scratch: Vec<u8>,
 }
 
 impl Writer {
@@ -140,88 +162,141 @@ impl Writer {
     fn open(config: AuditConfig, started: u64) -> std::io::Result<Writer> {
         let path = Writer::path(&config.dir, started, 0);
         let file = BufWriter::with_capacity(256 * 1024, File::create(&path)?);
-        Ok(Writer { config, started, seq: 0, file, written: 0, line: Vec::with_capacity(512) })
+        Ok(Writer { config, started, seq: 0, file, written: 0, line: Vec::with_capacity(512), scratch: Vec::new() })
     }
 
-    fn run(&mut self, rx: Receiver<Msg>) {
+    fn run(&mut self, queue: &Batched<Batch>) {
         loop {
-            // Write what is queued; flush when the queue runs dry (a quiet server's lines
-            // reach the disk at once, a busy one's in large writes).
-            let msg = match rx.try_recv() {
-                Ok(m) => m,
-                Err(_) => {
-                    self.flush();
-                    match rx.recv() {
-                        Ok(m) => m,
-                        Err(_) => return self.flush(),
-                    }
-                }
-            };
-            match msg {
-                Msg::Batch(b) => {
-                    if let Err(e) = self.write(&b) {
-                        tracing::error!("audit log {}: {e}", self.config.dir.display());
-                    }
-                }
-                Msg::Close(done) => {
-                    self.flush();
-                    let _ = done.send(());
-                    return;
+            let (batches, closed) = queue.drain(TICK);
+            for b in &batches {
+                if let Err(e) = self.write(b) {
+                    tracing::error!("audit log {}: {e}", self.config.dir.display());
                 }
             }
-        }
-    }
-
-    fn flush(&mut self) {
-        if let Err(e) = self.file.flush() {
-            tracing::error!("audit log {}: {e}", self.config.dir.display());
+            if !batches.is_empty() || closed {
+                if let Err(e) = self.file.flush() {
+                    tracing::error!("audit log {}: {e}", self.config.dir.display());
+                }
+            }
+            if closed {
+                return;
+            }
         }
     }
 
     fn write(&mut self, b: &Batch) -> std::io::Result<()> {
         let time = humantime::format_rfc3339_millis(b.time).to_string();
-        for e in &b.entries {
-            let mut line = json!({
-                "time": time,
-                "request_id": b.request_id,
-                "model_version": &*e.model_version,
-                "score": e.score,
-                "label": label(e.score, e.threshold),
-            });
-            match &e.key {
-                Key::Record { id, inputs } => {
-                    if let Some(id) = id {
-                        line["id"] = id.clone();
+        let with_inputs = self.config.inputs;
+        match &b.records {
+            Records::Json { models, raws, records } => {
+                for r in records {
+                    let m = &models[r.lane];
+                    let n = m.input_names.len();
+                    let inputs = &raws[r.lane][r.at * n..(r.at + 1) * n];
+                    self.scratch.clear();
+                    // The canonical input: a JSON array of the values, in the model's input order.
+                    self.scratch.push(b'[');
+                    for (i, v) in inputs.iter().enumerate() {
+                        if i > 0 {
+                            self.scratch.push(b',');
+                        }
+                        owned_json(&mut self.scratch, v);
                     }
-                    let values: Vec<Value> = inputs.iter().map(owned_json).collect();
-                    let canonical = serde_json::to_vec(&values).expect("JSON values serialize");
-                    line["input_sha256"] = crate::schema::hex(&Sha256::digest(&canonical)).into();
-                    if self.config.inputs {
-                        let named: serde_json::Map<String, Value> = b.input_names.iter().cloned().zip(values).collect();
-                        line["input"] = Value::Object(named);
+                    self.scratch.push(b']');
+                    let l = head(
+                        &mut self.line,
+                        &self.scratch,
+                        &time,
+                        &b.request_id,
+                        &m.version,
+                        r.score,
+                        m.bundle.threshold,
+                    );
+                    if let Some(id) = &r.id {
+                        l.extend_from_slice(b",\"id\":");
+                        json(l, id);
                     }
+                    if with_inputs {
+                        l.extend_from_slice(b",\"input\":{");
+                        for (i, (name, v)) in m.input_names.iter().zip(inputs).enumerate() {
+                            if i > 0 {
+                                l.push(b',');
+                            }
+                            json(l, name.as_str());
+                            l.push(b':');
+                            owned_json(l, v);
+                        }
+                        l.push(b'}');
+                    }
+                    if let Some(reasons) = &r.reasons {
+                        l.extend_from_slice(b",\"reasons\":");
+                        json(l, reasons);
+                    }
+                    self.end()?;
                 }
-                Key::Row { line: at, bytes } => {
-                    line["row"] = (*at).into();
-                    let row = trim_newline(bytes);
-                    line["input_sha256"] = crate::schema::hex(&Sha256::digest(row)).into();
-                    if self.config.inputs {
-                        line["input"] = String::from_utf8_lossy(row).into_owned().into();
+            }
+            Records::Rows { model_version, threshold, rows } => {
+                for r in rows {
+                    self.scratch.clear();
+                    self.scratch.extend_from_slice(trim_newline(&r.bytes));
+                    let l =
+                        head(&mut self.line, &self.scratch, &time, &b.request_id, model_version, r.score, *threshold);
+                    l.extend_from_slice(b",\"row\":");
+                    l.extend_from_slice(r.line.to_string().as_bytes());
+                    if with_inputs {
+                        l.extend_from_slice(b",\"input\":");
+                        json(l, String::from_utf8_lossy(trim_newline(&r.bytes)).as_ref());
                     }
+                    if let Some(reasons) = &r.reasons {
+                        l.extend_from_slice(b",\"reasons\":");
+                        json(l, reasons);
+                    }
+                    self.end()?;
                 }
             }
-            if let Some(r) = &e.reasons {
-                line["reasons"] = r.clone();
-            }
-            self.line.clear();
-            serde_json::to_writer(&mut self.line, &line).expect("JSON values serialize");
-            self.line.push(b'\n');
-            if self.written > 0 && self.written + self.line.len() as u64 > self.config.max_bytes {
-                self.rotate()?;
-            }
-            self.file.write_all(&self.line)?;
-            self.written += self.line.len() as u64;
         }
+        Ok(())
+    }
+}
+
+/// Start `l` with the fields every record has; `hashed` is the input the hash is of.
+fn head<'l>(
+    l: &'l mut Vec<u8>,
+    hashed: &[u8],
+    time: &str,
+    request_id: &str,
+    version: &str,
+    score: f64,
+    threshold: f64,
+) -> &'l mut Vec<u8> {
+    {
+        l.clear();
+        l.extend_from_slice(b"{\"time\":\"");
+        l.extend_from_slice(time.as_bytes());
+        l.extend_from_slice(b"\",\"request_id\":");
+        json(l, request_id);
+        l.extend_from_slice(b",\"model_version\":");
+        json(l, version);
+        l.extend_from_slice(b",\"score\":");
+        json(l, &score);
+        l.extend_from_slice(b",\"label\":\"");
+        l.extend_from_slice(label(score, threshold).as_bytes());
+        l.extend_from_slice(b"\",\"input_sha256\":\"");
+        l.extend_from_slice(crate::schema::hex(&Sha256::digest(hashed)).as_bytes());
+        l.push(b'"');
+        l
+    }
+}
+
+impl Writer {
+    /// End the line and write it (into a new file past the size limit).
+    fn end(&mut self) -> std::io::Result<()> {
+        self.line.extend_from_slice(b"}\n");
+        if self.written > 0 && self.written + self.line.len() as u64 > self.config.max_bytes {
+            self.rotate()?;
+        }
+        self.file.write_all(&self.line)?;
+        self.written += self.line.len() as u64;
         Ok(())
     }
 
@@ -247,15 +322,26 @@ impl Writer {
     }
 }
 
+/// Append the JSON text of `v` (strings escaped as JSON requires).
+fn json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
+    serde_json::to_writer(out, v).expect("JSON values serialize");
+}
+
 fn trim_newline(b: &[u8]) -> &[u8] {
     let b = b.strip_suffix(b"\n").unwrap_or(b);
     b.strip_suffix(b"\r").unwrap_or(b)
 }
 
-fn owned_json(o: &Owned) -> Value {
+fn owned_json(out: &mut Vec<u8>, o: &Owned) {
     match o {
-        Owned::Missing => Value::Null,
-        Owned::Number(x) => json!(x),
-        Owned::Text(t) => Value::String(t.to_string()),
+        Owned::Missing => out.extend_from_slice(b"null"),
+        // Whole numbers (most inputs: counts, flags, ports) without the float formatter; the
+        // text is the same as serde_json's ("1.0").
+        Owned::Number(x) if x.fract() == 0.0 && x.abs() < 1e15 && !(*x == 0.0 && x.is_sign_negative()) => {
+            out.extend_from_slice((*x as i64).to_string().as_bytes());
+            out.extend_from_slice(b".0");
+        }
+        Owned::Number(x) => serde_json::to_writer(out, x).expect("a finite number"),
+        Owned::Text(t) => serde_json::to_writer(out, &**t).expect("a string"),
     }
 }

@@ -224,23 +224,17 @@ fn answer(
 }
 
 fn audit_rows(audit: &super::audit::Audit, rid: &str, v: &Verdicts<'_>) {
-    use super::audit::{Batch, Entry, Key};
-    let version: Arc<str> = v.model_version.into();
-    let entries = (0..v.scores.len())
-        .map(|r| Entry {
-            key: Key::Row { line: v.lines[r], bytes: v.raw[r].to_vec() },
-            model_version: version.clone(),
+    use super::audit::{Batch, Records, Row};
+    let rows = (0..v.scores.len())
+        .map(|r| Row {
+            line: v.lines[r],
+            bytes: v.raw[r].to_vec(),
             score: v.scores[r],
-            threshold: v.threshold,
-            reasons: v.reasons.get(r).map(|t| t.as_str().into()),
+            reasons: v.reasons.get(r).cloned(),
         })
         .collect();
-    audit.log(Batch {
-        time: std::time::SystemTime::now(),
-        request_id: rid.to_owned(),
-        input_names: Arc::from(v.columns.to_vec()),
-        entries,
-    });
+    let records = Records::Rows { model_version: v.model_version.into(), threshold: v.threshold, rows };
+    audit.log(Batch { time: std::time::SystemTime::now(), request_id: rid.to_owned(), records });
 }
 
 /// Rows of cells as CSV text, and where each row ends in it (for the formats that echo rows).

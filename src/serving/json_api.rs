@@ -10,6 +10,7 @@ use axum::Json;
 use ndarray::ArrayView2;
 use serde_json::{json, Map, Value};
 
+use super::audit;
 use super::error::{body_error, ApiError, ApiResult};
 use super::json_body::{self, Field, Record};
 use super::score::{score, work};
@@ -194,15 +195,27 @@ fn answer(state: &AppState, rid: &str, body: &[u8], with_features: bool, explain
     for l in &mut lanes {
         l.flush();
     }
-    if let Some(audit) = &state.audit {
-        audit_records(audit, rid, &lanes, &pending);
-    }
     if let Some(shadow) = shadow {
         let l = &mut lanes[0];
         if !l.scores.is_empty() {
-            shadow.send(Job { primary: model.clone(), raws: std::mem::take(&mut l.raws), scores: l.scores.clone() });
+            let raws = if state.audit.is_some() { l.raws.clone() } else { std::mem::take(&mut l.raws) };
+            shadow.send(Job { primary: model.clone(), raws, scores: l.scores.clone() });
         }
     }
+    // The audit log takes the records' ids and reasons (copies: the answer needs them too)
+    // and the raw inputs (moved).
+    let audit = state.audit.as_ref().map(|_| {
+        pending
+            .iter()
+            .map(|r| audit::JsonRecord {
+                lane: r.lane,
+                at: r.at,
+                id: r.id.clone(),
+                score: lanes[r.lane].scores[r.at],
+                reasons: r.explanation.clone(),
+            })
+            .collect::<Vec<_>>()
+    });
     let predictions: Vec<Value> = pending
         .into_iter()
         .map(|r| {
@@ -227,34 +240,14 @@ fn answer(state: &AppState, rid: &str, body: &[u8], with_features: bool, explain
             p
         })
         .collect();
+    if let (Some(log), Some(records)) = (&state.audit, audit) {
+        let mut models = vec![model.clone()];
+        models.extend(canary.cloned());
+        let raws = lanes.iter_mut().map(|l| std::mem::take(&mut l.raws)).collect();
+        let records = audit::Records::Json { models, raws, records };
+        log.log(audit::Batch { time: std::time::SystemTime::now(), request_id: rid.to_owned(), records });
+    }
     Ok(json!({ "model_version": model.version, "threshold": model.bundle.threshold, "predictions": predictions }))
-}
-
-/// Each record in the audit log: its id, inputs, model, score and reasons.
-fn audit_records(audit: &super::audit::Audit, rid: &str, lanes: &[Lane], pending: &[Pending]) {
-    use super::audit::{Batch, Entry, Key};
-    let versions: Vec<std::sync::Arc<str>> = lanes.iter().map(|l| l.model.version.as_str().into()).collect();
-    let entries = pending
-        .iter()
-        .map(|r| {
-            let l = &lanes[r.lane];
-            let n = l.model.bundle.preprocessor.inputs().len();
-            Entry {
-                key: Key::Record { id: r.id.clone(), inputs: l.raws[r.at * n..(r.at + 1) * n].to_vec() },
-                model_version: versions[r.lane].clone(),
-                score: l.scores[r.at],
-                threshold: l.model.bundle.threshold,
-                reasons: r.explanation.clone(),
-            }
-        })
-        .collect();
-    let names = lanes[0].model.bundle.preprocessor.inputs().iter().map(|i| i.name.clone()).collect::<Vec<_>>();
-    audit.log(Batch {
-        time: std::time::SystemTime::now(),
-        request_id: rid.to_owned(),
-        input_names: names.into(),
-        entries,
-    });
 }
 
 /// What decides a record's canary lane: its `id`, or its raw inputs when it has none.

@@ -14,6 +14,7 @@ pub mod listen;
 pub mod metrics;
 pub mod monitor;
 mod page;
+pub mod queue;
 pub mod routes;
 mod score;
 pub mod shadow;
@@ -85,13 +86,16 @@ pub struct Loaded {
     pub monitor: Option<monitor::Monitor>,
     /// Its verdict counters (labelled by its version in the server's metrics).
     pub tally: metrics::Tally,
+    /// The names of its raw inputs (for the audit log).
+    pub input_names: Arc<[String]>,
 }
 
 impl Loaded {
     pub fn from_path(path: &std::path::Path) -> Result<Self> {
         let (bundle, sha) = Bundle::load_identified(path)?;
         let version = sha[..12].to_owned();
-        Ok(Loaded { bundle, version, monitor: None, tally: Default::default() })
+        let input_names = bundle.preprocessor.inputs().iter().map(|i| i.name.clone()).collect::<Vec<_>>().into();
+        Ok(Loaded { bundle, version, monitor: None, tally: Default::default(), input_names })
     }
 
     /// Load a bundle to serve: with its drift monitor and its counters in `metrics`.

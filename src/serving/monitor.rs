@@ -7,7 +7,6 @@
 //! whatever its records; PSI, missing and unseen rates are computed from the counts when
 //! `/metrics` or `/v1/monitor` asks.
 
-use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -43,10 +42,14 @@ pub struct Monitor {
     window: Mutex<Window>,
 }
 
+/// A ring of the last records' codes: slot `(oldest + i) % capacity` holds the i-th oldest.
 struct Window {
-    /// Codes of the records in the window, oldest first (`stride` per record).
-    codes: VecDeque<u16>,
-    times: VecDeque<Instant>,
+    /// `stride` codes per slot.
+    codes: Vec<u16>,
+    /// When each slot's record was added (batches share one time).
+    times: Vec<Instant>,
+    oldest: usize,
+    len: usize,
     /// Per watched column, then the score: records per code.
     counts: Vec<Vec<u64>>,
 }
@@ -99,7 +102,14 @@ impl Monitor {
         let score_expected = score.expected(0.0);
         let mut counts: Vec<Vec<u64>> = watched.iter().map(|w| vec![0; w.binner.codes()]).collect();
         counts.push(vec![0; score.codes()]);
-        let window = Window { codes: VecDeque::new(), times: VecDeque::new(), counts };
+        let stride = watched.len() + 1;
+        let window = Window {
+            codes: vec![0; stride * config.records],
+            times: vec![Instant::now(); config.records],
+            oldest: 0,
+            len: 0,
+            counts,
+        };
         Some(Monitor { watched, by_input, score, score_expected, config, window: Mutex::new(window) })
     }
 
@@ -137,15 +147,25 @@ impl Monitor {
         }
         let now = Instant::now();
         let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        let w = &mut *w;
+        let cap = self.config.records;
         for row in codes.chunks_exact(stride) {
-            if w.times.len() == self.config.records {
-                w.evict(stride);
-            }
+            let slot = if w.len == cap {
+                let slot = w.oldest;
+                for (c, &code) in w.codes[slot * stride..(slot + 1) * stride].iter().enumerate() {
+                    w.counts[c][code as usize] -= 1;
+                }
+                w.oldest = (w.oldest + 1) % cap;
+                slot
+            } else {
+                w.len += 1;
+                (w.oldest + w.len - 1) % cap
+            };
             for (c, &code) in row.iter().enumerate() {
                 w.counts[c][code as usize] += 1;
             }
-            w.codes.extend(row);
-            w.times.push_back(now);
+            w.codes[slot * stride..(slot + 1) * stride].copy_from_slice(row);
+            w.times[slot] = now;
         }
     }
 
@@ -154,10 +174,10 @@ impl Monitor {
         let stride = self.stride();
         let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        while w.times.front().is_some_and(|&t| now.duration_since(t) > self.config.period) {
-            w.evict(stride);
+        while w.len > 0 && now.duration_since(w.times[w.oldest]) > self.config.period {
+            w.evict_oldest(stride);
         }
-        let n = w.times.len();
+        let n = w.len;
         let rate = |c: u64| if n == 0 { 0.0 } else { c as f64 / n as f64 };
         let features = self
             .watched
@@ -182,14 +202,13 @@ impl Monitor {
 }
 
 impl Window {
-    fn evict(&mut self, stride: usize) {
-        if self.times.pop_front().is_none() {
-            return;
-        }
-        for c in 0..stride {
-            let code = self.codes.pop_front().expect("codes of every record");
+    fn evict_oldest(&mut self, stride: usize) {
+        let slot = self.oldest;
+        for (c, &code) in self.codes[slot * stride..(slot + 1) * stride].iter().enumerate() {
             self.counts[c][code as usize] -= 1;
         }
+        self.oldest = (self.oldest + 1) % self.times.len();
+        self.len -= 1;
     }
 }
 
@@ -239,5 +258,15 @@ mod tests {
         m.observe(&mut codes, 0, &Raw::Missing);
         m.record(&mut codes, &[0.9]);
         assert_eq!(m.snapshot().features[0].missing_rate, 0.25);
+        // Records older than the period leave the window.
+        let brief =
+            Monitor::new(&reference(), &inputs, WindowConfig { records: 4, period: Duration::from_millis(300) })
+                .unwrap();
+        let mut codes = Vec::new();
+        brief.begin(&mut codes);
+        brief.record(&mut codes, &[0.5]);
+        assert_eq!(brief.snapshot().records, 1);
+        std::thread::sleep(Duration::from_millis(400));
+        assert_eq!(brief.snapshot().records, 0);
     }
 }

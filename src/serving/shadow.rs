@@ -11,19 +11,23 @@
 //!
 //! The candidate is re-read from its path on every reload, with the production model.
 
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 
 use super::metrics::ShadowMetrics;
+use super::queue::{Batched, WhenFull};
 use super::Loaded;
 use crate::features::Raw;
 use crate::metrics::is_threat;
 use crate::models::Classifier;
 
-/// Records waiting for the candidate, at most (in requests).
-const QUEUE: usize = 4096;
+/// Records waiting for the candidate, at most; past it they are left out (counted).
+const QUEUE: usize = 64 * 1024;
+/// The shadow thread drains its queue this often (or sooner, past `EARLY` records).
+const TICK: Duration = Duration::from_millis(10);
+const EARLY: usize = 4096;
 
 /// A raw value kept past its request.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,38 +66,44 @@ pub struct Job {
 
 /// The queue to the shadow thread.
 pub struct Shadow {
-    tx: SyncSender<Job>,
+    queue: Arc<Batched<Job>>,
     metrics: ShadowMetrics,
 }
 
 impl Shadow {
     /// Start the thread that scores jobs with whatever `candidate` holds when they arrive.
     pub fn start(candidate: Arc<ArcSwapOption<Loaded>>, metrics: ShadowMetrics) -> Shadow {
-        let (tx, rx) = sync_channel(QUEUE);
-        let m = metrics.clone();
+        let queue = Arc::new(Batched::new(QUEUE, EARLY));
+        let (q, m) = (queue.clone(), metrics.clone());
         std::thread::Builder::new()
             .name("shadow".into())
-            .spawn(move || run(rx, &candidate, &m))
+            .spawn(move || run(&q, &candidate, &m))
             .expect("spawn the shadow thread");
-        Shadow { tx, metrics }
+        Shadow { queue, metrics }
     }
 
-    /// Queue a job; never waits (a full queue drops it, counted).
+    /// Queue a job; never waits (a full queue leaves it out, counted).
     pub fn send(&self, job: Job) {
-        let n = job.scores.len() as u64;
-        match self.tx.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => self.metrics.dropped(n),
+        let n = job.scores.len();
+        if self.queue.push(job, n, WhenFull::GiveBack).is_err() {
+            self.metrics.dropped(n as u64);
         }
     }
 }
 
-fn run(rx: Receiver<Job>, candidate: &ArcSwapOption<Loaded>, metrics: &ShadowMetrics) {
+fn run(queue: &Batched<Job>, candidate: &ArcSwapOption<Loaded>, metrics: &ShadowMetrics) {
     let mut x: Vec<f64> = Vec::new();
     let mut unseen = Vec::new();
-    while let Ok(job) = rx.recv() {
-        let Some(cand) = candidate.load_full() else { continue };
-        compare(&job, &cand, metrics, &mut x, &mut unseen);
+    loop {
+        let (jobs, closed) = queue.drain(TICK);
+        if let Some(cand) = candidate.load_full() {
+            for job in &jobs {
+                compare(job, &cand, metrics, &mut x, &mut unseen);
+            }
+        }
+        if closed {
+            return;
+        }
     }
 }
 
