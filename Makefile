@@ -14,7 +14,7 @@ CARGO_FLAGS ?= --release --locked
 CARGO_TEST_FLAGS ?=
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: run test build venv chromium prometheus clean bench bench-train bench-serve bench-build bench-zeek bench-urls
+.PHONY: run test build venv chromium prometheus postgresql clean bench bench-train bench-serve bench-build bench-zeek bench-urls
 run: build $(DVC)
 	$(DVC) pull data.dvc
 	$(DVC) repro
@@ -25,7 +25,7 @@ run: build $(DVC)
 	@echo "Model bundle: models/model.json   ROC points: plots/roc.json   reports: reports/"
 
 # The URL extractor test reads data/urls-hannousse (under data.dvc): pulled from the offline remote.
-test: build $(DVC) $(MLFLOW) $(SHAP) chromium prometheus
+test: build $(DVC) $(MLFLOW) $(SHAP) chromium prometheus postgresql
 	$(DVC) pull -q data.dvc
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test $(CARGO_FLAGS) $(CARGO_TEST_FLAGS)
 
@@ -40,6 +40,12 @@ prometheus:
 	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
 	  else echo "make test needs Debian's prometheus: sudo apt-get install -y prometheus" >&2; exit 1; fi; }
+
+# The SQL source test starts Debian's PostgreSQL server (initdb, postgres) on a private port and folder.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v psql >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  else echo "make test needs Debian's postgresql: sudo apt-get install -y postgresql" >&2; exit 1; fi; }
 
 build:
 	$(CARGO) build $(CARGO_FLAGS) --bins

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::sql::SqlQuery;
 use super::Format;
 use crate::error::{Error, Result};
 use crate::params::{Check, ParamsFile};
@@ -56,19 +57,23 @@ pub struct DatasetParams {
     pub space: Option<String>,
 }
 
-/// One file or several, read as one table (`train: [a.log.gz, b.log.gz]`).
+/// One file or several, read as one table (`train: [a.log.gz, b.log.gz]`); or, as `source`
+/// only, the rows of a SQL query (`source: {sql: "SELECT ...", url_env: NETSEC_DB_URL}`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Files {
     One(PathBuf),
     Many(Vec<PathBuf>),
+    Sql(SqlQuery),
 }
 
 impl Files {
+    /// The files (none for a query).
     pub fn paths(&self) -> &[PathBuf] {
         match self {
             Files::One(p) => std::slice::from_ref(p),
             Files::Many(v) => v,
+            Files::Sql(_) => &[],
         }
     }
 }
@@ -80,11 +85,14 @@ pub enum Sources<'a> {
     One(&'a [PathBuf]),
     /// The publisher's own split (or one by capture).
     PreSplit { train: &'a [PathBuf], test: &'a [PathBuf] },
+    /// The rows of a query, split by `ingest`.
+    Sql(&'a SqlQuery),
 }
 
 impl DatasetParams {
     pub fn sources(&self) -> Sources<'_> {
         match (&self.source, &self.train, &self.test) {
+            (Some(Files::Sql(q)), _, _) => Sources::Sql(q),
             (Some(s), _, _) => Sources::One(s.paths()),
             (None, Some(train), Some(test)) => Sources::PreSplit { train: train.paths(), test: test.paths() },
             _ => unreachable!("checked by DatasetParams::check"),
@@ -97,9 +105,12 @@ impl Check for DatasetParams {
         match (&self.source, &self.train, &self.test) {
             _ if [&self.source, &self.train, &self.test]
                 .iter()
-                .any(|f| f.as_ref().is_some_and(|f| f.paths().is_empty())) =>
+                .any(|f| matches!(f, Some(Files::Many(v)) if v.is_empty())) =>
             {
                 Err("an empty list of files".into())
+            }
+            (_, Some(Files::Sql(_)), _) | (_, _, Some(Files::Sql(_))) => {
+                Err("a SQL query goes in `source:` (split by `ingest`), not in `train:` or `test:`".into())
             }
             (Some(_), None, None) | (None, Some(_), Some(_)) => Ok(()),
             (Some(_), _, _) => Err("give either `source` (split by `ingest`) or `train` and `test`, not both".into()),

@@ -14,6 +14,7 @@ pub(crate) mod open;
 mod parquet;
 pub mod records;
 pub mod split;
+pub mod sql;
 pub mod zeek;
 
 use std::path::Path;

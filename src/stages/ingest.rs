@@ -65,6 +65,13 @@ pub struct IngestMetrics {
     /// registrable domain; else the feature vector) also occurs in the training part: 0 with
     /// `split: stratified_grouped`.
     pub test_rows_sharing_a_group: usize,
+    /// A SQL source's snapshot: rows read, SHA-256 of the rows as sent, SHA-256 of the query.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot_rows: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot_sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query_sha256: Option<String>,
 }
 
 /// A group id per row of all parts: the key of `column` (for a `url` column, the URL's
@@ -129,9 +136,21 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<IngestMetrics> {
         Ok((crate::data::concat(frames, &paths[0])?, paths[0].clone()))
     };
     // One frame per part; row i of the dataset is row i of their concatenation.
+    let mut snapshot = None;
     let frames: Vec<(DataFrame, PathBuf)> = match dataset.params.sources() {
         Sources::One(source) => vec![read(source)?],
         Sources::PreSplit { train, test } => vec![read(train)?, read(test)?],
+        Sources::Sql(query) => {
+            let origin = query.origin(&dataset.name);
+            tracing::info!(dataset = %dataset.name, url_env = %query.url_env, "running the query");
+            let mut client = query.connect(&dataset.name)?;
+            let (df, snap) = query.read(&mut client, &schema, &dataset.name)?;
+            tracing::info!(rows = snap.rows, sha256 = %snap.content_sha256, "query read");
+            let (df, dropped) = drop_ignored(df, &schema, &origin)?;
+            ignored += dropped;
+            snapshot = Some(snap);
+            vec![(df, origin)]
+        }
     };
     if ignored > 0 {
         tracing::info!(rows = ignored, values = ?schema.target.ignore, "left out: not labeled (target.ignore)");
@@ -218,11 +237,16 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<IngestMetrics> {
         threat_share: share(labels.iter().filter(|&&t| t).count(), labels.len()),
         test_threat_share: share(parts.test.iter().filter(|&&i| labels[i]).count(), parts.test.len()),
         test_rows_with_train_twin: twins_here,
+        snapshot_rows: snapshot.as_ref().map(|s| s.rows),
+        snapshot_sha256: snapshot.as_ref().map(|s| s.content_sha256.clone()),
+        query_sha256: snapshot.as_ref().map(|s| s.query_sha256.clone()),
         test_twin_share: share(twins_here, parts.test.len()),
         random_split_test_twin_share: share(twins(&groups, &random), random.test.len()),
         test_rows_sharing_a_group: same_group,
     };
-    super::write_metrics(&args.metrics, &args.details, &metrics, &["test_twin_share", "ignored_rows"])?;
+    // A SQL source's snapshot is a headline: `dvc metrics diff` shows when the rows changed.
+    let headline = ["test_twin_share", "ignored_rows", "snapshot_rows", "snapshot_sha256", "query_sha256"];
+    super::write_metrics(&args.metrics, &args.details, &metrics, &headline)?;
     tracing::info!(
         rows = metrics.rows,
         duplicates = metrics.duplicate_rows,

@@ -4,6 +4,7 @@
 pub mod evaluate;
 pub mod ingest;
 pub mod promote;
+pub mod snapshot;
 pub mod train;
 pub mod transform;
 pub mod validate;

@@ -142,8 +142,9 @@ impl Project {
         let v: serde_json::Value = serde_json::from_str(&self.read(rel)).unwrap();
         let obj = v.as_object().unwrap_or_else(|| panic!("{rel} is not a JSON object")).clone();
         for (k, v) in &obj {
-            // The one text value: which dataset the figures belong to.
-            assert!(v.is_number() || (k == "dataset" && v.is_string()), "{rel}: `{k}` is not a number: {v}");
+            // The text values: which dataset the figures belong to, and a SQL snapshot's hashes.
+            let text = k == "dataset" || k.ends_with("_sha256");
+            assert!(v.is_number() || (text && v.is_string()), "{rel}: `{k}` is not a number: {v}");
         }
         obj
     }

@@ -11,6 +11,7 @@ mod layout;
 mod pipeline;
 mod production;
 mod serve;
+mod sql;
 mod stages;
 mod tracking;
 mod urls;
