@@ -20,6 +20,10 @@ fn dvc_binary() -> PathBuf {
 }
 
 fn in_clone(dir: &Path, program: &Path, args: &[&str]) -> Run {
+    in_clone_env(dir, program, args, &[])
+}
+
+fn in_clone_env(dir: &Path, program: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     // DVC's queue worker and scripts/dvc-pull find `dvc` on the PATH: put the absolute venv
     // folder first (a relative `.venv/bin` would not resolve inside the clone).
     let mut path = std::ffi::OsString::new();
@@ -40,6 +44,7 @@ fn in_clone(dir: &Path, program: &Path, args: &[&str]) -> Run {
         .env("GIT_AUTHOR_EMAIL", "test@localhost")
         .env("GIT_COMMITTER_NAME", "netsec-test")
         .env("GIT_COMMITTER_EMAIL", "test@localhost")
+        .envs(env.iter().copied())
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e} (run `make test`, which installs DVC)", program.display()));
     Run::from(out)
@@ -422,10 +427,12 @@ fn s3_remote_pushes_and_pulls_through_a_real_s3_server() {
 
     let push = dvc(&clone, &["push", "-r", "origin-s3", "data.dvc"]);
     assert!(!format!("{}{}", push.stdout, push.stderr).contains(secret));
-    let objects: usize = s3("print(sum(1 for _ in s3.get_paginator('list_objects_v2').paginate(Bucket='netsec-dvc').search('Contents[]')))")
-        .trim()
-        .parse()
-        .unwrap();
+    let objects: usize = s3(
+        "print(sum(1 for _ in s3.get_paginator('list_objects_v2').paginate(Bucket='netsec-dvc').search('Contents[]')))",
+    )
+    .trim()
+    .parse()
+    .unwrap();
     assert!(objects > 5, "{objects} objects in the bucket");
 
     let dataset = clone.join("data/phishing-websites/phishing_websites.csv");
@@ -434,4 +441,63 @@ fn s3_remote_pushes_and_pulls_through_a_real_s3_server() {
     std::fs::remove_dir_all(clone.join("data")).unwrap();
     dvc(&clone, &["pull", "-r", "origin-s3", "data.dvc"]);
     assert_eq!(std::fs::read(&dataset).unwrap(), original, "the data came back otherwise");
+}
+
+/// `scripts/retrain` end to end on a real PostgreSQL: rows are added to the table, then it runs
+/// twice. In-distribution rows: the pipeline runs and the gate decides; a shifted batch with
+/// `validate.fail_on_drift: true`: drift is reported and nothing is promoted. The summary says
+/// what happened each time.
+#[test]
+fn retrain_snapshots_checks_drift_runs_the_gate_and_summarises() {
+    let (_tmp, clone) = fresh_clone();
+    dvc(&clone, &["pull", "data.dvc"]);
+    let pg = crate::sql::Pg::start();
+    let select = crate::sql::load_phishing(&pg, &clone);
+    let url = pg.url(crate::sql::PASSWORD);
+    let env = [("NETSEC_DB_URL", url.as_str())];
+    let schema = clone.join("schemas/phishing.yaml");
+    let text = std::fs::read_to_string(&schema).unwrap();
+    let sql = format!("  source:\n    url_env: NETSEC_DB_URL\n    sql: |\n      {select}\n");
+    std::fs::write(&schema, text.replace("  source: data/phishing-websites/phishing_websites.csv\n", &sql)).unwrap();
+    let run = |args: &[&str]| in_clone_env(&clone, &clone.join("scripts/retrain"), args, &env);
+    let dvc_env = |args: &[&str]| {
+        let r = in_clone_env(&clone, &dvc_binary(), args, &env);
+        assert_eq!(r.code, Some(0), "dvc {args:?}: {}{}", r.stdout, r.stderr);
+    };
+    // The production model, from the table as it is.
+    dvc_env(&["repro"]);
+    let registry = || std::fs::read_to_string(clone.join("models/registry.json")).unwrap();
+
+    // 1. In-distribution rows (a copy of every 20th row): the pipeline runs, the gate decides.
+    let cols = select.trim_start_matches("SELECT ").split(" FROM").next().unwrap().to_owned();
+    let r = pg.psql(&format!("INSERT INTO phishing ({cols}) SELECT {cols} FROM phishing WHERE id % 20 = 0"));
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let first = run(&["--summary", "reports/retrain-1.md"]);
+    assert_eq!(first.code, Some(0), "{}{}", first.stdout, first.stderr);
+    let summary = std::fs::read_to_string(clone.join("reports/retrain-1.md")).unwrap();
+    assert!(summary.contains("Rows added since the last run: 552"), "{summary}");
+    let promoted: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(clone.join("metrics/promote.json")).unwrap()).unwrap();
+    let expected = if promoted["promoted"] == 1 { "**Decision: promoted" } else { "**Decision: not promoted" };
+    assert!(summary.contains(expected), "promote.json says {promoted}, the summary:\n{summary}");
+    assert!(summary.contains("| accuracy |"), "{summary}");
+    assert!(summary.contains("0 of 30 features drifted"), "{summary}");
+    let after_first = registry();
+
+    // 2. A shifted batch (SSL state and anchor URLs all set to "phishing-like") with
+    //    fail_on_drift: drift reported, nothing retrained or promoted.
+    let params = clone.join("params.yaml");
+    let p = std::fs::read_to_string(&params).unwrap();
+    assert!(p.contains("fail_on_drift: false"), "params.yaml has validate.fail_on_drift");
+    std::fs::write(&params, p.replace("fail_on_drift: false", "fail_on_drift: true")).unwrap();
+    let shifted = cols.replace("\"SSLfinal_State\"", "-1").replace("\"URL_of_Anchor\"", "-1");
+    let r = pg.psql(&format!("INSERT INTO phishing ({cols}) SELECT {shifted} FROM phishing WHERE id <= 6000"));
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let second = run(&["--summary", "reports/retrain-2.md"]);
+    assert_eq!(second.code, Some(1), "{}{}", second.stdout, second.stderr);
+    let summary = std::fs::read_to_string(clone.join("reports/retrain-2.md")).unwrap();
+    assert!(summary.contains("**Decision: stopped: drift"), "{summary}");
+    assert!(summary.contains("| SSLfinal_State |") && summary.contains("| URL_of_Anchor |"), "{summary}");
+    assert!(summary.contains("Rows added since the last run: 6000"), "{summary}");
+    assert_eq!(registry(), after_first, "nothing may be promoted after drift");
 }

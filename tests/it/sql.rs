@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::common::{Cmd, Project, Spawned};
 use crate::serve::start_on_free_port;
 
-const PASSWORD: &str = "pg-Secret-4217";
+pub const PASSWORD: &str = "pg-Secret-4217";
 const CSV: &str = "data/phishing-websites/phishing_websites.csv";
 
 /// The folder of PostgreSQL's programs (Debian installs them under /usr/lib/postgresql/<v>/bin).
@@ -124,11 +124,9 @@ fn run_until_evaluate(p: &Project, env: &[(&str, &str)]) -> String {
     p.read("metrics/eval.json")
 }
 
-#[test]
-fn a_postgres_table_gives_the_same_evaluation_as_the_csv_and_errors_keep_the_password() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    assert!(root.join(CSV).exists(), "{CSV}: run `dvc pull` first (make test does)");
-    let pg = Pg::start();
+/// Load the phishing CSV of `root` into table `phishing` (with an `id` in file order); the
+/// SELECT that reads it back in that order.
+pub fn load_phishing(pg: &Pg, root: &Path) -> String {
     let cols = columns(root);
     let quoted: Vec<String> = cols.iter().map(|c| format!("\"{c}\"")).collect();
     let create = format!(
@@ -145,7 +143,15 @@ fn a_postgres_table_gives_the_same_evaluation_as_the_csv_and_errors_keep_the_pas
     let r = pg.psql(&load);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
 
-    let select = format!("SELECT {} FROM phishing ORDER BY id", quoted.join(", "));
+    format!("SELECT {} FROM phishing ORDER BY id", quoted.join(", "))
+}
+
+#[test]
+fn a_postgres_table_gives_the_same_evaluation_as_the_csv_and_errors_keep_the_password() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert!(root.join(CSV).exists(), "{CSV}: run `dvc pull` first (make test does)");
+    let pg = Pg::start();
+    let select = load_phishing(&pg, root);
     let sql_block = |select: &str| format!("  source:\n    url_env: NETSEC_DB_URL\n    sql: |\n      {select}\n");
     let url = pg.url(PASSWORD);
     let env = [("NETSEC_DB_URL", url.as_str())];
