@@ -28,6 +28,7 @@ pub mod params;
 pub mod preprocess;
 pub mod registry;
 pub mod remote;
+pub mod s3;
 pub mod schema;
 pub mod search;
 pub mod serving;

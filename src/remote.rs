@@ -1,5 +1,5 @@
 //! DVC remotes: read the remote's settings from `.dvc/config` and `.dvc/config.local` (where
-//! credentials belong) and probe an HTTP remote with them before a pull or push.
+//! credentials belong) and probe an HTTP or S3 remote with them before a pull or push.
 //!
 //! Why: with wrong credentials DVC reports only that files are missing. A probe of one object
 //! path tells "refused the credentials" (401/403) apart from "object absent" (404), so the user
@@ -19,6 +19,9 @@ pub struct Remote {
     pub auth: Option<String>,
     pub user: Option<String>,
     pub password: Option<String>,
+    /// Every key of the remote's section (an S3 remote's `endpointurl`, `region`,
+    /// `access_key_id`, `secret_access_key`).
+    pub settings: BTreeMap<String, String>,
 }
 
 /// `section -> key -> value` of a DVC (INI-style) config file; section names unquoted, so
@@ -70,13 +73,14 @@ pub fn load(root: &Path, name: Option<&str>) -> Result<Remote> {
         auth: keys.get("auth").cloned(),
         user: keys.get("user").cloned(),
         password: keys.get("password").cloned(),
+        settings: keys.clone(),
     })
 }
 
 /// What a probe found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Probe {
-    /// Not an HTTP remote (a folder, S3, ...): nothing to check here.
+    /// Not an HTTP or S3 remote (a folder, ...): nothing to check here.
     NotHttp,
     /// The server accepted the request (the object may or may not exist).
     Accepted(u16),
@@ -85,6 +89,9 @@ pub enum Probe {
 /// Probe an HTTP(S) remote with its credentials: `Ok` when they are accepted, an error that
 /// says what to change when they are not.
 pub fn probe(remote: &Remote) -> Result<Probe> {
+    if remote.url.starts_with("s3://") {
+        return probe_s3(remote);
+    }
     if !(remote.url.starts_with("http://") || remote.url.starts_with("https://")) {
         return Ok(Probe::NotHttp);
     }
@@ -113,6 +120,52 @@ pub fn probe(remote: &Remote) -> Result<Probe> {
             remote.user.as_deref().unwrap_or_default()
         ))),
         s => Ok(Probe::Accepted(s)),
+    }
+}
+
+/// An S3 remote's location and credentials: the remote's settings, else the AWS environment
+/// variables (`AWS_ENDPOINT_URL`, `AWS_DEFAULT_REGION`, `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`), as DVC reads them.
+pub fn s3_of(remote: &Remote) -> Result<(crate::s3::Location, Option<crate::s3::Credentials>)> {
+    let get = |key: &str, env: &str| remote.settings.get(key).cloned().or_else(|| std::env::var(env).ok());
+    let endpoint = get("endpointurl", "AWS_ENDPOINT_URL").unwrap_or_else(|| "https://s3.amazonaws.com".into());
+    let region = get("region", "AWS_DEFAULT_REGION").unwrap_or_else(|| "us-east-1".into());
+    let loc = crate::s3::Location::parse(&remote.url, &endpoint, &region)
+        .map_err(|message| Error::Remote { url: remote.url.clone(), message })?;
+    let creds = match (get("access_key_id", "AWS_ACCESS_KEY_ID"), get("secret_access_key", "AWS_SECRET_ACCESS_KEY")) {
+        (Some(access_key), Some(secret_key)) => Some(crate::s3::Credentials { access_key, secret_key }),
+        _ => None,
+    };
+    Ok((loc, creds))
+}
+
+fn probe_s3(remote: &Remote) -> Result<Probe> {
+    let fail = |message: String| Error::Remote { url: remote.url.clone(), message };
+    let (loc, creds) = s3_of(remote)?;
+    let how = format!(
+        "set them with `dvc remote modify {0} --local access_key_id <id>` and `dvc remote modify {0} --local secret_access_key <secret>` (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY); they stay in .dvc/config.local, never in git",
+        remote.name
+    );
+    let Some(creds) = creds else {
+        return Err(fail(format!("the S3 remote `{}` needs credentials and none are configured: {how}", remote.name)));
+    };
+    let answer = crate::s3::probe(&loc, &creds)
+        .map_err(|e| fail(format!("cannot reach the S3 endpoint {} of remote `{}`: {e}", loc.endpoint, remote.name)))?;
+    let code = answer.code().unwrap_or("").to_owned();
+    match (answer.status, code.as_str()) {
+        (200, _) => Ok(Probe::Accepted(200)),
+        (_, "NoSuchBucket") => Err(fail(format!(
+            "the S3 remote `{}`: bucket `{}` does not exist at {}",
+            remote.name, loc.bucket, loc.endpoint
+        ))),
+        (400 | 401 | 403, _) => Err(fail(format!(
+            "the S3 remote `{}` refused the credentials of access key `{}` (HTTP {}, {}): {how}",
+            remote.name,
+            creds.access_key,
+            answer.status,
+            if code.is_empty() { "no error code" } else { code.as_str() }
+        ))),
+        (s, _) => Err(fail(format!("the S3 remote `{}` answered HTTP {s} {code}", remote.name))),
     }
 }
 

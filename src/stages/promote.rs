@@ -40,6 +40,13 @@ pub struct Args {
     /// Every figure of the stage (flat JSON), the headline ones included.
     #[arg(long, default_value = "reports/promote.json")]
     pub details: PathBuf,
+    /// Also publish the production bundle to this S3 prefix (`s3://bucket/prefix`) as
+    /// `<prefix>/<dataset>.json`, with its SHA-256 as object metadata, for serving replicas to
+    /// fetch. Endpoint and credentials from AWS_ENDPOINT_URL, AWS_DEFAULT_REGION,
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY. Published when promoted, and again when the
+    /// candidate already serves (so a failed upload is retried by the next run).
+    #[arg(long, env = "NETSEC_PUBLISH", value_name = "S3_URL")]
+    pub publish: Option<String>,
 }
 
 fn gated(m: &EvalMetrics) -> BTreeMap<String, f64> {
@@ -81,6 +88,8 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<registry::Decision> {
                 reasons: vec!["already in production".into()],
             };
             write_flat(args, &decision, true)?;
+            drop(lock);
+            publish(args, &dataset.name, &production_path, &v.id.clone())?;
             return Ok(decision);
         }
         Some(v) => {
@@ -149,10 +158,40 @@ pub fn run(params: &ParamsFile, args: &Args) -> Result<registry::Decision> {
     write_flat(args, &decision, decision.promote)?;
     if decision.promote {
         tracing::info!(version = %id, against = ?production.as_ref().map(|(v, _)| v), "promoted to production: {}", decision.reasons.join("; "));
+        publish(args, &dataset.name, &production_path, &id)?;
     } else {
         tracing::warn!(version = %id, "not promoted: {}", decision.reasons.join("; "));
     }
     Ok(decision)
+}
+
+/// Upload the production bundle to `--publish` (if given): `<prefix>/<dataset>.json`, with
+/// metadata `sha256` (of the file's bytes, what a replica checks after download),
+/// `bundle-sha256` (the bundle's own checksum: its version) and `registry-version`.
+fn publish(args: &Args, dataset: &str, production: &Path, version: &str) -> Result<()> {
+    let Some(url) = &args.publish else { return Ok(()) };
+    let fail = |message: String| Error::Remote { url: url.clone(), message };
+    let remote = crate::remote::Remote { name: "--publish".into(), url: url.clone(), ..Default::default() };
+    let (loc, creds) = crate::remote::s3_of(&remote)?;
+    let creds = creds.ok_or_else(|| fail("no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into()))?;
+    let bytes = std::fs::read(production).map_err(|e| Error::io(production, e))?;
+    let (_, bundle_sha) = Bundle::load_identified(production)?;
+    let sha = hex(&Sha256::digest(&bytes));
+    let key = loc.key(&format!("{dataset}.json"));
+    let meta = [("sha256", sha.as_str()), ("bundle-sha256", bundle_sha.as_str()), ("registry-version", version)];
+    let answer = crate::s3::put(&loc, &creds, &key, &bytes, "application/json", &meta)
+        .map_err(|e| fail(format!("cannot reach {}: {e}", loc.endpoint)))?;
+    if answer.status != 200 {
+        return Err(fail(format!(
+            "publishing {} refused: HTTP {} {} (access key `{}`); the model is promoted locally, re-run promote to publish",
+            production.display(),
+            answer.status,
+            answer.code().unwrap_or(""),
+            creds.access_key
+        )));
+    }
+    tracing::info!(object = %format!("s3://{}/{key}", loc.bucket), sha256 = %sha, "production bundle published");
+    Ok(())
 }
 
 /// Flat metrics of a decision: promoted, first model, whether the candidate now serves, deltas.

@@ -392,42 +392,78 @@ fn queued_experiments_all_run_and_show_up_with_params_and_metrics() {
     }
 }
 
-/// The `origin-s3` remote of `.dvc/config` against a real S3-compatible server (moto's server
-/// mode, from PyPI, on 127.0.0.1): push, a wiped cache and workspace, pull, byte for byte. The
-/// endpoint and credentials go in `.dvc/config.local`, never in the shared config.
-#[test]
-fn s3_remote_pushes_and_pulls_through_a_real_s3_server() {
-    let (_tmp, clone) = fresh_clone();
-    dvc(&clone, &["pull", "data.dvc"]);
+/// moto's S3 server (from PyPI) on a free port of 127.0.0.1 with authentication on: an IAM user
+/// whose key may use S3, and a bucket. Returns the server, its endpoint and the key.
+pub fn moto_with_auth(bucket: &str) -> (crate::common::Spawned, String, (String, String)) {
     let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin");
-    let (_moto, port) = crate::serve::start_on_free_port(
+    // The first three requests (the IAM user, its policy, its key) need no signature; every
+    // later one is checked: an unknown key or a wrong secret is refused, as by AWS.
+    let (moto, port) = crate::serve::start_on_free_port(
         "moto_server",
         60,
-        |port| crate::common::Cmd::new(venv.join("moto_server")).args(["-H", "127.0.0.1", "-p", &port.to_string()]),
+        |port| {
+            crate::common::Cmd::new(venv.join("moto_server"))
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .env("INITIAL_NO_AUTH_ACTION_COUNT", "3")
+        },
         |port| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
     );
     let endpoint = format!("http://127.0.0.1:{port}");
-    let (key, secret) = ("AKIANETSECTEST", "s3-Secret-Key-5521");
-    let s3 = |code: &str| {
-        let script = format!(
-            "import boto3\ns3 = boto3.client('s3', endpoint_url='{endpoint}', aws_access_key_id='{key}', aws_secret_access_key='{secret}', region_name='us-east-1')\n{code}"
-        );
-        let run = crate::common::Cmd::new(venv.join("python")).args(["-c", &script]).run();
-        assert_eq!(run.code, Some(0), "{}", run.stderr);
-        run.stdout
-    };
-    s3("s3.create_bucket(Bucket='netsec-dvc')");
+    let script = format!(
+        r#"import boto3
+kw = dict(endpoint_url='{endpoint}', region_name='us-east-1')
+iam = boto3.client('iam', aws_access_key_id='setup', aws_secret_access_key='setup', **kw)
+iam.create_user(UserName='netsec')
+iam.put_user_policy(UserName='netsec', PolicyName='s3', PolicyDocument='{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"s3:*","Resource":"*"}}]}}')
+k = iam.create_access_key(UserName='netsec')['AccessKey']
+boto3.client('s3', aws_access_key_id=k['AccessKeyId'], aws_secret_access_key=k['SecretAccessKey'], **kw).create_bucket(Bucket='{bucket}')
+print(k['AccessKeyId'], k['SecretAccessKey'])"#
+    );
+    let run = crate::common::Cmd::new(venv.join("python")).args(["-c", &script]).run();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let mut it = run.stdout.split_whitespace();
+    let key = (it.next().unwrap().to_owned(), it.next().unwrap().to_owned());
+    (moto, endpoint, key)
+}
+
+/// Python with boto3 against `endpoint`: `s3` is a client with `key`; prints what `code` prints.
+pub fn boto(endpoint: &str, key: &(String, String), code: &str) -> String {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin");
+    let script = format!(
+        "import boto3\ns3 = boto3.client('s3', endpoint_url='{endpoint}', aws_access_key_id='{}', aws_secret_access_key='{}', region_name='us-east-1')\n{code}",
+        key.0, key.1
+    );
+    let run = crate::common::Cmd::new(venv.join("python")).args(["-c", &script]).run();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    run.stdout
+}
+
+/// The `origin-s3` remote of `.dvc/config` against a real S3-compatible server (moto's server
+/// mode, from PyPI, on 127.0.0.1, checking signatures): `check-remote` accepts the key and
+/// names a refused one; push, a wiped cache and workspace, pull, byte for byte. The endpoint
+/// and credentials go in `.dvc/config.local`, never in the shared config.
+#[test]
+fn s3_remote_pushes_and_pulls_through_a_real_s3_server_and_names_refused_keys() {
+    let (_tmp, clone) = fresh_clone();
+    dvc(&clone, &["pull", "data.dvc"]);
+    let (_moto, endpoint, key) = moto_with_auth("netsec-dvc");
     let shared = std::fs::read_to_string(clone.join(".dvc/config")).unwrap();
     assert!(shared.contains("['remote \"origin-s3\"']") && shared.contains("s3://netsec-dvc/store"), "{shared}");
     dvc(&clone, &["remote", "modify", "--local", "origin-s3", "endpointurl", &endpoint]);
-    dvc(&clone, &["remote", "modify", "--local", "origin-s3", "access_key_id", key]);
-    dvc(&clone, &["remote", "modify", "--local", "origin-s3", "secret_access_key", secret]);
+    dvc(&clone, &["remote", "modify", "--local", "origin-s3", "access_key_id", &key.0]);
+    dvc(&clone, &["remote", "modify", "--local", "origin-s3", "secret_access_key", &key.1]);
     let shared = std::fs::read_to_string(clone.join(".dvc/config")).unwrap();
-    assert!(!shared.contains(secret) && !shared.contains(key), "credentials must stay in config.local:\n{shared}");
+    assert!(!shared.contains(&key.1) && !shared.contains(&key.0), "credentials must stay in config.local:\n{shared}");
+
+    let check = in_clone(&clone, &bin("check-remote"), &["origin-s3"]);
+    assert_eq!(check.code, Some(0), "{}{}", check.stdout, check.stderr);
+    assert!(check.stdout.contains("accepts the credentials"), "{}", check.stdout);
 
     let push = dvc(&clone, &["push", "-r", "origin-s3", "data.dvc"]);
-    assert!(!format!("{}{}", push.stdout, push.stderr).contains(secret));
-    let objects: usize = s3(
+    assert!(!format!("{}{}", push.stdout, push.stderr).contains(&key.1));
+    let objects: usize = boto(
+        &endpoint,
+        &key,
         "print(sum(1 for _ in s3.get_paginator('list_objects_v2').paginate(Bucket='netsec-dvc').search('Contents[]')))",
     )
     .trim()
@@ -441,6 +477,25 @@ fn s3_remote_pushes_and_pulls_through_a_real_s3_server() {
     std::fs::remove_dir_all(clone.join("data")).unwrap();
     dvc(&clone, &["pull", "-r", "origin-s3", "data.dvc"]);
     assert_eq!(std::fs::read(&dataset).unwrap(), original, "the data came back otherwise");
+
+    // A wrong secret, then a key the server does not know: refused, named, the secret unsaid.
+    dvc(&clone, &["remote", "modify", "--local", "origin-s3", "secret_access_key", "Wrong-Secret-0042"]);
+    let refused = in_clone(&clone, &bin("check-remote"), &["origin-s3"]);
+    assert_eq!(refused.code, Some(1), "{}{}", refused.stdout, refused.stderr);
+    for needle in
+        ["refused the credentials", &format!("access key `{}`", key.0), "SignatureDoesNotMatch", "secret_access_key"]
+    {
+        assert!(refused.stderr.contains(needle), "stderr lacks {needle:?}:\n{}", refused.stderr);
+    }
+    assert!(!refused.stderr.contains("Wrong-Secret-0042"), "the secret must not be echoed:\n{}", refused.stderr);
+    dvc(&clone, &["remote", "modify", "--local", "origin-s3", "access_key_id", "AKIAUNKNOWN0000"]);
+    let unknown = in_clone(&clone, &bin("check-remote"), &["origin-s3"]);
+    assert_eq!(unknown.code, Some(1));
+    assert!(
+        unknown.stderr.contains("InvalidAccessKeyId") && unknown.stderr.contains("AKIAUNKNOWN0000"),
+        "{}",
+        unknown.stderr
+    );
 }
 
 /// `scripts/retrain` end to end on a real PostgreSQL: rows are added to the table, then it runs
@@ -500,4 +555,41 @@ fn retrain_snapshots_checks_drift_runs_the_gate_and_summarises() {
     assert!(summary.contains("| SSLfinal_State |") && summary.contains("| URL_of_Anchor |"), "{summary}");
     assert!(summary.contains("Rows added since the last run: 6000"), "{summary}");
     assert_eq!(registry(), after_first, "nothing may be promoted after drift");
+}
+
+/// `promote --publish s3://...`: the production bundle lands in the bucket with its SHA-256 as
+/// metadata; with a refused key, promote fails naming the key, the secret unsaid.
+#[test]
+fn promote_publishes_the_production_bundle_to_s3_with_its_sha256() {
+    let (_moto, endpoint, key) = moto_with_auth("netsec-models");
+    let p = crate::common::Project::new();
+    p.run_all();
+    let publish = |secret: &str| {
+        crate::common::Cmd::bin("promote")
+            .dir(p.dir.path())
+            .args(["--publish", "s3://netsec-models/serving/prod"])
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .env("AWS_ACCESS_KEY_ID", &key.0)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .run()
+    };
+    let ok = publish(&key.1);
+    assert_eq!(ok.code, Some(0), "{}", ok.stderr);
+    let bundle = std::fs::read(p.path("models/production/toy.json")).unwrap();
+    let sha = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&bundle).iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let out = boto(
+        &endpoint,
+        &key,
+        "import hashlib\no = s3.get_object(Bucket='netsec-models', Key='serving/prod/toy.json')\nb = o['Body'].read()\nprint(o['Metadata']['sha256'], hashlib.sha256(b).hexdigest(), len(b))",
+    );
+    let fields: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(fields, [sha.as_str(), sha.as_str(), &bundle.len().to_string()], "{out}");
+
+    let refused = publish("Wrong-Secret-0042");
+    assert_ne!(refused.code, Some(0));
+    assert!(refused.stderr.contains("SignatureDoesNotMatch") && refused.stderr.contains(&key.0), "{}", refused.stderr);
+    assert!(!refused.stderr.contains("Wrong-Secret-0042"));
 }
