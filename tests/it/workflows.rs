@@ -51,8 +51,7 @@ fn workflows_run_the_real_steps_and_keep_secrets_out() {
             "secrets.DAGSHUB_TOKEN",
             "--local password",
             "scripts/dvc-pull origin",
-            "dvc repro",
-            "dvc push -r origin",
+            "scripts/retrain --remote origin",
             "create-pull-request",
         ],
     );
