@@ -84,18 +84,19 @@ pub struct Signed {
     pub headers: Vec<(String, String)>,
 }
 
-/// Sign `method` on `key` (empty: the bucket) with `query` pairs, a body of SHA-256
-/// `payload_sha256`, and `extra` headers (lower-case names, signed too), at `time`.
-pub fn sign(
-    loc: &Location,
-    creds: &Credentials,
-    method: &str,
-    key: &str,
-    query: &[(&str, &str)],
-    payload_sha256: &str,
-    extra: &[(&str, &str)],
-    time: std::time::SystemTime,
-) -> Signed {
+/// What to sign: `method` on `key` (empty: the bucket) with `query` pairs, a body of SHA-256
+/// `payload_sha256`, and `extra` headers (lower-case names, signed too).
+pub struct Request<'a> {
+    pub method: &'a str,
+    pub key: &'a str,
+    pub query: &'a [(&'a str, &'a str)],
+    pub payload_sha256: &'a str,
+    pub extra: &'a [(&'a str, &'a str)],
+}
+
+/// Sign `req` at `time`.
+pub fn sign(loc: &Location, creds: &Credentials, req: &Request<'_>, time: std::time::SystemTime) -> Signed {
+    let Request { method, key, query, payload_sha256, extra } = *req;
     let stamp = humantime::format_rfc3339_seconds(time).to_string().replace(['-', ':'], "");
     let date = &stamp[..8];
     let host = loc.endpoint.split_once("://").map_or(loc.endpoint.as_str(), |(_, h)| h).to_owned();
@@ -183,7 +184,8 @@ pub fn probe(loc: &Location, creds: &Credentials) -> Result<Answer, String> {
     let empty = hex(&Sha256::digest(b""));
     let prefix = if loc.prefix.is_empty() { String::new() } else { format!("{}/", loc.prefix) };
     let query = [("list-type", "2"), ("max-keys", "1"), ("prefix", prefix.as_str())];
-    send(sign(loc, creds, "GET", "", &query, &empty, &[], std::time::SystemTime::now()), "GET", b"")
+    let req = Request { method: "GET", key: "", query: &query, payload_sha256: &empty, extra: &[] };
+    send(sign(loc, creds, &req, std::time::SystemTime::now()), "GET", b"")
 }
 
 /// PUT `bytes` at `key`, with `metadata` as `x-amz-meta-*` headers.
@@ -199,7 +201,8 @@ pub fn put(
     let names: Vec<String> = metadata.iter().map(|(k, _)| format!("x-amz-meta-{k}")).collect();
     let mut extra: Vec<(&str, &str)> = vec![("content-type", content_type)];
     extra.extend(names.iter().map(String::as_str).zip(metadata.iter().map(|(_, v)| *v)));
-    send(sign(loc, creds, "PUT", key, &[], &payload, &extra, std::time::SystemTime::now()), "PUT", bytes)
+    let req = Request { method: "PUT", key, query: &[], payload_sha256: &payload, extra: &extra };
+    send(sign(loc, creds, &req, std::time::SystemTime::now()), "PUT", bytes)
 }
 
 #[cfg(test)]
@@ -226,7 +229,9 @@ mod tests {
         // bucket-less path by hand through an empty bucket.
         let mut l = loc.clone();
         l.bucket = "test.txt".into();
-        let s = sign(&l, &creds, "GET", "", &[], &empty, &[("range", "bytes=0-9")], time);
+        let req =
+            Request { method: "GET", key: "", query: &[], payload_sha256: &empty, extra: &[("range", "bytes=0-9")] };
+        let s = sign(&l, &creds, &req, time);
         let auth = &s.headers.iter().find(|(k, _)| k == "authorization").unwrap().1;
         assert!(auth.ends_with("Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"), "{auth}");
     }
