@@ -4,6 +4,7 @@
 mod common;
 mod corpus;
 mod datasets;
+mod deploy;
 mod explain;
 mod fuzz;
 mod hardening;

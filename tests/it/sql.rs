@@ -21,7 +21,7 @@ fn pg_bin(program: &str) -> PathBuf {
     dirs.into_iter().rev().map(|d| d.join(program)).find(|p| p.exists()).unwrap_or_else(|| PathBuf::from(program))
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
