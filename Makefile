@@ -14,7 +14,7 @@ CARGO_FLAGS ?= --release --locked
 CARGO_TEST_FLAGS ?=
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: run test build venv chromium prometheus postgresql clean bench bench-train bench-serve bench-build bench-zeek bench-urls
+.PHONY: run test build venv chromium prometheus postgresql nats-server clean bench bench-train bench-serve bench-build bench-zeek bench-urls
 run: build $(DVC)
 	$(DVC) pull data.dvc
 	$(DVC) repro
@@ -25,7 +25,7 @@ run: build $(DVC)
 	@echo "Model bundle: models/model.json   ROC points: plots/roc.json   reports: reports/"
 
 # The URL extractor test reads data/urls-hannousse (under data.dvc): pulled from the offline remote.
-test: build $(DVC) $(MLFLOW) $(SHAP) chromium prometheus postgresql
+test: build $(DVC) $(MLFLOW) $(SHAP) chromium prometheus postgresql nats-server
 	$(DVC) pull -q data.dvc
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test $(CARGO_FLAGS) $(CARGO_TEST_FLAGS)
 
@@ -46,6 +46,12 @@ postgresql:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v psql >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	  else echo "make test needs Debian's postgresql: sudo apt-get install -y postgresql" >&2; exit 1; fi; }
+
+# The stream test runs Debian's nats-server with JetStream on loopback ports.
+nats-server:
+	@command -v nats-server >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server >/dev/null; \
+	  else echo "make test needs Debian's nats-server: sudo apt-get install -y nats-server" >&2; exit 1; fi; }
 
 build:
 	$(CARGO) build $(CARGO_FLAGS) --bins

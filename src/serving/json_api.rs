@@ -265,7 +265,7 @@ fn record_key(rec: &Record, id: Option<&Value>, model: &Loaded) -> u64 {
 
 /// The raw value of one input column of a JSON record. Numeric features take numbers only;
 /// categorical ones take a string (or a number, matched by its text).
-fn feature<'a>(rec: &'a Record, input: &Input, absent_is_missing: bool) -> Result<Raw<'a>, String> {
+pub(crate) fn feature<'a>(rec: &'a Record, input: &Input, absent_is_missing: bool) -> Result<Raw<'a>, String> {
     let expected = if input.is_categorical() { "a category (string)" } else { "a number" };
     match rec.get(&input.name) {
         None | Some(Field::Null) if absent_is_missing => Ok(Raw::Missing),

@@ -19,6 +19,7 @@ pub mod routes;
 mod score;
 pub mod shadow;
 pub mod sink;
+pub mod stream;
 pub mod urls;
 pub mod zeek;
 

@@ -14,6 +14,7 @@ mod production;
 mod serve;
 mod sql;
 mod stages;
+mod stream;
 mod tracking;
 mod urls;
 mod workflows;
