@@ -50,6 +50,9 @@ struct Cli {
     /// The verdict stream drops a verdict whose id it stored within this window, s.
     #[arg(long, default_value_t = 600)]
     dedup_window_s: u64,
+    /// Replicas of the streams created (3 on a three-node JetStream cluster).
+    #[arg(long, default_value_t = 1)]
+    replicas: usize,
     #[command(flatten)]
     common: netsec::cli::Common,
 }
@@ -70,6 +73,7 @@ fn main() -> std::process::ExitCode {
             max_wait: Duration::from_millis(cli.max_wait_ms.max(1)),
             ack_wait: Duration::from_secs(cli.ack_wait_s.max(1)),
             dedup_window: Duration::from_secs(cli.dedup_window_s.max(1)),
+            replicas: cli.replicas.max(1),
         };
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
         rt.block_on(run(config)).context("stream")?;

@@ -44,6 +44,8 @@ pub struct StreamConfig {
     pub max_wait: Duration,
     pub ack_wait: Duration,
     pub dedup_window: Duration,
+    /// Replicas of the streams this creates (3 on a three-node cluster: a node may fail).
+    pub replicas: usize,
 }
 
 fn nats_error(url: &str, what: &str, e: impl std::fmt::Display) -> Error {
@@ -61,12 +63,18 @@ struct Progress {
 
 pub async fn run(config: StreamConfig) -> Result<u64> {
     let url = config.url.as_str();
-    let client = async_nats::connect(url).await.map_err(|e| nats_error(url, "cannot connect", e))?;
+    let addrs = url
+        .split(',')
+        .map(|u| u.trim().parse::<async_nats::ServerAddr>())
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| nats_error(url, "not a NATS URL (or a comma-separated list of them)", e))?;
+    let client = async_nats::connect(addrs).await.map_err(|e| nats_error(url, "cannot connect", e))?;
     let js = jetstream::new(client);
     let input = js
         .get_or_create_stream(stream::Config {
             name: config.input_stream.clone(),
             subjects: vec![format!("{}.>", config.input_subject)],
+            num_replicas: config.replicas,
             ..Default::default()
         })
         .await
@@ -75,6 +83,7 @@ pub async fn run(config: StreamConfig) -> Result<u64> {
         name: config.output_stream.clone(),
         subjects: vec![format!("{}.>", config.output_subject)],
         duplicate_window: config.dedup_window,
+        num_replicas: config.replicas,
         ..Default::default()
     })
     .await
@@ -114,13 +123,17 @@ pub async fn run(config: StreamConfig) -> Result<u64> {
             }
             _ = std::future::ready(()) => {}
         }
-        let mut messages = consumer
-            .fetch()
-            .max_messages(config.batch)
-            .expires(config.max_wait)
-            .messages()
-            .await
-            .map_err(|e| nats_error(url, "fetch", e))?;
+        // A failing server (a cluster electing a new leader, a restart) is waited out: what was
+        // pulled and not acknowledged comes back after the ack wait.
+        let messages = consumer.fetch().max_messages(config.batch).expires(config.max_wait).messages().await;
+        let mut messages = match messages {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!("fetch: {e}; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
         let mut batch = Vec::with_capacity(config.batch);
         while let Some(m) = messages.next().await {
             match m {
@@ -131,9 +144,15 @@ pub async fn run(config: StreamConfig) -> Result<u64> {
         if batch.is_empty() {
             continue;
         }
-        score_batch(&js, &config, &model, &batch, &mut progress).await?;
+        if let Err(e) = score_batch(&js, &config, &model, &batch, &mut progress).await {
+            tracing::warn!("{e}; the batch is left unacknowledged (delivered again after the ack wait)");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
         for m in &batch {
-            m.ack().await.map_err(|e| nats_error(url, "ack", e))?;
+            if let Err(e) = m.ack().await {
+                tracing::warn!("ack: {e} (the record comes again; its verdict is a duplicate, dropped)");
+            }
         }
         progress.tick();
     }
