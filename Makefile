@@ -14,7 +14,7 @@ CARGO_FLAGS ?= --release --locked
 CARGO_TEST_FLAGS ?=
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: run test build venv chromium prometheus postgresql nats-server clean bench bench-train bench-serve bench-build bench-zeek bench-urls
+.PHONY: run test build venv chromium prometheus postgresql nats-server clean bench bench-train bench-serve bench-build bench-zeek bench-urls bench-stream
 run: build $(DVC)
 	$(DVC) pull data.dvc
 	$(DVC) repro
@@ -95,3 +95,7 @@ bench-build:
 
 clean:
 	rm -rf artifacts models reports plots/roc.json
+
+# Stream scoring throughput on a local NATS JetStream, 1 and 2 workers (bench/stream.sh).
+bench-stream: build nats-server
+	bench/stream.sh
