@@ -15,24 +15,30 @@ pub struct CsvSource;
 
 impl Source for CsvSource {
     fn read(&self, path: &Path, layout: &Layout) -> Result<DataFrame> {
-        let mut records = Records::new(open(path)?, layout).map_err(|e| at(path, e))?;
-        let mut builders: Vec<ColumnBuilder> = records.columns().iter().map(ColumnBuilder::new).collect();
-        let mut rows: Vec<i64> = Vec::new();
-        let mut record = ::csv::ByteRecord::new();
-        while records.next_record(&mut record).map_err(|e| at(path, e))? {
-            let fields = records.fields(&record).map_err(|e| at(path, e))?;
-            for (i, builder) in builders.iter_mut().enumerate() {
-                builder.push_text(fields.get(i));
-            }
-            rows.push(line(&record) as i64);
-        }
-        if rows.is_empty() {
-            return Err(Error::file(path, "has a header but no data rows"));
-        }
-        let mut columns: Vec<Column> = builders.into_iter().map(ColumnBuilder::finish).collect();
-        columns.push(Column::new(ROW.into(), rows));
-        DataFrame::new_infer_height(columns).map_err(|e| Error::polars(path, e))
+        let records = Records::new(open(path)?, layout).map_err(|e| at(path, e))?;
+        frame(records, path)?.ok_or_else(|| Error::file(path, "has a header but no data rows"))
     }
+}
+
+/// Every record of `records` as a table (each column's type inferred from its cells), with
+/// the [`ROW`] column of their lines; `None` when there is no record. Errors name `path`.
+pub fn frame<R: std::io::Read>(mut records: Records<R>, path: &Path) -> Result<Option<DataFrame>> {
+    let mut builders: Vec<ColumnBuilder> = records.columns().iter().map(ColumnBuilder::new).collect();
+    let mut rows: Vec<i64> = Vec::new();
+    let mut record = ::csv::ByteRecord::new();
+    while records.next_record(&mut record).map_err(|e| at(path, e))? {
+        let fields = records.fields(&record).map_err(|e| at(path, e))?;
+        for (i, builder) in builders.iter_mut().enumerate() {
+            builder.push_text(fields.get(i));
+        }
+        rows.push(line(&record) as i64);
+    }
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let mut columns: Vec<Column> = builders.into_iter().map(ColumnBuilder::finish).collect();
+    columns.push(Column::new(ROW.into(), rows));
+    DataFrame::new_infer_height(columns).map(Some).map_err(|e| Error::polars(path, e))
 }
 
 /// A record error of a file, as the command line shows it: the file, the row, the column.

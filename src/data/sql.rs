@@ -19,9 +19,8 @@ use polars_core::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::column::ColumnBuilder;
-use super::records::{line, Records};
-use super::{Layout, ROW};
+use super::records::Records;
+use super::Layout;
 use crate::error::{Error, Result};
 use crate::schema::{ColumnType, Schema};
 
@@ -175,29 +174,14 @@ impl SqlQuery {
         let reader = client.copy_csv(sql).map_err(|m| Error::file(&origin, format!("the query failed: {m}")))?;
         let mut hashed = Hashing { inner: reader, hash: Sha256::new() };
         let layout = Layout { delimiter: ',', header: true, columns: Vec::new() };
-        let mut records = Records::new(&mut hashed, &layout).map_err(|e| super::csv::at(&origin, e))?;
-        let mut builders: Vec<ColumnBuilder> = records.columns().iter().map(ColumnBuilder::new).collect();
-        let mut rows: Vec<i64> = Vec::new();
-        let mut record = ::csv::ByteRecord::new();
-        while records.next_record(&mut record).map_err(|e| super::csv::at(&origin, e))? {
-            let fields = records.fields(&record).map_err(|e| super::csv::at(&origin, e))?;
-            for (i, builder) in builders.iter_mut().enumerate() {
-                builder.push_text(fields.get(i));
-            }
-            rows.push(line(&record) as i64);
-        }
-        drop(records);
-        if rows.is_empty() {
-            return Err(Error::file(&origin, "the query returned no rows"));
-        }
+        let records = Records::new(&mut hashed, &layout).map_err(|e| super::csv::at(&origin, e))?;
+        let df =
+            super::csv::frame(records, &origin)?.ok_or_else(|| Error::file(&origin, "the query returned no rows"))?;
         let snapshot = Snapshot {
-            rows: rows.len(),
+            rows: df.height(),
             content_sha256: crate::schema::hex(&hashed.hash.finalize()),
             query_sha256: crate::schema::hex(&Sha256::digest(sql.as_bytes())),
         };
-        let mut cols: Vec<Column> = builders.into_iter().map(ColumnBuilder::finish).collect();
-        cols.push(Column::new(ROW.into(), rows));
-        let df = DataFrame::new_infer_height(cols).map_err(|e| Error::polars(&origin, e))?;
         Ok((df, snapshot))
     }
 }

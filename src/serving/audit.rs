@@ -89,7 +89,6 @@ const EARLY: usize = 16 * 1024;
 
 pub struct Audit {
     queue: Arc<Batched<Batch>>,
-    pub inputs: bool,
     next_id: AtomicU64,
     started: u64,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -104,13 +103,7 @@ impl Audit {
         let queue = Arc::new(Batched::new(MAX_PENDING, EARLY));
         let q = queue.clone();
         let thread = std::thread::Builder::new().name("audit".into()).spawn(move || writer.run(&q))?;
-        Ok(Audit {
-            queue,
-            inputs: config.inputs,
-            next_id: AtomicU64::new(0),
-            started,
-            thread: Mutex::new(Some(thread)),
-        })
+        Ok(Audit { queue, next_id: AtomicU64::new(0), started, thread: Mutex::new(Some(thread)) })
     }
 
     /// The request id: the client's `X-Request-Id` when it is a sane token, else a new one.

@@ -111,6 +111,14 @@ impl Loaded {
         Ok(loaded)
     }
 
+    /// Add scored records to the drift window, when this model is monitored (`codes`: theirs,
+    /// see `monitor`).
+    pub fn watch(&self, codes: &mut [u16], scores: &[f64]) {
+        if let Some(m) = &self.monitor {
+            m.record(codes, scores);
+        }
+    }
+
     /// Threat scores of rows given as feature vectors in `bundle.feature_names` order.
     pub fn score(&self, x: &Array2<f64>) -> Vec<f64> {
         self.bundle.model.predict_proba(x.view()).to_vec()
@@ -138,20 +146,10 @@ impl AppState {
         if loaded.monitor.is_none() && config.monitor.records > 0 {
             tracing::warn!("the bundle has no training reference (made before drift monitoring, or without a profile): drift is not monitored");
         }
-        let candidate = match &config.shadow {
-            Some(path) => {
-                let c = Loaded::to_serve(path, &config, &metrics)?;
-                if let Some(why) = schema_change(&loaded.bundle, &c.bundle) {
-                    return Err(crate::error::Error::artifact(
-                        path,
-                        format!("cannot be the candidate: {why}, so one record cannot go to both models"),
-                    ));
-                }
-                tracing::info!(candidate = %c.version, canary_percent = config.canary_percent, "candidate loaded: scored in shadow");
-                Some(Arc::new(c))
-            }
-            None => None,
-        };
+        let candidate = load_candidate(&config, &metrics, &loaded)?;
+        if let Some(c) = &candidate {
+            tracing::info!(candidate = %c.version, canary_percent = config.canary_percent, "candidate loaded: scored in shadow");
+        }
         let candidate = Arc::new(arc_swap::ArcSwapOption::new(candidate));
         let shadow = config.shadow.as_ref().map(|_| shadow::Shadow::start(candidate.clone(), metrics.shadow.clone()));
         let audit = match &config.audit {
@@ -186,19 +184,7 @@ impl AppState {
                 ));
             }
         }
-        let candidate = match &self.config.shadow {
-            Some(path) => {
-                let c = Loaded::to_serve(path, &self.config, &self.metrics)?;
-                if let Some(why) = schema_change(&loaded.bundle, &c.bundle) {
-                    return Err(crate::error::Error::artifact(
-                        path,
-                        format!("refused: the candidate: {why}; the previous models keep serving"),
-                    ));
-                }
-                Some(Arc::new(c))
-            }
-            None => None,
-        };
+        let candidate = load_candidate(&self.config, &self.metrics, &loaded)?;
         let version = loaded.version.clone();
         self.model.store(Arc::new(loaded));
         if candidate.is_some() {
@@ -208,6 +194,20 @@ impl AppState {
         tracing::info!(version = %version, "model reloaded");
         Ok(version)
     }
+}
+
+/// The candidate of `--shadow`, loaded to serve beside `production`; refused ("refused:",
+/// which a reload over HTTP answers with 409) when it reads other records.
+fn load_candidate(config: &Config, metrics: &metrics::Metrics, production: &Loaded) -> Result<Option<Arc<Loaded>>> {
+    let Some(path) = &config.shadow else { return Ok(None) };
+    let c = Loaded::to_serve(path, config, metrics)?;
+    if let Some(why) = schema_change(&production.bundle, &c.bundle) {
+        return Err(crate::error::Error::artifact(
+            path,
+            format!("refused: the candidate: {why}, so one record cannot go to both models"),
+        ));
+    }
+    Ok(Some(Arc::new(c)))
 }
 
 /// How `new` asks for other records than `old`: another dataset, or other raw inputs.

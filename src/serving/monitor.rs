@@ -140,6 +140,9 @@ impl Monitor {
     /// Add scored records (their codes, begun and observed, and their scores in order) to the
     /// window.
     pub fn record(&self, codes: &mut [u16], scores: &[f64]) {
+        if codes.is_empty() {
+            return;
+        }
         let stride = self.stride();
         debug_assert_eq!(codes.len(), stride * scores.len());
         for (row, &s) in codes.chunks_exact_mut(stride).zip(scores) {

@@ -58,11 +58,7 @@ pub async fn work<T: Send + 'static>(
 pub fn score(model: &Loaded, x: ArrayView2<'_, f64>, codes: &mut [u16]) -> Vec<f64> {
     let scores = model.bundle.model.predict_proba(x).to_vec();
     count(model, &scores);
-    if let Some(m) = &model.monitor {
-        if !codes.is_empty() {
-            m.record(codes, &scores);
-        }
-    }
+    model.watch(codes, &scores);
     scores
 }
 

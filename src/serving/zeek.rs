@@ -100,12 +100,7 @@ impl<'m> ZeekBatch<'m> {
     pub fn score(&mut self) -> (Vec<f64>, Kept, Vec<u64>) {
         let (x, kept, lines) = self.take();
         let scores = if lines.is_empty() { Vec::new() } else { self.block.model.score(&x) };
-        let mut codes = self.block.take_codes();
-        if let Some(m) = &self.block.model.monitor {
-            if !codes.is_empty() {
-                m.record(&mut codes, &scores);
-            }
-        }
+        self.block.model.watch(&mut self.block.take_codes(), &scores);
         self.block.recycle(x);
         (scores, kept, lines)
     }

@@ -7,11 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::common::{toy_csv_with, Cmd, Project};
-use crate::serve::{get, post, start_on_free_port, Server};
-
-fn json(body: &str) -> Value {
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
-}
+use crate::serve::{get, json, post, start_on_free_port, Server};
 
 /// The toy CSV rows as JSON records (without the label), `id` = their index from `first`.
 pub fn toy_records(csv: &str, first: usize) -> Vec<Value> {
