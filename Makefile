@@ -7,6 +7,9 @@ DVC   := $(VENV)/bin/dvc
 MLFLOW := .venv-mlflow/bin/mlflow
 # The shap package, for the explanation test (tests/shap/check.py), in its own venv.
 SHAP := .venv-shap/bin/python
+# PySpark (and pyarrow) for the Spark batch-scoring test (deploy/spark/score.py), in its own venv;
+# Spark runs on the machine's Java 17 runtime.
+SPARK := .venv-spark/bin/python
 CARGO ?= cargo
 # One cargo profile (release) for the pipeline and the tests: a clean polars build is ~10 minutes.
 CARGO_FLAGS ?= --release --locked
@@ -14,7 +17,7 @@ CARGO_FLAGS ?= --release --locked
 CARGO_TEST_FLAGS ?=
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: run test build venv chromium prometheus postgresql nats-server clean bench bench-train bench-serve bench-build bench-zeek bench-urls bench-stream
+.PHONY: run test build venv java chromium prometheus postgresql nats-server clean bench bench-train bench-serve bench-build bench-zeek bench-urls bench-stream bench-scale
 run: build $(DVC)
 	$(DVC) pull data.dvc
 	$(DVC) repro
@@ -25,7 +28,7 @@ run: build $(DVC)
 	@echo "Model bundle: models/model.json   ROC points: plots/roc.json   reports: reports/"
 
 # The URL extractor test reads data/urls-hannousse (under data.dvc): pulled from the offline remote.
-test: build $(DVC) $(MLFLOW) $(SHAP) chromium prometheus postgresql nats-server
+test: build $(DVC) $(MLFLOW) $(SHAP) $(SPARK) java chromium prometheus postgresql nats-server
 	$(DVC) pull -q data.dvc
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test $(CARGO_FLAGS) $(CARGO_TEST_FLAGS)
 
@@ -47,6 +50,12 @@ postgresql:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	  else echo "make test needs Debian's postgresql: sudo apt-get install -y postgresql" >&2; exit 1; fi; }
 
+# Spark's JVM: the machine's Java runtime, or Debian's headless JRE 17.
+java:
+	@command -v java >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; \
+	  else echo "make test needs a Java runtime for Spark: sudo apt-get install -y openjdk-17-jre-headless" >&2; exit 1; fi; }
+
 # The stream test runs Debian's nats-server with JetStream on loopback ports.
 nats-server:
 	@command -v nats-server >/dev/null || { \
@@ -66,6 +75,11 @@ $(SHAP): requirements-shap.txt
 	python3 -m venv .venv-shap
 	.venv-shap/bin/pip install --quiet --disable-pip-version-check -r requirements-shap.txt
 	@touch $(SHAP)
+
+$(SPARK): requirements-spark.txt
+	python3 -m venv .venv-spark
+	.venv-spark/bin/pip install --quiet --disable-pip-version-check -r requirements-spark.txt
+	@touch $(SPARK)
 
 $(MLFLOW): requirements-mlflow.txt
 	python3 -m venv .venv-mlflow
@@ -99,3 +113,8 @@ clean:
 # Stream scoring throughput on a local NATS JetStream, 1 and 2 workers (bench/stream.sh).
 bench-stream: build nats-server
 	bench/stream.sh
+
+# Wall time and peak RSS of train and predict at 10k..5M synthetic UNSW-NB15 rows, stream
+# throughput with 1 and 2 workers; writes the README's scaling table and bench/results/scale.svg.
+bench-scale: build $(DVC) nats-server
+	bench/scale.sh

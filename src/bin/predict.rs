@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use netsec::serving::batch::score_file;
+use netsec::serving::batch::{score_file, Options};
 use netsec::serving::follow::follow;
 use netsec::serving::Loaded;
 
@@ -16,11 +16,12 @@ use netsec::serving::Loaded;
 #[command(
     version,
     about = "Score a CSV (optionally .gz), Parquet or Zeek log file with a model bundle; write CSV, JSON Lines or Parquet with threat_score and prediction.",
-    after_help = "Examples:\n  predict conn.log.gz verdicts.csv --model models/production/zeek_ctu50.json\n  predict --follow /opt/zeek/logs/current/conn.log --model models/production/zeek_ctu50.json"
+    after_help = "Examples:\n  predict conn.log.gz verdicts.csv --model models/production/zeek_ctu50.json\n  predict --follow /opt/zeek/logs/current/conn.log --model models/production/zeek_ctu50.json\n  zcat conn.*.log.gz | predict - - --exact --model models/production/zeek_ctu50.json > verdicts.csv"
 )]
 struct Cli {
     /// Records to score: a table with one column per model input (other columns are carried
-    /// through), or a Zeek log (TSV or JSON, gzip or not; detected from its content).
+    /// through), or a Zeek log (TSV or JSON, gzip or not; detected from its content). `-` reads
+    /// standard input (CSV, a Zeek log or URLs; not Parquet).
     input: PathBuf,
     /// Verdicts, by extension: .csv (default), .jsonl/.ndjson/.json, .parquet. For a Zeek log
     /// each row keeps the connection's ts, uid and address/port fields. `-` writes CSV to
@@ -33,6 +34,11 @@ struct Cli {
     /// Stop at a value outside its column's schema domain (default: score it and count it).
     #[arg(long)]
     strict: bool,
+    /// Write for a program, not a spreadsheet: CSV cells exactly as read (no `'` before a
+    /// cell that looks like a formula) and every bit of threat_score (the shortest text that
+    /// parses back to the same number; default: 6 decimals). For pipes and the Spark job.
+    #[arg(long)]
+    exact: bool,
     /// Add each row's K largest contributions (TreeSHAP, or the linear terms) as columns
     /// reason_1, contribution_1, ..., reason_K, contribution_K, explain_base.
     #[arg(long, value_name = "K", default_value_t = 0)]
@@ -71,8 +77,14 @@ fn main() -> std::process::ExitCode {
             return follow_log(&cli, &model);
         }
         let Some(output) = &cli.output else { bail!("missing OUTPUT: where to write the verdicts") };
-        let s = score_file(&model, &cli.input, output, cli.chunk, cli.follow_symlinks, cli.strict, cli.explain)
-            .context("predict failed")?;
+        let opts = Options {
+            chunk: cli.chunk,
+            follow_symlinks: cli.follow_symlinks,
+            strict: cli.strict,
+            explain: cli.explain,
+            exact: cli.exact,
+        };
+        let s = score_file(&model, &cli.input, output, &opts).context("predict failed")?;
         let line = format!(
             "{} rows scored ({} threats) in {:.3} s: {:.0} rows/s -> {}",
             s.rows,

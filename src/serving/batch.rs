@@ -33,8 +33,32 @@ pub struct BatchSummary {
     /// (`predict --explain K`; 0: none).
     #[serde(skip)]
     pub explain: usize,
+    /// The policy of the run: text for programs (`predict --exact`, see [`Sink`]).
+    #[serde(skip)]
+    pub exact: bool,
     pub seconds: f64,
     pub rows_per_second: f64,
+}
+
+/// How `predict` scores a file (its flags).
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Rows per chunk: memory use is bounded by one chunk.
+    pub chunk: usize,
+    /// Write to the target of the output when it is a symbolic link.
+    pub follow_symlinks: bool,
+    /// A value outside its column's schema domain stops the run.
+    pub strict: bool,
+    /// This many top contributions per row as extra columns (0: none).
+    pub explain: usize,
+    /// Text for programs: cells as read, every bit of a score (see [`Sink`]).
+    pub exact: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { chunk: 65_536, follow_symlinks: false, strict: false, explain: 0, exact: false }
+    }
 }
 
 /// Scores, labels and output of one chunk.
@@ -165,18 +189,15 @@ fn positions(pre: &Preprocessor, header: &[String], input: &Path) -> Result<Vec<
 /// at a time. The output (CSV, JSON Lines or Parquet, by its extension: see [`Sink`]) holds
 /// the input columns (for a Zeek log: the connection's identity, `data::zeek::CONN_ID`), then
 /// `threat_score` and `prediction`. It appears only when complete.
-pub fn score_file(
-    model: &Loaded,
-    input: &Path,
-    output: &Path,
-    chunk: usize,
-    follow_symlinks: bool,
-    strict: bool,
-    explain: usize,
-) -> Result<BatchSummary> {
+///
+/// `input` `-` is standard input (CSV, a Zeek log or URLs; not Parquet, which needs to seek),
+/// and `output` `-` standard output (CSV): `predict - - --exact` is a filter a Spark job or a
+/// shell pipe can run.
+pub fn score_file(model: &Loaded, input: &Path, output: &Path, opts: &Options) -> Result<BatchSummary> {
     let started = Instant::now();
     let pre = &model.bundle.preprocessor;
-    let chunk = chunk.max(1);
+    let chunk = opts.chunk.max(1);
+    let (strict, explain, exact) = (opts.strict, opts.explain, opts.exact);
     let mut summary = None;
     // A name that tells nothing (`/dev/stdin`, `scores.out`) is read as CSV: predict has no
     // `format:` setting, and a Zeek log is told by its content anyway.
@@ -184,8 +205,8 @@ pub fn score_file(
         Err(Error::File { .. }) => Format::Csv,
         other => other?,
     };
-    write_output(output, follow_symlinks, |file| {
-        let summary_0 = BatchSummary { strict, explain, ..Default::default() };
+    write_output(output, opts.follow_symlinks, |file| {
+        let summary_0 = BatchSummary { strict, explain, exact, ..Default::default() };
         let url_model = super::urls::url_column(pre).is_some();
         let s = match format {
             Format::Parquet => parquet_chunks(model, file, input, output, pre, chunk, summary_0)?,
@@ -216,7 +237,7 @@ fn url_chunks(
     let column = super::urls::url_column(&model.bundle.preprocessor).expect("a URL model").to_owned();
     let mut reader = std::io::BufReader::with_capacity(1 << 20, crate::data::open::open(input)?);
     let columns = with_reasons(vec![column.clone()], summary.explain);
-    let mut w = Writer { out: <dyn Sink>::for_path(output, file, columns)?, model, summary };
+    let mut w = Writer { out: <dyn Sink>::for_path(output, file, columns, summary.exact)?, model, summary };
     let mut batch = super::urls::UrlBatch::new(model);
     let flush = |batch: &mut super::urls::UrlBatch<'_>, w: &mut Writer<'_, '_>| -> Result<()> {
         w.summary.unseen_category_cells += std::mem::take(&mut batch.block.unseen_cells);
@@ -282,7 +303,7 @@ fn zeek_chunks(
             if w.is_none() {
                 let summary = summary.take().expect("once");
                 let columns = with_reasons(batch.id_columns(), summary.explain);
-                let out = <dyn Sink>::for_path(output, out_file.take().expect("once"), columns)?;
+                let out = <dyn Sink>::for_path(output, out_file.take().expect("once"), columns, summary.exact)?;
                 w = Some(Writer { out, model, summary });
             }
             let w = w.as_mut().expect("set");
@@ -321,7 +342,7 @@ fn csv_chunks(
     let header = records.columns().to_vec();
     let index = positions(pre, &header, input)?;
     let columns = with_reasons(header.clone(), summary.explain);
-    let mut w = Writer { out: <dyn Sink>::for_path(output, file, columns)?, model, summary };
+    let mut w = Writer { out: <dyn Sink>::for_path(output, file, columns, summary.exact)?, model, summary };
     let width = pre.width();
     let (mut values, mut cells) = (Vec::with_capacity(chunk * width), Vec::with_capacity(chunk));
     let mut record = csv::ByteRecord::new();
@@ -373,7 +394,7 @@ fn parquet_chunks(
         if w.is_none() {
             let summary = summary.take().expect("once");
             let columns = with_reasons(header.clone(), summary.explain);
-            let out = <dyn Sink>::for_path(output, out_file.take().expect("once"), columns)?;
+            let out = <dyn Sink>::for_path(output, out_file.take().expect("once"), columns, summary.exact)?;
             w = Some(Writer { out, model, summary });
         }
         let w = w.as_mut().expect("set");

@@ -3,6 +3,11 @@
 //! of text cells (the kept input columns) plus the score and the label, in chunks.
 //!
 //! Add a format: one implementation of [`Sink`] here and one arm in [`Sink::for_path`].
+//!
+//! Text is written for people by default: scores to 6 decimals, and a CSV cell a spreadsheet
+//! would run as a formula prefixed with `'`. `exact` writes for programs (`predict --exact`,
+//! the Spark job): cells as they were read and every bit of a score (the shortest text that
+//! parses back to the same f64).
 
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -27,19 +32,27 @@ pub trait Sink {
 impl dyn Sink {
     /// The sink for `path`'s extension, writing into `file` (the temporary file of an atomic
     /// write), with the given kept columns.
-    pub fn for_path<'f>(path: &Path, file: &'f mut dyn Write, columns: Vec<String>) -> Result<Box<dyn Sink + 'f>> {
+    pub fn for_path<'f>(
+        path: &Path,
+        file: &'f mut dyn Write,
+        columns: Vec<String>,
+        exact: bool,
+    ) -> Result<Box<dyn Sink + 'f>> {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_ascii_lowercase();
         let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or_default();
         Ok(match ext {
             "parquet" | "pq" => Box::new(ParquetSink::new(path, file, columns)?),
-            "jsonl" | "ndjson" | "json" => {
-                Box::new(JsonLinesSink { out: BufWriter::with_capacity(1 << 20, file), columns, path: path.into() })
-            }
+            "jsonl" | "ndjson" | "json" => Box::new(JsonLinesSink {
+                out: BufWriter::with_capacity(1 << 20, file),
+                columns,
+                path: path.into(),
+                exact,
+            }),
             _ => {
                 let mut out = csv::Writer::from_writer(BufWriter::with_capacity(1 << 20, file));
                 let head = columns.iter().map(String::as_str).chain(["threat_score", "prediction"]);
                 out.write_record(head).map_err(|e| Error::file(path, format!("cannot write: {e}")))?;
-                Box::new(CsvSink { out, path: path.into(), line: String::new() })
+                Box::new(CsvSink { out, path: path.into(), line: String::new(), exact })
             }
         })
     }
@@ -49,17 +62,25 @@ struct CsvSink<W: Write> {
     out: csv::Writer<W>,
     path: std::path::PathBuf,
     line: String,
+    exact: bool,
 }
 
 impl<W: Write> Sink for CsvSink<W> {
     fn row(&mut self, cells: &[&str], score: f64, label: &'static str) -> Result<()> {
         use std::fmt::Write as _;
         self.line.clear();
-        let _ = write!(self.line, "{score:.6}");
         let err = |e: csv::Error| Error::file(&self.path, format!("cannot write: {e}"));
-        // A cell a spreadsheet would run as a formula is prefixed with `'` (see output::csv).
-        for cell in cells {
-            self.out.write_field(crate::output::csv::formula_safe(cell).as_bytes()).map_err(err)?;
+        if self.exact {
+            let _ = write!(self.line, "{score}");
+            for cell in cells {
+                self.out.write_field(cell.as_bytes()).map_err(err)?;
+            }
+        } else {
+            let _ = write!(self.line, "{score:.6}");
+            // A cell a spreadsheet would run as a formula is prefixed with `'` (see output::csv).
+            for cell in cells {
+                self.out.write_field(crate::output::csv::formula_safe(cell).as_bytes()).map_err(err)?;
+            }
         }
         self.out.write_record([self.line.as_str(), label]).map_err(err)
     }
@@ -73,6 +94,7 @@ struct JsonLinesSink<W: Write> {
     out: W,
     columns: Vec<String>,
     path: std::path::PathBuf,
+    exact: bool,
 }
 
 impl<W: Write> Sink for JsonLinesSink<W> {
@@ -81,7 +103,8 @@ impl<W: Write> Sink for JsonLinesSink<W> {
         for (c, v) in self.columns.iter().zip(cells) {
             obj.insert(c.clone(), serde_json::Value::String((*v).to_owned()));
         }
-        obj.insert("threat_score".into(), serde_json::json!(crate::artifact::round(score, 6)));
+        let score = if self.exact { score } else { crate::artifact::round(score, 6) };
+        obj.insert("threat_score".into(), serde_json::json!(score));
         obj.insert("prediction".into(), serde_json::Value::String(label.to_owned()));
         serde_json::to_writer(&mut self.out, &obj).map_err(|e| Error::file(&self.path, e.to_string()))?;
         self.out.write_all(b"\n").map_err(|e| Error::io(&self.path, e))

@@ -12,6 +12,7 @@ mod layout;
 mod pipeline;
 mod production;
 mod serve;
+mod spark;
 mod sql;
 mod stages;
 mod stream;
