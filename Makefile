@@ -17,7 +17,7 @@ CARGO_FLAGS ?= --release --locked
 CARGO_TEST_FLAGS ?=
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: run test build venv java chromium prometheus postgresql nats-server clean bench bench-train bench-serve bench-build bench-zeek bench-urls bench-stream bench-scale
+.PHONY: run test build venv java chromium prometheus postgresql nats-server clean bench bench-train bench-serve bench-build bench-zeek bench-urls bench-stream bench-scale bench-peers
 run: build $(DVC)
 	$(DVC) pull data.dvc
 	$(DVC) repro
@@ -118,3 +118,8 @@ bench-stream: build nats-server
 # throughput with 1 and 2 workers; writes the README's scaling table and bench/results/scale.svg.
 bench-scale: build $(DVC) nats-server
 	bench/scale.sh
+
+# Our GBM beside LightGBM, XGBoost and lleaves (.venv-peers): fit, accuracy, in-memory scoring and
+# predict end to end, one thread and both cores, on NSL-KDD and phishing; writes the README table.
+bench-peers: build $(DVC)
+	bench/peers.sh

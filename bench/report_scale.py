@@ -116,6 +116,23 @@ def main(path):
             f"Spark (`deploy/spark/score.py`, `local[2]`, JVM start included) on {n:,} rows: {s:.1f} s, "
             f"{n / max(s, 1e-9):,.0f} rows/s{beside}."
         )
+    trained = sorted((n, r) for n, _, r in by["train"] if r)
+    missing = [n for n in sizes if ("train", n) not in get]
+    if trained and missing:
+        n0, r0 = trained[-1]
+        with open("/proc/meminfo") as f:
+            mem_kib = int(f.readline().split()[1])
+        for n in missing:
+            need = r0 * n / n0
+            lines.append("")
+            lines.append(
+                f"Where one machine stops: `train` holds the encoded rows and its cross-validation folds in "
+                f"memory, and its peak RSS grows with the rows ({r0 / 1024 / 1024:.1f} GiB at {n0:,}); at "
+                f"{n:,} rows that projects to {need / 1024 / 1024:.0f} GiB, more than this machine's "
+                f"{mem_kib / 1024 / 1024:.0f} GiB, so it was not run. Scoring has no such limit: `predict` "
+                "streams in chunks and stays at the same RSS from 100k to 5M rows; past one machine, "
+                "the Spark job and stream workers split the rows."
+            )
     k_train = exponent([(n, s) for n, s, _ in by["train"]])
     k_pred = exponent([(n, s) for n, s, _ in by["predict"] if n >= 100_000])
     lines.append("")
