@@ -638,4 +638,27 @@ mod tests {
             assert_eq!(out, walk(leaves), "{leaves:?}");
         }
     }
+
+    #[test]
+    fn many_rows_on_several_threads_score_as_row_walks_bit_for_bit() {
+        use crate::models::tree::{add_leaves, Leaves};
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let pool = [-1.0, -0.25, 0.0, 0.5, 1.0];
+        let trees: Vec<Tree> = (0..30).map(|_| random_tree(&mut rng, 4, 6, &pool, &[])).collect();
+        // Past the parallel threshold, and not a multiple of a task's rows.
+        let n = 2 * super::super::PARALLEL_ROWS + 777;
+        let x = Array2::from_shape_fn((n, 4), |_| rng.gen_range(-2.0..2.0));
+        let walked: Vec<f64> = x
+            .rows()
+            .into_iter()
+            .map(|r| trees.iter().fold(0.0, |s, t| s + t.predict_slice(r.as_slice().unwrap())))
+            .collect();
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let mut out = vec![0.0; n];
+            pool.install(|| add_leaves(&trees, &ScorerCache::default(), Leaves::AsIs, x.view(), 0..30, &mut out));
+            let differ = out.iter().zip(&walked).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+            assert_eq!(differ, 0, "{threads} threads: {differ} of {n} rows differ from the row walk");
+        }
+    }
 }

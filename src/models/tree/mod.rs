@@ -113,6 +113,10 @@ impl Leaves<'_> {
     }
 }
 
+/// Rows from which [`add_leaves`] scores in parallel, and the rows of one parallel task.
+const PARALLEL_ROWS: usize = 16_384;
+const PARALLEL_BLOCK: usize = 8_192;
+
 /// Add to `out` what the trees in `range` give every row of `x` (see [`Leaves`]). Uses the
 /// trees' compiled block scorer, built into `cache` on first use; walks them row by row only
 /// if they cannot be compiled.
@@ -126,6 +130,16 @@ pub fn add_leaves(
 ) {
     let build = || Compiled::new(trees, |t, v| leaves.value(t, v));
     cache.with(leaves.key(), build, |compiled| match compiled {
+        // Many rows (a batch file's chunk, an in-memory table): blocks on every core of the
+        // current rayon pool. Each row still adds its trees in order, so the sums are the same
+        // bits; requests of a server (a few rows to a few thousand) stay on their own thread.
+        Some(compiled) if x.nrows() >= PARALLEL_ROWS && rayon::current_num_threads() > 1 => {
+            use rayon::prelude::*;
+            out.par_chunks_mut(PARALLEL_BLOCK).enumerate().for_each(|(i, o)| {
+                let start = i * PARALLEL_BLOCK;
+                compiled.add_fast::<16>(x.slice(ndarray::s![start..start + o.len(), ..]), range.clone(), o)
+            })
+        }
         // Below a few dozen rows, walking each row is cheaper than a pass over every node.
         Some(compiled) if x.nrows() >= 512 => compiled.add_fast::<16>(x, range, out),
         Some(compiled) if x.nrows() >= 32 => compiled.add_fast::<4>(x, range, out),
