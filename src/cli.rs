@@ -93,6 +93,9 @@ impl Verbosity {
 pub fn main(exec: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
     match exec() {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of stdout went away (`predict ... - | head`): stop quietly, as a filter
+        // does (Rust ignores SIGPIPE, so this arrives as an error).
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
             for cause in err.chain().skip(1) {
@@ -101,4 +104,12 @@ pub fn main(exec: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    let pipe = |e: &std::io::Error| e.kind() == std::io::ErrorKind::BrokenPipe;
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(pipe)
+            || matches!(c.downcast_ref::<crate::error::Error>(), Some(crate::error::Error::Io { err, .. }) if pipe(err))
+    })
 }

@@ -51,10 +51,19 @@ impl dyn Sink {
             _ => {
                 let mut out = csv::Writer::from_writer(BufWriter::with_capacity(1 << 20, file));
                 let head = columns.iter().map(String::as_str).chain(["threat_score", "prediction"]);
-                out.write_record(head).map_err(|e| Error::file(path, format!("cannot write: {e}")))?;
+                out.write_record(head).map_err(|e| write_error(path, e))?;
                 Box::new(CsvSink { out, path: path.into(), line: String::new(), exact })
             }
         })
+    }
+}
+
+/// A CSV writer's error: an I/O error stays one (a closed pipe is told apart by its kind).
+fn write_error(path: &Path, e: csv::Error) -> Error {
+    let message = format!("cannot write: {e}");
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => Error::io(path, io),
+        _ => Error::file(path, message),
     }
 }
 
@@ -69,7 +78,7 @@ impl<W: Write> Sink for CsvSink<W> {
     fn row(&mut self, cells: &[&str], score: f64, label: &'static str) -> Result<()> {
         use std::fmt::Write as _;
         self.line.clear();
-        let err = |e: csv::Error| Error::file(&self.path, format!("cannot write: {e}"));
+        let err = |e: csv::Error| write_error(&self.path, e);
         if self.exact {
             let _ = write!(self.line, "{score}");
             for cell in cells {

@@ -564,3 +564,64 @@ fn predict_explains_each_row_in_extra_columns() {
     }
     assert_eq!(rows, p.read("data/toy.csv").lines().count() - 1);
 }
+
+/// `predict - -` is a filter: CSV (gzip or not) on stdin, verdicts on stdout; `--exact` keeps
+/// cells as read and every bit of a score; a reader that stops early (`| head`) ends it
+/// quietly, not with an error.
+#[test]
+fn predict_filters_stdin_to_stdout_exactly_and_stops_quietly_when_the_reader_leaves() {
+    use std::io::{BufRead, Read, Write};
+    let p = promoted();
+    let model = p.path("models/production/toy.json");
+    // A formula-like extra column, which --exact passes through and the default escapes.
+    let mut csv = String::from("note,a,b,c,label\n");
+    for (i, line) in crate::common::toy_csv_with(200_000, 9, 0.0).lines().skip(1).enumerate() {
+        csv.push_str(&format!("=cell{i},{line}\n"));
+    }
+    let filter = |input: Vec<u8>, extra: &[&str]| {
+        let mut child = Command::new(bin("predict"))
+            .args(["-", "-", "--model", model.to_str().unwrap()])
+            .args(extra)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let feeder = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        (child, feeder)
+    };
+    // The whole stream, gzip on stdin: every row, cells as read, scores parse to full bits.
+    let (child, feeder) = filter(crate::common::gzip(csv.as_bytes()), &["--exact"]);
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 200_001, "a verdict per row, plus the header");
+    let first = text.lines().nth(1).unwrap();
+    assert!(first.starts_with("=cell0,"), "--exact keeps the cell as read: {first}");
+    let score = first.split(',').nth(5).unwrap();
+    assert!(score.len() > 8 && score.parse::<f64>().is_ok(), "every bit of the score, not 6 decimals: {score}");
+    // Without --exact, for a spreadsheet: the formula cell is escaped, the score rounded.
+    let (child, feeder) = filter(csv.clone().into_bytes(), &[]);
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    let second = String::from_utf8(out.stdout).unwrap().lines().nth(1).unwrap().to_owned();
+    assert!(second.starts_with("'=cell0,"), "{second}");
+    assert_eq!(second.split(',').nth(5).unwrap().split('.').nth(1).unwrap().len(), 6, "{second}");
+    // A reader that takes one line and leaves: predict stops, exit 0, no error message.
+    let (mut child, feeder) = filter(csv.into_bytes(), &[]);
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert!(line.starts_with("note,"), "{line}");
+    drop(stdout);
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    feeder.join().unwrap();
+    assert!(status.success(), "a closed pipe is not a failure: {status:?} {err}");
+    assert!(!err.contains("error") && !err.contains("panicked"), "{err}");
+}
