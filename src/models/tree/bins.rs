@@ -7,6 +7,74 @@
 
 use ndarray::ArrayView2;
 
+/// `x`'s values column by column (`out[f * rows + r]`), copied in blocks of rows so that
+/// both the reads and the writes stay in cache.
+fn column_major(x: ArrayView2<'_, f64>) -> Vec<f64> {
+    let (n_rows, n_features) = x.dim();
+    let mut out = vec![0.0; n_rows * n_features];
+    for rows in (0..n_rows).step_by(64) {
+        let end = (rows + 64).min(n_rows);
+        for f in 0..n_features {
+            for r in rows..end {
+                out[f * n_rows + r] = x[[r, f]];
+            }
+        }
+    }
+    out
+}
+
+/// The cut values between a feature's bins: midpoints between neighbouring distinct values
+/// when there are at most `max_bins` of them, else between quantiles.
+fn cuts_of(col: &[f64], max_bins: usize) -> Vec<f64> {
+    // Most features have few distinct values (one-hot columns two): found without sorting
+    // the column, the same list the sort would give (values told apart by their bits, then
+    // equal ones merged as `dedup` merges them; a column with NaN takes the sort).
+    let mut distinct: Vec<f64> = Vec::new();
+    let mut few = true;
+    for &v in col {
+        if v.is_nan() {
+            few = false;
+            break;
+        }
+        if let Err(at) = distinct.binary_search_by(|d| d.total_cmp(&v)) {
+            if distinct.len() > max_bins {
+                few = false;
+                break;
+            }
+            distinct.insert(at, v);
+        }
+    }
+    if few {
+        distinct.dedup();
+        if distinct.len() <= max_bins {
+            return distinct.windows(2).map(|w| w[0] + (w[1] - w[0]) / 2.0).collect();
+        }
+    }
+    let mut sorted: Vec<f64> = col.to_vec();
+    // Values equal by `total_cmp` have the same bits: the unstable sort gives the same list.
+    sorted.sort_unstable_by(f64::total_cmp);
+    let mut distinct = sorted.clone();
+    distinct.dedup();
+    if distinct.len() <= max_bins {
+        return distinct.windows(2).map(|w| w[0] + (w[1] - w[0]) / 2.0).collect();
+    }
+    // Quantile cut values, each moved to the midpoint towards the next distinct value.
+    let mut cuts: Vec<f64> = (1..max_bins)
+        .map(|q| sorted[q * sorted.len() / max_bins])
+        .map(|v| {
+            let next = distinct.partition_point(|&d| d <= v);
+            if next < distinct.len() {
+                v + (distinct[next] - v) / 2.0
+            } else {
+                f64::INFINITY
+            }
+        })
+        .filter(|c| c.is_finite())
+        .collect();
+    cuts.dedup();
+    cuts
+}
+
 /// Row-major bin codes of a training matrix, with the thresholds between bins.
 #[derive(Debug, Clone)]
 pub struct Binned {
@@ -45,37 +113,28 @@ impl Binned {
     pub fn new(x: ArrayView2<'_, f64>, max_bins: usize) -> Self {
         let max_bins = max_bins.clamp(2, 256);
         let (n_rows, n_features) = x.dim();
-        let mut codes = vec![0u8; n_rows * n_features];
+        // Column by column (one blocked transpose): the bins of a feature are found on its
+        // own contiguous values, and its codes written contiguously.
+        let values = column_major(x);
+        let mut columns = vec![0u8; n_rows * n_features];
         let mut thresholds = Vec::with_capacity(n_features);
         for f in 0..n_features {
-            let col = x.column(f);
-            let mut sorted: Vec<f64> = col.iter().copied().collect();
-            sorted.sort_by(f64::total_cmp);
-            let mut distinct = sorted.clone();
-            distinct.dedup();
-            let cuts: Vec<f64> = if distinct.len() <= max_bins {
-                distinct.windows(2).map(|w| w[0] + (w[1] - w[0]) / 2.0).collect()
-            } else {
-                // Quantile cut values, each moved to the midpoint towards the next distinct value.
-                let mut cuts: Vec<f64> = (1..max_bins)
-                    .map(|q| sorted[q * sorted.len() / max_bins])
-                    .map(|v| {
-                        let next = distinct.partition_point(|&d| d <= v);
-                        if next < distinct.len() {
-                            v + (distinct[next] - v) / 2.0
-                        } else {
-                            f64::INFINITY
-                        }
-                    })
-                    .filter(|c| c.is_finite())
-                    .collect();
-                cuts.dedup();
-                cuts
-            };
-            for (r, &v) in col.iter().enumerate() {
-                codes[r * n_features + f] = cuts.partition_point(|&t| t < v) as u8;
+            let col = &values[f * n_rows..(f + 1) * n_rows];
+            let cuts = cuts_of(col, max_bins);
+            for (code, &v) in columns[f * n_rows..(f + 1) * n_rows].iter_mut().zip(col) {
+                *code = cuts.partition_point(|&t| t < v) as u8;
             }
             thresholds.push(cuts);
+        }
+        drop(values);
+        let mut codes = vec![0u8; n_rows * n_features];
+        for rows in (0..n_rows).step_by(64) {
+            let end = (rows + 64).min(n_rows);
+            for f in 0..n_features {
+                for r in rows..end {
+                    codes[r * n_features + f] = columns[f * n_rows + r];
+                }
+            }
         }
         let mut offsets = Vec::with_capacity(n_features + 1);
         let mut at = 0;
@@ -121,12 +180,6 @@ impl Binned {
             at += p.size;
         }
         pack_offsets.push(at);
-        let mut columns = vec![0u8; n_rows * n_features];
-        for r in 0..n_rows {
-            for f in 0..n_features {
-                columns[f * n_rows + r] = codes[r * n_features + f];
-            }
-        }
         Binned { n_rows, n_features, codes, columns, thresholds, offsets, packs, packed, pack_offsets }
     }
 
@@ -196,5 +249,41 @@ mod tests {
         assert!(b.n_bins(0) <= 16 && b.n_bins(0) >= 15);
         let counts = (0..16).map(|k| b.codes.iter().filter(|&&c| c == k).count()).collect::<Vec<_>>();
         assert!(counts.iter().take(15).all(|&c| (50..=80).contains(&c)), "{counts:?}");
+    }
+
+    /// The cuts as the sorting path finds them (the only path before the few-values one).
+    fn cuts_by_sorting(col: &[f64], max_bins: usize) -> Vec<f64> {
+        let mut sorted = col.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let mut distinct = sorted.clone();
+        distinct.dedup();
+        if distinct.len() <= max_bins {
+            return distinct.windows(2).map(|w| w[0] + (w[1] - w[0]) / 2.0).collect();
+        }
+        super::cuts_of(&sorted, max_bins)
+    }
+
+    #[test]
+    fn few_valued_columns_get_the_cuts_sorting_gives_bit_for_bit() {
+        let bits = |v: Vec<f64>| v.into_iter().map(f64::to_bits).collect::<Vec<_>>();
+        let columns: Vec<Vec<f64>> = vec![
+            vec![1.0, 0.0, 1.0, 0.0, 0.0],
+            vec![0.0, -0.0, 1.0, -0.0, 2.5, 0.0],
+            vec![3.0, f64::NAN, 1.0, f64::NAN, 2.0],
+            vec![f64::INFINITY, -1.0, f64::NEG_INFINITY, 7.0],
+            (0..300).map(|i| (i % 255) as f64 * 0.5).collect(),
+            (0..300).map(|i| (i % 256) as f64 * 0.5).collect(),
+            (0..300).map(|i| (i % 257) as f64 * 0.5).chain([-0.0, 0.0]).collect(),
+            (0..1000).map(|i| ((i * 7919) % 1000) as f64 / 3.0).collect(),
+        ];
+        for col in columns {
+            for max_bins in [2, 16, 255, 256] {
+                assert_eq!(
+                    bits(super::cuts_of(&col, max_bins)),
+                    bits(cuts_by_sorting(&col, max_bins)),
+                    "{max_bins}: {col:?}"
+                );
+            }
+        }
     }
 }

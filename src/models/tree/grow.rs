@@ -176,18 +176,46 @@ fn add_feature_hist(data: &Binned, s: Stats<'_>, rows: &[u32], f: usize, hist: &
     }
 }
 
-/// Histogram over pack codes (all features), see [`super::bins::Pack`].
+/// Rows from which a pack histogram is built on several threads.
+const PARALLEL_HIST_ROWS: usize = 4096;
+
+/// Histogram over pack codes (all features), see [`super::bins::Pack`]. On many rows, the
+/// packs are shared out among the threads of the current rayon pool: each thread sums its
+/// packs' cells over all the rows, in row order, so every cell gets the same additions in the
+/// same order as on one thread, and the tree is the same bit for bit.
 fn build_pack_hist(data: &Binned, s: Stats<'_>, rows: &[u32]) -> Vec<Cell> {
-    let mut hist = vec![Sums::default(); data.pack_offsets[data.packs.len()]];
-    let offsets = &data.pack_offsets[..data.packs.len()];
+    let packs = data.packs.len();
+    let mut hist = vec![Sums::default(); data.pack_offsets[packs]];
+    let threads = rayon::current_num_threads().min(packs);
+    if threads > 1 && rows.len() >= PARALLEL_HIST_ROWS {
+        use rayon::prelude::*;
+        let per = packs.div_ceil(threads);
+        let mut parts = Vec::with_capacity(threads);
+        let mut rest = hist.as_mut_slice();
+        for lo in (0..packs).step_by(per) {
+            let hi = (lo + per).min(packs);
+            let (cells, tail) = rest.split_at_mut(data.pack_offsets[hi] - data.pack_offsets[lo]);
+            parts.push((lo..hi, cells));
+            rest = tail;
+        }
+        parts.into_par_iter().for_each(|(range, cells)| add_pack_hist(data, s, rows, range, cells));
+    } else {
+        add_pack_hist(data, s, rows, 0..packs, &mut hist);
+    }
+    hist
+}
+
+/// Add the rows' statistics into the cells of packs `range` (`cells` starts at the first's).
+fn add_pack_hist(data: &Binned, s: Stats<'_>, rows: &[u32], range: std::ops::Range<usize>, cells: &mut [Cell]) {
+    let base = data.pack_offsets[range.start];
+    let offsets: Vec<usize> = data.pack_offsets[range.clone()].iter().map(|o| o - base).collect();
     for &r in rows {
         let r = r as usize;
         let row = s.at(r);
-        for (&code, &off) in data.packed_row(r).iter().zip(offsets) {
-            hist[off + code as usize] += row;
+        for (&code, &off) in data.packed_row(r)[range.clone()].iter().zip(&offsets) {
+            cells[off + code as usize] += row;
         }
     }
-    hist
 }
 
 /// Per-feature histogram from a pack histogram.
