@@ -32,35 +32,31 @@ test: build $(DVC) $(MLFLOW) $(SHAP) $(SPARK) java chromium prometheus postgresq
 	$(DVC) pull -q data.dvc
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test $(CARGO_FLAGS) $(CARGO_TEST_FLAGS)
 
+# $(call debian,CHECK,PACKAGES,WHY): when CHECK fails, install Debian's PACKAGES (as root), or
+# stop and say WHY and how.
+debian = @$(1) || { \
+  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; \
+  else echo "$(3): sudo apt-get install -y $(2)" >&2; exit 1; fi; }
+
 # Browser tests (dvc plots, the upload page) use Debian's headless Chromium and ChromeDriver.
 chromium:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
-	  else echo "make test needs Debian's chromium and chromium-driver: sudo apt-get install -y chromium chromium-driver" >&2; exit 1; fi; }
+	$(call debian,command -v chromium >/dev/null && command -v chromedriver >/dev/null,chromium chromium-driver,make test needs Debian's chromium and chromium-driver)
 
 # The drift test scrapes the server with Debian's Prometheus (and checks deploy/prometheus with promtool).
 prometheus:
-	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
-	  else echo "make test needs Debian's prometheus: sudo apt-get install -y prometheus" >&2; exit 1; fi; }
+	$(call debian,command -v prometheus >/dev/null && command -v promtool >/dev/null,prometheus,make test needs Debian's prometheus)
 
 # The SQL source test starts Debian's PostgreSQL server (initdb, postgres) on a private port and folder.
 postgresql:
-	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v psql >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
-	  else echo "make test needs Debian's postgresql: sudo apt-get install -y postgresql" >&2; exit 1; fi; }
+	$(call debian,ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v psql >/dev/null,postgresql,make test needs Debian's postgresql)
 
 # Spark's JVM: the machine's Java runtime, or Debian's headless JRE 17.
 java:
-	@command -v java >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; \
-	  else echo "make test needs a Java runtime for Spark: sudo apt-get install -y openjdk-17-jre-headless" >&2; exit 1; fi; }
+	$(call debian,command -v java >/dev/null,openjdk-17-jre-headless,make test needs a Java runtime for Spark)
 
 # The stream test runs Debian's nats-server with JetStream on loopback ports.
 nats-server:
-	@command -v nats-server >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server >/dev/null; \
-	  else echo "make test needs Debian's nats-server: sudo apt-get install -y nats-server" >&2; exit 1; fi; }
+	$(call debian,command -v nats-server >/dev/null,nats-server,make test needs Debian's nats-server)
 
 build:
 	$(CARGO) build $(CARGO_FLAGS) --bins
@@ -71,15 +67,11 @@ $(DVC): requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
 	@touch $(DVC)
 
-$(SHAP): requirements-shap.txt
-	python3 -m venv .venv-shap
-	.venv-shap/bin/pip install --quiet --disable-pip-version-check -r requirements-shap.txt
-	@touch $(SHAP)
-
-$(SPARK): requirements-spark.txt
-	python3 -m venv .venv-spark
-	.venv-spark/bin/pip install --quiet --disable-pip-version-check -r requirements-spark.txt
-	@touch $(SPARK)
+# A venv per set of Python tools: .venv-<name> from requirements-<name>.txt (shap, spark, peers).
+.venv-%/bin/python: requirements-%.txt
+	python3 -m venv .venv-$*
+	.venv-$*/bin/pip install --quiet --disable-pip-version-check -r $<
+	@touch $@
 
 $(MLFLOW): requirements-mlflow.txt
 	python3 -m venv .venv-mlflow
@@ -121,5 +113,5 @@ bench-scale: build $(DVC) nats-server
 
 # Our GBM beside LightGBM, XGBoost and lleaves (.venv-peers): fit, accuracy, in-memory scoring and
 # predict end to end, one thread and both cores, on NSL-KDD and phishing; writes the README table.
-bench-peers: build $(DVC)
+bench-peers: build $(DVC) .venv-peers/bin/python
 	bench/peers.sh

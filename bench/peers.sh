@@ -4,7 +4,7 @@
 # hyperparameters (100 and 300 rounds, depth 6, learning rate 0.3), one thread then both cores.
 # Fit seconds, test accuracy and ROC-AUC, in-memory scoring rows/s (test part tiled to 450,880
 # rows), and `predict` end to end (CSV in, CSV out) with the 300-round bundle. The peers run in
-# .venv-peers (requirements-peers.txt). bench/report_peers.py prints the table and the ratios
+# .venv-peers (requirements-peers.txt, made by make). bench/report_peers.py prints the table and the ratios
 # and rewrites the README's peers section.
 #   PEERS_DATASETS="nsl_kdd"   the datasets (default: nsl_kdd phishing)
 #   PEERS_REPS=3               fits and scoring passes per figure (median)
@@ -16,11 +16,7 @@ REPS=${PEERS_REPS:-3}
 TILE=450880
 OUT=$ROOT/target/bench-peers
 BIN=$ROOT/target/release
-make -s build venv >&2
-[ -x .venv-peers/bin/python ] || {
-  python3 -m venv .venv-peers
-  .venv-peers/bin/pip install --quiet --disable-pip-version-check -r requirements-peers.txt
-}
+make -s build venv .venv-peers/bin/python >&2
 cargo build -q --release --locked --example peers_bench
 .venv/bin/dvc pull -q data.dvc >&2
 for ds in $DATASETS; do

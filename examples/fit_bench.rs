@@ -3,23 +3,20 @@
 //! Prints one JSON object: median fit seconds (wall and CPU of the process), test accuracy,
 //! F1 (threat class) and ROC-AUC.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
 use linfa::ParamGuard;
 use netsec::metrics::{roc_auc, Confusion};
-use netsec::models::gbm::GbmParams;
 use netsec::models::random_forest::RandomForestParams;
 use netsec::models::{Classifier, ModelSpec};
-use netsec::preprocess::Preprocessor;
+
+mod common;
 
 #[derive(Parser)]
 struct Cli {
-    #[arg(long, default_value = "artifacts/features")]
-    features: PathBuf,
-    #[arg(long, default_value = "artifacts/preprocessor.json")]
-    preprocessor: PathBuf,
+    #[command(flatten)]
+    split: common::Split,
     #[arg(long, default_value_t = 5)]
     reps: usize,
     #[arg(long, default_value_t = 1)]
@@ -38,30 +35,14 @@ fn cpu_seconds() -> f64 {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let pre: Preprocessor = netsec::artifact::read_json(&cli.preprocessor)?;
-    let names = pre.feature_names();
-    let (x, y) = netsec::stages::read_features(&cli.features.join("train.parquet"), &names)?;
-    let (xt, yt) = netsec::stages::read_features(&cli.features.join("test.parquet"), &names)?;
+    let (x, y, xt, yt) = cli.split.read()?;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(cli.threads).build()?;
     let specs = [
         (
             "random_forest_100",
             ModelSpec::RandomForest(RandomForestParams { n_estimators: 100, ..Default::default() }.check()?),
         ),
-        (
-            "gbm_100",
-            // XGBoost's defaults: depth 6, eta 0.3, lambda 1, min_child_weight 1.
-            ModelSpec::Gbm(
-                GbmParams {
-                    n_estimators: 100,
-                    learning_rate: 0.3,
-                    max_depth: 6,
-                    min_child_weight: 1.0,
-                    ..Default::default()
-                }
-                .check()?,
-            ),
-        ),
+        ("gbm_100", common::gbm(100)?),
     ];
     let mut out = serde_json::Map::new();
     for (name, spec) in specs {

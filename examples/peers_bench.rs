@@ -5,23 +5,19 @@
 //! fit seconds, test accuracy and ROC-AUC, and scoring rows/s on the test part tiled to
 //! `--tile-rows` rows. Prints one JSON object.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
-use linfa::ParamGuard;
 use ndarray::{concatenate, Array2, Axis};
 use netsec::metrics::{roc_auc, Confusion};
-use netsec::models::gbm::GbmParams;
-use netsec::models::{Classifier, ModelSpec};
-use netsec::preprocess::Preprocessor;
+use netsec::models::Classifier;
+
+mod common;
 
 #[derive(Parser)]
 struct Cli {
-    #[arg(long, default_value = "artifacts/features")]
-    features: PathBuf,
-    #[arg(long, default_value = "artifacts/preprocessor.json")]
-    preprocessor: PathBuf,
+    #[command(flatten)]
+    split: common::Split,
     /// Fits (and scoring passes) per figure; the median is reported.
     #[arg(long, default_value_t = 3)]
     reps: usize,
@@ -42,10 +38,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let pre: Preprocessor = netsec::artifact::read_json(&cli.preprocessor)?;
-    let names = pre.feature_names();
-    let (x, y) = netsec::stages::read_features(&cli.features.join("train.parquet"), &names)?;
-    let (xt, yt) = netsec::stages::read_features(&cli.features.join("test.parquet"), &names)?;
+    let (x, y, xt, yt) = cli.split.read()?;
     let copies = cli.tile_rows.div_ceil(xt.nrows().max(1));
     let views: Vec<_> = (0..copies).map(|_| xt.view()).collect();
     let tiled: Array2<f64> = concatenate(Axis(0), &views)?.slice(ndarray::s![..cli.tile_rows, ..]).to_owned();
@@ -56,17 +49,7 @@ fn main() -> anyhow::Result<()> {
     for &threads in &cli.threads {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
         for rounds in [100, 300] {
-            let spec = ModelSpec::Gbm(
-                GbmParams {
-                    n_estimators: rounds,
-                    learning_rate: 0.3,
-                    max_depth: 6,
-                    lambda: 1.0,
-                    min_child_weight: 1.0,
-                    ..Default::default()
-                }
-                .check()?,
-            );
+            let spec = common::gbm(rounds)?;
             let mut fits = Vec::new();
             let mut model = None;
             for _ in 0..cli.reps {

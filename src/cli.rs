@@ -106,10 +106,11 @@ pub fn main(exec: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
     }
 }
 
+/// Whether the error is a write to standard output (`-`) whose reader has gone; a broken
+/// pipe anywhere else (a socket to a server) stays an error.
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    let pipe = |e: &std::io::Error| e.kind() == std::io::ErrorKind::BrokenPipe;
     err.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>().is_some_and(pipe)
-            || matches!(c.downcast_ref::<crate::error::Error>(), Some(crate::error::Error::Io { err, .. }) if pipe(err))
+        matches!(c.downcast_ref::<crate::error::Error>(), Some(crate::error::Error::Io { path, err })
+            if path.as_os_str() == "-" && err.kind() == std::io::ErrorKind::BrokenPipe)
     })
 }

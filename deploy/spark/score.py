@@ -123,6 +123,11 @@ def zeek_header(files):
     return header
 
 
+def predict_command(predict, model):
+    """predict as a filter: CSV on stdin, CSV verdicts with every bit of a score on stdout."""
+    return [predict, "-", "-", "--exact", "--model", model, "--quiet"]
+
+
 def executable(path):
     """A copy of `path` with its execute bit set when the shipped file lost it."""
     if os.access(path, os.X_OK):
@@ -141,7 +146,7 @@ class Predict:
         import pyarrow.csv as pacsv
 
         self.proc = subprocess.Popen(
-            [predict, "-", "-", "--exact", "--model", model, "--quiet"],
+            predict_command(predict, model),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -227,9 +232,7 @@ def score_partition(batches, predict, model, out_schema, fmt, header):
 
 def sample_columns(predict, model, sample_csv):
     """The columns predict writes for this model and input, from a few rows scored here."""
-    out = subprocess.run(
-        [predict, "-", "-", "--exact", "--model", model, "--quiet"], input=sample_csv, capture_output=True
-    )
+    out = subprocess.run(predict_command(predict, model), input=sample_csv, capture_output=True)
     if out.returncode != 0:
         fail(f"predict refused the first rows of the input: {out.stderr.decode('utf-8', 'replace').strip()}")
     return out.stdout.decode("utf-8").splitlines()[0].split(",")

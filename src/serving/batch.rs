@@ -25,17 +25,6 @@ pub struct BatchSummary {
     pub unseen_category_cells: u64,
     /// Numeric cells outside their column's schema domain (scored unless strict).
     pub out_of_domain_cells: u64,
-    /// The policy of the run: a value outside the domain stops it with an error naming the
-    /// row and column (`predict --strict`).
-    #[serde(skip)]
-    pub strict: bool,
-    /// The policy of the run: this many top contributions per row as extra columns
-    /// (`predict --explain K`; 0: none).
-    #[serde(skip)]
-    pub explain: usize,
-    /// The policy of the run: text for programs (`predict --exact`, see [`Sink`]).
-    #[serde(skip)]
-    pub exact: bool,
     pub seconds: f64,
     pub rows_per_second: f64,
 }
@@ -47,7 +36,8 @@ pub struct Options {
     pub chunk: usize,
     /// Write to the target of the output when it is a symbolic link.
     pub follow_symlinks: bool,
-    /// A value outside its column's schema domain stops the run.
+    /// A value outside its column's schema domain stops the run with an error naming the row
+    /// and column.
     pub strict: bool,
     /// This many top contributions per row as extra columns (0: none).
     pub explain: usize,
@@ -65,10 +55,23 @@ impl Default for Options {
 struct Writer<'a, 'f> {
     out: Box<dyn Sink + 'f>,
     model: &'a Loaded,
+    opts: &'a Options,
     summary: BatchSummary,
 }
 
-impl Writer<'_, '_> {
+impl<'a, 'f> Writer<'a, 'f> {
+    /// A writer of `output` into `file`, with the kept `columns` (then the explanation's).
+    fn new(
+        model: &'a Loaded,
+        opts: &'a Options,
+        output: &Path,
+        file: &'f mut dyn std::io::Write,
+        columns: Vec<String>,
+    ) -> Result<Self> {
+        let out = <dyn Sink>::for_path(output, file, with_reasons(columns, opts.explain), opts.exact)?;
+        Ok(Writer { out, model, opts, summary: BatchSummary::default() })
+    }
+
     fn chunk(&mut self, x: Array2<f64>, cells: &[Vec<String>]) -> Result<()> {
         let scores = self.model.score(&x);
         self.each(&scores, x.view(), |r, rec| rec.extend(cells[r].iter().map(String::as_str)))
@@ -83,7 +86,7 @@ impl Writer<'_, '_> {
         mut fill: impl FnMut(usize, &mut Vec<&'c str>),
     ) -> Result<()> {
         let t = self.model.bundle.threshold;
-        let k = self.summary.explain;
+        let k = self.opts.explain;
         // The chunk's explanations, on every core (TreeSHAP costs far more than scoring).
         let reasons: Vec<Vec<String>> = if k == 0 {
             Vec::new()
@@ -149,6 +152,7 @@ fn encode<'a>(
     cell: impl Fn(usize) -> &'a str,
     values: &mut Vec<f64>,
     summary: &mut BatchSummary,
+    strict: bool,
     path: &Path,
     row: u64,
 ) -> Result<()> {
@@ -162,7 +166,7 @@ fn encode<'a>(
     let (outside, first) = pre.domain_report(&values[start..]);
     summary.out_of_domain_cells += outside;
     match first {
-        Some((name, why)) if summary.strict => Err(Error::Row {
+        Some((name, why)) if strict => Err(Error::Row {
             path: path.to_path_buf(),
             row,
             column: Some(name.to_owned()),
@@ -196,8 +200,7 @@ fn positions(pre: &Preprocessor, header: &[String], input: &Path) -> Result<Vec<
 pub fn score_file(model: &Loaded, input: &Path, output: &Path, opts: &Options) -> Result<BatchSummary> {
     let started = Instant::now();
     let pre = &model.bundle.preprocessor;
-    let chunk = opts.chunk.max(1);
-    let (strict, explain, exact) = (opts.strict, opts.explain, opts.exact);
+    let opts = &Options { chunk: opts.chunk.max(1), ..opts.clone() };
     let mut summary = None;
     // A name that tells nothing (`/dev/stdin`, `scores.out`) is read as CSV: predict has no
     // `format:` setting, and a Zeek log is told by its content anyway.
@@ -206,14 +209,13 @@ pub fn score_file(model: &Loaded, input: &Path, output: &Path, opts: &Options) -
         other => other?,
     };
     write_output(output, opts.follow_symlinks, |file| {
-        let summary_0 = BatchSummary { strict, explain, exact, ..Default::default() };
         let url_model = super::urls::url_column(pre).is_some();
         let s = match format {
-            Format::Parquet => parquet_chunks(model, file, input, output, pre, chunk, summary_0)?,
+            Format::Parquet => parquet_chunks(model, opts, file, input, output)?,
             // A URL model reads a text file of URLs, one per line.
-            _ if url_model => url_chunks(model, file, input, output, chunk, summary_0)?,
-            Format::Zeek => zeek_chunks(model, file, input, output, chunk, summary_0)?,
-            _ => csv_chunks(model, file, input, output, pre, chunk, summary_0)?,
+            _ if url_model => url_chunks(model, opts, file, input, output)?,
+            Format::Zeek => zeek_chunks(model, opts, file, input, output)?,
+            _ => csv_chunks(model, opts, file, input, output)?,
         };
         summary = Some(s);
         Ok(())
@@ -227,17 +229,15 @@ pub fn score_file(model: &Loaded, input: &Path, output: &Path, opts: &Options) -
 /// URLs, one per line (a header line naming the column is skipped): the URL and its verdict.
 fn url_chunks(
     model: &Loaded,
+    opts: &Options,
     file: &mut dyn std::io::Write,
     input: &Path,
     output: &Path,
-    chunk: usize,
-    summary: BatchSummary,
 ) -> Result<BatchSummary> {
     use std::io::BufRead;
     let column = super::urls::url_column(&model.bundle.preprocessor).expect("a URL model").to_owned();
     let mut reader = std::io::BufReader::with_capacity(1 << 20, crate::data::open::open(input)?);
-    let columns = with_reasons(vec![column.clone()], summary.explain);
-    let mut w = Writer { out: <dyn Sink>::for_path(output, file, columns, summary.exact)?, model, summary };
+    let mut w = Writer::new(model, opts, output, file, vec![column.clone()])?;
     let mut batch = super::urls::UrlBatch::new(model);
     let flush = |batch: &mut super::urls::UrlBatch<'_>, w: &mut Writer<'_, '_>| -> Result<()> {
         w.summary.unseen_category_cells += std::mem::take(&mut batch.block.unseen_cells);
@@ -261,7 +261,7 @@ fn url_chunks(
         if let Some(url) = super::urls::url_of(&line, &column, lineno) {
             batch.push(url, lineno);
         }
-        if batch.len() == chunk.min(BLOCK) {
+        if batch.len() == opts.chunk.min(BLOCK) {
             flush(&mut batch, &mut w)?;
         }
     }
@@ -281,17 +281,15 @@ const BLOCK: usize = 4096;
 /// A Zeek log: the connection's identity and the verdict per record.
 fn zeek_chunks(
     model: &Loaded,
+    opts: &Options,
     file: &mut dyn std::io::Write,
     input: &Path,
     output: &Path,
-    chunk: usize,
-    summary: BatchSummary,
 ) -> Result<BatchSummary> {
     let at = |e| crate::data::csv_error(input, e);
     let mut reader = ZeekReader::new(std::io::BufReader::with_capacity(1 << 20, crate::data::open::open(input)?));
     let mut batch = ZeekBatch::new(model);
     let mut w: Option<Writer<'_, '_>> = None;
-    let mut summary = Some(summary);
     let mut out_file = Some(file);
     loop {
         let more = reader.next_record().map_err(at)?;
@@ -299,12 +297,9 @@ fn zeek_chunks(
             batch.push(&reader.parser, reader.line()).map_err(at)?;
         }
         // Scored a few thousand at a time: the block stays in the CPU's caches.
-        if (!more && !batch.is_empty()) || batch.len() == chunk.min(BLOCK) {
+        if (!more && !batch.is_empty()) || batch.len() == opts.chunk.min(BLOCK) {
             if w.is_none() {
-                let summary = summary.take().expect("once");
-                let columns = with_reasons(batch.id_columns(), summary.explain);
-                let out = <dyn Sink>::for_path(output, out_file.take().expect("once"), columns, summary.exact)?;
-                w = Some(Writer { out, model, summary });
+                w = Some(Writer::new(model, opts, output, out_file.take().expect("once"), batch.id_columns())?);
             }
             let w = w.as_mut().expect("set");
             w.summary.unseen_category_cells += std::mem::take(&mut batch.block.unseen_cells);
@@ -329,27 +324,25 @@ fn zeek_chunks(
 
 fn csv_chunks(
     model: &Loaded,
+    opts: &Options,
     file: &mut dyn std::io::Write,
     input: &Path,
     output: &Path,
-    pre: &Preprocessor,
-    chunk: usize,
-    summary: BatchSummary,
 ) -> Result<BatchSummary> {
+    let (pre, chunk) = (&model.bundle.preprocessor, opts.chunk);
     // The one record reader, laid out as the model's dataset (delimiter, header or names).
     let at = |e| crate::data::csv_error(input, e);
     let mut records = Records::new(crate::data::open::open(input)?, &model.bundle.input).map_err(at)?;
     let header = records.columns().to_vec();
     let index = positions(pre, &header, input)?;
-    let columns = with_reasons(header.clone(), summary.explain);
-    let mut w = Writer { out: <dyn Sink>::for_path(output, file, columns, summary.exact)?, model, summary };
+    let mut w = Writer::new(model, opts, output, file, header.clone())?;
     let width = pre.width();
     let (mut values, mut cells) = (Vec::with_capacity(chunk * width), Vec::with_capacity(chunk));
     let mut record = csv::ByteRecord::new();
     while records.next_record(&mut record).map_err(at)? {
         let fields = records.fields(&record).map_err(at)?;
         let row: Vec<String> = (0..fields.len()).map(|i| fields.get(i).to_owned()).collect();
-        encode(pre, |k| row[index[k]].as_str(), &mut values, &mut w.summary, input, line(&record))?;
+        encode(pre, |k| row[index[k]].as_str(), &mut values, &mut w.summary, opts.strict, input, line(&record))?;
         cells.push(row);
         if cells.len() == chunk {
             let x = Array2::from_shape_vec((cells.len(), width), std::mem::take(&mut values)).expect("shape");
@@ -370,19 +363,17 @@ fn csv_chunks(
 
 fn parquet_chunks(
     model: &Loaded,
+    opts: &Options,
     file: &mut dyn std::io::Write,
     input: &Path,
     output: &Path,
-    pre: &Preprocessor,
-    chunk: usize,
-    summary: BatchSummary,
 ) -> Result<BatchSummary> {
+    let (pre, chunk) = (&model.bundle.preprocessor, opts.chunk);
     use polars_io::prelude::*;
     let rows = ParquetReader::new(std::fs::File::open(input).map_err(|e| Error::io(input, e))?)
         .num_rows()
         .map_err(|e| Error::polars(input, e))?;
     let mut out_file = Some(file);
-    let mut summary = Some(summary);
     let mut w: Option<Writer<'_, '_>> = None;
     let mut offset = 0;
     while offset < rows {
@@ -392,10 +383,7 @@ fn parquet_chunks(
         let header: Vec<String> =
             df.get_column_names().iter().map(|n| n.to_string()).filter(|n| n != crate::data::ROW).collect();
         if w.is_none() {
-            let summary = summary.take().expect("once");
-            let columns = with_reasons(header.clone(), summary.explain);
-            let out = <dyn Sink>::for_path(output, out_file.take().expect("once"), columns, summary.exact)?;
-            w = Some(Writer { out, model, summary });
+            w = Some(Writer::new(model, opts, output, out_file.take().expect("once"), header.clone())?);
         }
         let w = w.as_mut().expect("set");
         let keys: Vec<Vec<Option<String>>> =
@@ -406,7 +394,7 @@ fn parquet_chunks(
         let summary = &mut w.summary;
         (0..n).try_for_each(|i| {
             let cell = |k: usize| keys[index[k]][i].as_deref().unwrap_or("");
-            encode(pre, cell, &mut values, summary, input, (offset + i + 1) as u64)
+            encode(pre, cell, &mut values, summary, opts.strict, input, (offset + i + 1) as u64)
         })?;
         let x = Array2::from_shape_vec((n, pre.width()), values).expect("shape");
         let cells: Vec<Vec<String>> =

@@ -7,20 +7,24 @@
 
 use ndarray::ArrayView2;
 
-/// `x`'s values column by column (`out[f * rows + r]`), copied in blocks of rows so that
-/// both the reads and the writes stay in cache.
-fn column_major(x: ArrayView2<'_, f64>) -> Vec<f64> {
-    let (n_rows, n_features) = x.dim();
-    let mut out = vec![0.0; n_rows * n_features];
-    for rows in (0..n_rows).step_by(64) {
-        let end = (rows + 64).min(n_rows);
-        for f in 0..n_features {
-            for r in rows..end {
-                out[f * n_rows + r] = x[[r, f]];
+/// The transpose of a `rows` × `cols` table read by `at(r, c)`: `out[c * rows + r]`. Copied
+/// in blocks of 64 rows, so that both the reads and the writes stay in cache.
+fn transposed<T: Copy + Default>(rows: usize, cols: usize, at: impl Fn(usize, usize) -> T) -> Vec<T> {
+    let mut out = vec![T::default(); rows * cols];
+    for block in (0..rows).step_by(64) {
+        let end = (block + 64).min(rows);
+        for c in 0..cols {
+            for r in block..end {
+                out[c * rows + r] = at(r, c);
             }
         }
     }
     out
+}
+
+/// Cut values midway between neighbouring distinct values.
+fn midpoints(distinct: &[f64]) -> Vec<f64> {
+    distinct.windows(2).map(|w| w[0] + (w[1] - w[0]) / 2.0).collect()
 }
 
 /// The cut values between a feature's bins: midpoints between neighbouring distinct values
@@ -47,7 +51,7 @@ fn cuts_of(col: &[f64], max_bins: usize) -> Vec<f64> {
     if few {
         distinct.dedup();
         if distinct.len() <= max_bins {
-            return distinct.windows(2).map(|w| w[0] + (w[1] - w[0]) / 2.0).collect();
+            return midpoints(&distinct);
         }
     }
     let mut sorted: Vec<f64> = col.to_vec();
@@ -56,7 +60,7 @@ fn cuts_of(col: &[f64], max_bins: usize) -> Vec<f64> {
     let mut distinct = sorted.clone();
     distinct.dedup();
     if distinct.len() <= max_bins {
-        return distinct.windows(2).map(|w| w[0] + (w[1] - w[0]) / 2.0).collect();
+        return midpoints(&distinct);
     }
     // Quantile cut values, each moved to the midpoint towards the next distinct value.
     let mut cuts: Vec<f64> = (1..max_bins)
@@ -115,7 +119,7 @@ impl Binned {
         let (n_rows, n_features) = x.dim();
         // Column by column (one blocked transpose): the bins of a feature are found on its
         // own contiguous values, and its codes written contiguously.
-        let values = column_major(x);
+        let values = transposed(n_rows, n_features, |r, f| x[[r, f]]);
         let mut columns = vec![0u8; n_rows * n_features];
         let mut thresholds = Vec::with_capacity(n_features);
         for f in 0..n_features {
@@ -127,15 +131,8 @@ impl Binned {
             thresholds.push(cuts);
         }
         drop(values);
-        let mut codes = vec![0u8; n_rows * n_features];
-        for rows in (0..n_rows).step_by(64) {
-            let end = (rows + 64).min(n_rows);
-            for f in 0..n_features {
-                for r in rows..end {
-                    codes[r * n_features + f] = columns[f * n_rows + r];
-                }
-            }
-        }
+        // Row-major, the transpose of the columns (features × rows).
+        let codes = transposed(n_features, n_rows, |f, r| columns[f * n_rows + r]);
         let mut offsets = Vec::with_capacity(n_features + 1);
         let mut at = 0;
         for t in &thresholds {
@@ -258,7 +255,7 @@ mod tests {
         let mut distinct = sorted.clone();
         distinct.dedup();
         if distinct.len() <= max_bins {
-            return distinct.windows(2).map(|w| w[0] + (w[1] - w[0]) / 2.0).collect();
+            return super::midpoints(&distinct);
         }
         super::cuts_of(&sorted, max_bins)
     }
