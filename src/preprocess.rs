@@ -271,6 +271,8 @@ struct Plan {
     /// Per numeric step with a schema domain: its column in an encoded row, the step, and
     /// the domain (copied here: no map lookup per value).
     domain_checks: Vec<(usize, usize, Domain)>,
+    /// Width of an encoded row (asked once per record).
+    width: usize,
 }
 
 thread_local! {
@@ -621,7 +623,7 @@ impl Preprocessor {
                 }
                 col += f.width();
             }
-            Plan { inputs, steps, runs, fills, derive, derived: at, domain_checks }
+            Plan { inputs, steps, runs, fills, derive, derived: at, domain_checks, width: col }
         })
     }
 
@@ -637,7 +639,7 @@ impl Preprocessor {
 
     /// Width of an encoded row.
     pub fn width(&self) -> usize {
-        self.features.iter().map(FeatureStep::width).sum()
+        self.plan().width
     }
 
     /// Encode one record into `out` ([`Self::width`] values). `raw(k, input)` gives the value

@@ -9,6 +9,10 @@
 //! public-suffix list compiled in, ICANN and private sections). A string that does not parse
 //! still gets every feature of the raw string; its host features are 0 and `parse_error` is 1.
 
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use aho_corasick::AhoCorasick;
 use serde::{Deserialize, Serialize};
 
 use super::{Derive, Kind, Raw, Value};
@@ -160,6 +164,29 @@ const SHORTENERS: [&str; 64] = [
     "v.gd",
     "link.zip.net",
 ];
+
+/// [`SHORTENERS`] and [`HINTS`] as automata: each list is searched in one pass over the URL
+/// (a `contains` per entry would set up a substring searcher per entry and URL).
+static SHORTENER_SEARCH: LazyLock<AhoCorasick> =
+    LazyLock::new(|| AhoCorasick::new(SHORTENERS).expect("a few dozen short patterns"));
+static HINT_SEARCH: LazyLock<AhoCorasick> =
+    LazyLock::new(|| AhoCorasick::new(HINTS).expect("a few dozen short patterns"));
+
+/// Occurrences of the hints in `lower`, each hint's counted as `str::matches` counts them:
+/// left to right, not overlapping one another (`alibabalibaba` holds one `alibaba`).
+fn hint_count(lower: &str) -> usize {
+    let mut next = [0usize; HINTS.len()];
+    let mut n = 0;
+    // Overlapping matches come by end; a hint's own matches then come by start as well.
+    for m in HINT_SEARCH.find_overlapping_iter(lower) {
+        let p = m.pattern().as_usize();
+        if m.start() >= next[p] {
+            next[p] = m.end();
+            n += 1;
+        }
+    }
+    n
+}
 
 /// Characters counted one feature each: (name, character).
 const COUNTED: [(&str, char); 18] = [
@@ -370,13 +397,20 @@ pub fn site(url: &str) -> String {
     }
 }
 
-/// Words of a part: split at `- . / ? = @ & % : _`, empty ones dropped, lower case.
-fn words(text: &str) -> impl Iterator<Item = String> + '_ {
-    text.split(['-', '.', '/', '?', '=', '@', '&', '%', ':', '_']).filter(|w| !w.is_empty()).map(str::to_lowercase)
+/// Words of a part: split at `- . / ? = @ & % : _`, empty ones dropped, lower case (a word
+/// already lower-case ASCII is borrowed).
+fn words(text: &str) -> impl Iterator<Item = Cow<'_, str>> + '_ {
+    text.split(['-', '.', '/', '?', '=', '@', '&', '%', ':', '_']).filter(|w| !w.is_empty()).map(|w| {
+        if w.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
+            Cow::Borrowed(w)
+        } else {
+            Cow::Owned(w.to_lowercase())
+        }
+    })
 }
 
 /// (shortest, longest, average) length of words; zeros for none.
-fn stats(ws: &[String]) -> (f64, f64, f64) {
+fn stats(ws: &[Cow<'_, str>]) -> (f64, f64, f64) {
     if ws.is_empty() {
         return (0.0, 0.0, 0.0);
     }
@@ -387,15 +421,13 @@ fn stats(ws: &[String]) -> (f64, f64, f64) {
 
 /// Runs of 2 to 5 equal characters in each word, every window counted (the authors'
 /// `char_repeat`).
-fn char_repeat(ws: &[String]) -> usize {
-    let mut n = 0;
-    for w in ws {
-        let c: Vec<char> = w.chars().collect();
-        for k in 2..=5 {
-            n += c.windows(k).filter(|s| s.iter().all(|&x| x == s[0])).count();
-        }
+fn char_repeat(ws: &[Cow<'_, str>]) -> usize {
+    fn windows<T: PartialEq>(c: &[T]) -> usize {
+        (2..=5).map(|k| c.windows(k).filter(|s| s.iter().all(|x| *x == s[0])).count()).sum()
     }
-    n
+    ws.iter()
+        .map(|w| if w.is_ascii() { windows(w.as_bytes()) } else { windows(&w.chars().collect::<Vec<char>>()) })
+        .sum()
 }
 
 /// `(http[s]?://(w[w]?|\d))([w]?(\d|-))` found anywhere in the URL.
@@ -496,6 +528,25 @@ fn entropy(text: &str) -> f64 {
     ascii.iter().chain(other.values()).filter(|&&k| k > 0).map(|&k| k as f64 / n as f64).map(|p| -p * p.log2()).sum()
 }
 
+/// Occurrences of `pat` in `text`, left to right and not overlapping (as `str::matches`
+/// counts them), without setting up a substring searcher for a few bytes.
+fn occurrences(text: &str, pat: &str) -> usize {
+    let (t, p) = (text.as_bytes(), pat.as_bytes());
+    if p.is_empty() {
+        return text.matches(pat).count();
+    }
+    let (mut i, mut n) = (0, 0);
+    while i + p.len() <= t.len() {
+        if t[i..].starts_with(p) {
+            n += 1;
+            i += p.len();
+        } else {
+            i += 1;
+        }
+    }
+    n
+}
+
 fn ratio(part: usize, whole: usize) -> f64 {
     if whole == 0 {
         0.0
@@ -515,12 +566,20 @@ impl UrlFeatures {
         let p = parse(url);
         let lower = url.to_lowercase();
         let n_chars = url.chars().count();
-        let count = |c: char| url.matches(c).count() as f64;
-        let mut out: Vec<f64> = COUNTED.iter().map(|&(_, c)| count(c)).collect();
+        // Every counted character is ASCII, and an ASCII byte in UTF-8 is always that character.
+        let mut bytes = [0usize; 128];
+        for &b in url.as_bytes() {
+            if b < 128 {
+                bytes[usize::from(b)] += 1;
+            }
+        }
+        let count = |c: char| bytes[c as usize];
+        let mut out: Vec<f64> = Vec::with_capacity(COUNTED.len() + NUMERIC.len() + 2 * GRAM_BUCKETS);
+        out.extend(COUNTED.iter().map(|&(_, c)| count(c) as f64));
 
-        let host_words: Vec<String> = words(&p.icann_domain).chain(words(&p.icann_subdomain)).collect();
-        let path_words: Vec<String> = words(&p.their_path).collect();
-        let all: Vec<String> =
+        let host_words: Vec<Cow<'_, str>> = words(&p.icann_domain).chain(words(&p.icann_subdomain)).collect();
+        let path_words: Vec<Cow<'_, str>> = words(&p.their_path).collect();
+        let all: Vec<Cow<'_, str>> =
             words(&p.icann_domain).chain(path_words.iter().cloned()).chain(words(&p.icann_subdomain)).collect();
         // The authors' path keeps its leading `/`.
         let their_path = format!("/{}", p.their_path);
@@ -529,18 +588,18 @@ impl UrlFeatures {
         let (s_path, l_path, a_path) = stats(&path_words);
         let digits = |t: &str| t.chars().filter(char::is_ascii_digit).count();
         let last_dslash = url.rfind("//");
-        let dots = url.matches('.').count();
+        let dots = count('.');
         let flag = |b: bool| f64::from(u8::from(b));
         let tld = p.icann_suffix.as_str();
         out.extend([
             n_chars as f64,
             p.host.chars().count() as f64,
             flag(p.is_ip),
-            (url.matches(' ').count() + url.matches("%20").count()) as f64,
-            all.iter().filter(|w| w.contains("www")).count() as f64,
-            all.iter().filter(|w| w.contains("com")).count() as f64,
+            (count(' ') + occurrences(url, "%20")) as f64,
+            all.iter().filter(|w| occurrences(w, "www") > 0).count() as f64,
+            all.iter().filter(|w| occurrences(w, "com") > 0).count() as f64,
             flag(last_dslash.is_some_and(|i| i > 6)),
-            their_path.matches("http").count() as f64,
+            occurrences(&their_path, "http") as f64,
             flag(p.scheme != "https"),
             ratio(digits(url), n_chars),
             ratio(digits(&p.host), p.host.chars().count()),
@@ -557,7 +616,7 @@ impl UrlFeatures {
                 _ => 3.0,
             },
             flag(prefix_suffix(url)),
-            flag(SHORTENERS.iter().any(|s| url.contains(s))),
+            flag(SHORTENER_SEARCH.is_match(url)),
             flag(p.path.ends_with(".txt")),
             all.len() as f64,
             char_repeat(&all) as f64,
@@ -570,7 +629,7 @@ impl UrlFeatures {
             a_all,
             a_host,
             a_path,
-            HINTS.iter().map(|h| lower.matches(h).count()).sum::<usize>() as f64,
+            hint_count(&lower) as f64,
             flag(SUSPICIOUS_TLDS.contains(&tld)),
             entropy(url),
             ratio(url.chars().filter(|c| c.is_alphabetic()).count(), n_chars),
@@ -627,7 +686,11 @@ impl Derive for UrlFeatures {
         let (numbers, last) = out.split_at_mut(out.len() - 1);
         let (values, tld) = self.compute(text);
         for (slot, v) in numbers.iter_mut().zip(values) {
-            *slot = Value::Number(v);
+            // The slots hold the previous URL's numbers: overwritten in place, nothing dropped.
+            match slot {
+                Value::Number(x) => *x = v,
+                other => *other = Value::Number(v),
+            }
         }
         last[0] = tld.map_or(Value::Missing, Value::Text);
         Ok(())

@@ -133,7 +133,18 @@ pub struct Compiled {
     trees: Vec<CompiledTree>,
     /// The most masks a tree needs.
     masks: usize,
+    /// The features with thresholds, ascending, and per such feature the rank of each small
+    /// whole value `0..SMALL` (counts are most of a wide table's cells: no search for them).
+    used: Vec<usize>,
+    small: Vec<[u32; SMALL]>,
+    /// Per feature: its index in `used`, or [`UNUSED`].
+    slot: Vec<u32>,
 }
+
+const UNUSED: u32 = u32::MAX;
+
+/// Whole values below this get their rank from a table (see [`Compiled::rank`]).
+const SMALL: usize = 16;
 
 impl Compiled {
     /// `leaf(t, v)` is what tree `t` adds for a leaf of value `v`. None when a threshold is
@@ -158,8 +169,28 @@ impl Compiled {
         }
         // Sets 2k and 2k + 1 are split id k's rows going left and right; then no rows, all.
         let (none, all) = (2 * splits as u32, 2 * splits as u32 + 1);
-        let mut compiled =
-            Compiled { cuts, base, splits, split_nodes: vec![], leaves: vec![], trees: vec![], masks: 2 };
+        let mut compiled = Compiled {
+            cuts,
+            base,
+            splits,
+            split_nodes: vec![],
+            leaves: vec![],
+            trees: vec![],
+            masks: 2,
+            used: vec![],
+            small: vec![],
+            slot: vec![],
+        };
+        compiled.used = (0..features).filter(|&f| !compiled.cuts[f].is_empty()).collect();
+        compiled.small = compiled
+            .used
+            .iter()
+            .map(|&f| std::array::from_fn(|k| compiled.cuts[f].partition_point(|&c| c < k as f64) as u32))
+            .collect();
+        compiled.slot = vec![UNUSED; features];
+        for (j, &f) in compiled.used.iter().enumerate() {
+            compiled.slot[f] = j as u32;
+        }
         for (t, tree) in trees.iter().enumerate() {
             let nodes = &tree.nodes;
             if nodes.is_empty() || nodes.len() >= LISTED as usize {
@@ -275,13 +306,14 @@ impl Compiled {
         let mut sets = vec![[[0u64; W]; 2]; self.splits + 1];
         let mut masks = vec![[0u64; W]; self.masks];
         let mut scratch = LeafScratch::default();
+        let mut columns = Vec::new();
         for start in (0..x.nrows()).step_by(rows) {
             let end = (start + rows).min(x.nrows());
             let mut all = [0u64; W];
             for r in 0..end - start {
                 all[r / 64] |= 1 << (r % 64);
             }
-            self.row_sets(x.slice(ndarray::s![start..end, ..]), &all, &mut sets[..self.splits]);
+            self.row_sets(x.slice(ndarray::s![start..end, ..]), &all, &mut sets[..self.splits], &mut columns);
             sets[self.splits] = [[0; W], all];
             let sets = sets.as_flattened();
             let out = &mut out[start..end];
@@ -404,32 +436,145 @@ impl Compiled {
         out.iter_mut().zip(values.iter()).for_each(|(o, v)| *o += v);
     }
 
-    /// For every split id, the rows of the chunk (`all`) that go left and those that go
-    /// right.
+    /// A value's rank among the thresholds of used feature `j` (`cuts`): how many lie below
+    /// it; NaN ranks past them all.
     #[inline(always)]
-    fn row_sets<const W: usize>(&self, chunk: ArrayView2<'_, f64>, all: &[u64; W], sets: &mut [[[u64; W]; 2]]) {
+    fn rank(&self, j: usize, cuts: &[f64], x: f64) -> usize {
+        // `x as usize` saturates (negatives and NaN to 0), so the test holds only for whole
+        // values in 0..SMALL; -0.0 ranks as 0.0 does (`c < -0.0` iff `c < 0.0`).
+        let k = x as usize;
+        if k < SMALL && k as f64 == x {
+            self.small[j][k] as usize
+        } else if x.is_nan() {
+            cuts.len()
+        } else {
+            cuts.partition_point(|&c| c < x)
+        }
+    }
+
+    /// For every split id, the rows of the chunk (`all`) that go left and those that go
+    /// right. Each row's rank per used feature comes from a scan of its non-zero cells when
+    /// most cells are 0, else from the used features' columns copied into `columns`.
+    #[inline(always)]
+    fn row_sets<const W: usize>(
+        &self,
+        chunk: ArrayView2<'_, f64>,
+        all: &[u64; W],
+        sets: &mut [[[u64; W]; 2]],
+        columns: &mut Vec<f64>,
+    ) {
         sets.iter_mut().for_each(|s| *s = [[0; W]; 2]);
-        for (f, cuts) in self.cuts.iter().enumerate() {
-            if cuts.is_empty() {
-                continue;
+        let rows = chunk.nrows();
+        match chunk.as_slice() {
+            Some(cells) if self.mostly_zero(cells, chunk.ncols(), rows) => {
+                self.sparse_ranks(cells, chunk.ncols(), rows, all, sets)
             }
-            let ids = self.base[f]..self.base[f] + cuts.len();
-            // Bucket each row by its rank (how many thresholds lie below its value; NaN
-            // ranks past them all), in the left set of the split with that rank.
-            for (r, &x) in chunk.column(f).iter().enumerate() {
-                let rank = if x.is_nan() { cuts.len() } else { cuts.partition_point(|&c| c < x) };
-                if rank < cuts.len() {
-                    sets[ids.start + rank][0][r / 64] |= 1 << (r % 64);
-                }
+            cells => {
+                columns.resize(self.used.len() * rows, 0.0);
+                self.transpose(cells, chunk, columns);
+                self.column_ranks(columns, rows, sets);
             }
-            // Rows go left at split k when their rank is at most k: a running OR.
+        }
+        // Rows go left at split k when their rank is at most k: a running OR.
+        for (&f, cuts) in self.used.iter().map(|f| (f, &self.cuts[*f])) {
             let mut left = [0u64; W];
-            for id in ids {
+            for id in self.base[f]..self.base[f] + cuts.len() {
                 let [go_left, go_right] = &mut sets[id];
                 for w in 0..W {
                     left[w] |= go_left[w];
                     go_left[w] = left[w];
                     go_right[w] = all[w] & !left[w];
+                }
+            }
+        }
+    }
+
+    /// Whether most of the used features' cells of the chunk's first rows are 0 (counts,
+    /// hashed n-grams, one-hot columns): then [`Compiled::sparse_ranks`] reads the rows.
+    fn mostly_zero(&self, cells: &[f64], width: usize, rows: usize) -> bool {
+        let sample = rows.min(8);
+        let zeros: usize =
+            (0..sample).map(|r| self.used.iter().filter(|&&f| cells[r * width + f] == 0.0).count()).sum();
+        2 * zeros > sample * self.used.len()
+    }
+
+    /// Ranks of rows whose cells are mostly 0: every row starts in the bucket of 0's rank,
+    /// and only its non-zero cells move it, so a row costs a scan for non-zeros instead of a
+    /// search per used feature.
+    #[inline(always)]
+    fn sparse_ranks<const W: usize>(
+        &self,
+        cells: &[f64],
+        width: usize,
+        rows: usize,
+        all: &[u64; W],
+        sets: &mut [[[u64; W]; 2]],
+    ) {
+        let features = self.cuts.len();
+        for (j, &f) in self.used.iter().enumerate() {
+            let zero = self.small[j][0] as usize;
+            if zero < self.cuts[f].len() {
+                sets[self.base[f] + zero][0] = *all;
+            }
+        }
+        for r in 0..rows {
+            let row = &cells[r * width..r * width + features];
+            let (w, bit) = (r / 64, 1u64 << (r % 64));
+            for (f, &x) in row.iter().enumerate() {
+                // -0.0 ranks as 0.0 does; NaN is not 0 and ranks past every threshold.
+                if x == 0.0 || self.slot[f] == UNUSED {
+                    continue;
+                }
+                let j = self.slot[f] as usize;
+                let cuts = &self.cuts[f];
+                let zero = self.small[j][0] as usize;
+                if zero < cuts.len() {
+                    sets[self.base[f] + zero][0][w] &= !bit;
+                }
+                let rank = self.rank(j, cuts, x);
+                if rank < cuts.len() {
+                    sets[self.base[f] + rank][0][w] |= bit;
+                }
+            }
+        }
+    }
+
+    /// Copy the used features' columns of `chunk` into `columns` (one run per feature):
+    /// eight rows at a time from a contiguous chunk, whose columns read in place would touch
+    /// a cache line per row and value.
+    fn transpose(&self, cells: Option<&[f64]>, chunk: ArrayView2<'_, f64>, columns: &mut [f64]) {
+        let rows = chunk.nrows();
+        match cells {
+            Some(cells) => {
+                let width = chunk.ncols();
+                for r0 in (0..rows).step_by(8) {
+                    let r1 = (r0 + 8).min(rows);
+                    for (j, &f) in self.used.iter().enumerate() {
+                        for r in r0..r1 {
+                            columns[j * rows + r] = cells[r * width + f];
+                        }
+                    }
+                }
+            }
+            None => {
+                for (j, &f) in self.used.iter().enumerate() {
+                    columns[j * rows..(j + 1) * rows].iter_mut().zip(chunk.column(f)).for_each(|(c, &x)| *c = x);
+                }
+            }
+        }
+    }
+
+    /// Ranks from the used features' columns: each row in the left set of the split with its
+    /// rank.
+    #[inline(always)]
+    fn column_ranks<const W: usize>(&self, columns: &[f64], rows: usize, sets: &mut [[[u64; W]; 2]]) {
+        for (j, &f) in self.used.iter().enumerate() {
+            let cuts = &self.cuts[f];
+            let start = self.base[f];
+            for (r, &x) in columns[j * rows..(j + 1) * rows].iter().enumerate() {
+                let rank = self.rank(j, cuts, x);
+                if rank < cuts.len() {
+                    sets[start + rank][0][r / 64] |= 1 << (r % 64);
                 }
             }
         }
