@@ -249,7 +249,7 @@ impl Input {
 }
 
 /// Where a step's value comes from.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Src {
     Input(usize),
     Derived(usize),
@@ -267,6 +267,12 @@ struct Plan {
     fills: Vec<f64>,
     /// Per derivation: the inputs it reads, and where its outputs start among the derived values.
     derive: Vec<(Vec<usize>, usize, usize)>,
+    /// Per derivation: the column of an encoded row where its leading numbers
+    /// ([`crate::features::Derive::direct`]) are written straight, when the row takes them as
+    /// they are; else `None`.
+    direct: Vec<Option<usize>>,
+    /// Per step: how many steps from here a derivation has already written (see `direct`).
+    written: Vec<usize>,
     derived: usize,
     /// Per numeric step with a schema domain: its column in an encoded row, the step, and
     /// the domain (copied here: no map lookup per value).
@@ -623,7 +629,22 @@ impl Preprocessor {
                 }
                 col += f.width();
             }
-            Plan { inputs, steps, runs, fills, derive, derived: at, domain_checks, width: col }
+            // A derivation writes its leading numbers into the row itself when a run of numeric
+            // steps (one column each) takes exactly them, in order.
+            let mut direct = vec![None; self.derive.len()];
+            let mut written = vec![0; steps.len()];
+            let mut column = 0;
+            for (s, f) in self.features.iter().enumerate() {
+                for (k, (d, &(_, at, _))) in self.derive.iter().zip(&derive).enumerate() {
+                    let n = d.get().direct();
+                    if n > 0 && runs[s] >= n && steps[s] == Src::Derived(at) && direct[k].is_none() {
+                        direct[k] = Some(column);
+                        written[s] = n;
+                    }
+                }
+                column += f.width();
+            }
+            Plan { inputs, steps, runs, fills, derive, direct, written, derived: at, domain_checks, width: col }
         })
     }
 
@@ -677,7 +698,7 @@ impl Preprocessor {
             derived.clear();
             derived.resize(plan.derived, Value::Missing);
         }
-        for (d, (idx, at, len)) in self.derive.iter().zip(&plan.derive) {
+        for ((d, (idx, at, len)), direct) in self.derive.iter().zip(&plan.derive).zip(&plan.direct) {
             let mut stack = [Raw::Missing; 16];
             let mut heap = Vec::new();
             let ins: &mut [Raw<'_>] = if idx.len() <= stack.len() {
@@ -689,7 +710,22 @@ impl Preprocessor {
             for (slot, &i) in ins.iter_mut().zip(idx) {
                 *slot = get(i)?;
             }
-            d.get().derive(ins, &mut derived[*at..at + len]).map_err(|(j, m)| (idx[j], m))?;
+            let d = d.get();
+            match *direct {
+                Some(col) => {
+                    let n = d.direct();
+                    let numbers = &mut out[col..col + n];
+                    d.derive_direct(ins, numbers, &mut derived[at + n..at + len]).map_err(|(j, m)| (idx[j], m))?;
+                    // Branch-free (a vector loop): the check costs little beside the derivation.
+                    if !numbers.iter().fold(true, |ok, x| ok & x.is_finite()) {
+                        return Err((
+                            idx.first().copied().unwrap_or(0),
+                            "a derived feature is not a finite number".into(),
+                        ));
+                    }
+                }
+                None => d.derive(ins, &mut derived[*at..at + len]).map_err(|(j, m)| (idx[j], m))?,
+            }
         }
         self.encode_steps(plan, &mut get, derived, out, unseen)
     }
@@ -706,6 +742,13 @@ impl Preprocessor {
         let mut at = 0;
         let mut s = 0;
         while s < self.features.len() {
+            // Numbers a derivation wrote into the row itself.
+            let written = plan.written[s];
+            if written > 0 {
+                s += written;
+                at += written;
+                continue;
+            }
             let run = plan.runs[s];
             if run > 1 {
                 // Numeric steps over consecutive derived values: one tight loop.

@@ -57,6 +57,34 @@ pub trait Derive {
     /// Derive one record: `inputs` in [`Derive::inputs`] order, `out` in [`Derive::outputs`]
     /// order. An error names the index of the input at fault.
     fn derive(&self, inputs: &[Raw<'_>], out: &mut [Value]) -> Result<(), (usize, String)>;
+
+    /// How many leading outputs are numbers that are never missing. An encoder whose row
+    /// takes them as they are (consecutive numeric features) has [`Derive::derive_direct`]
+    /// write them straight into the row: a URL's thousand-odd counts skip the [`Value`] slots.
+    fn direct(&self) -> usize {
+        0
+    }
+
+    /// [`Derive::derive`], with the first [`Derive::direct`] outputs written to `numbers` and
+    /// the rest to `rest`.
+    fn derive_direct(
+        &self,
+        inputs: &[Raw<'_>],
+        numbers: &mut [f64],
+        rest: &mut [Value],
+    ) -> Result<(), (usize, String)> {
+        let mut all = vec![Value::Missing; numbers.len() + rest.len()];
+        self.derive(inputs, &mut all)?;
+        let (first, last) = all.split_at_mut(numbers.len());
+        for (n, v) in numbers.iter_mut().zip(first.iter()) {
+            *n = match v {
+                Value::Number(x) => *x,
+                _ => f64::NAN,
+            };
+        }
+        rest.iter_mut().zip(last.iter_mut()).for_each(|(r, v)| *r = std::mem::replace(v, Value::Missing));
+        Ok(())
+    }
 }
 
 /// The derivations a bundle can hold (the bundle's format: see `bundle`).

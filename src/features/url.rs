@@ -267,16 +267,18 @@ const GRAM_BUCKETS: usize = 512;
 /// Counts of the URL's character trigrams hashed into [`GRAM_BUCKETS`] buckets, for the host
 /// and for the path and query: the spelling of names (`paypa1-secure`, random strings) that
 /// counts of single characters miss.
-fn trigram_buckets(text: &str, out: &mut Vec<f64>) {
-    let start = out.len();
-    out.resize(start + GRAM_BUCKETS, 0.0);
-    let b = text.as_bytes();
-    for w in b.windows(3) {
+fn trigram_buckets(text: &str, out: &mut [f64]) {
+    out.fill(0.0);
+    for w in text.as_bytes().windows(3) {
         let h =
             w.iter().fold(0x811c_9dc5u32, |h, &c| (h ^ u32::from(c.to_ascii_lowercase())).wrapping_mul(0x0100_0193));
-        out[start + (h as usize % GRAM_BUCKETS)] += 1.0;
+        out[h as usize % GRAM_BUCKETS] += 1.0;
     }
 }
+
+/// How many numbers [`UrlFeatures::compute`] writes: the counted characters, the other
+/// numeric features, the two trigram tables.
+const NUMBERS: usize = COUNTED.len() + NUMERIC.len() + 2 * GRAM_BUCKETS;
 
 /// The URL derivation of one column.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -377,7 +379,7 @@ fn parse(raw: &str) -> Parts {
     } else {
         p.icann_domain = host.clone();
     }
-    let from = trimmed.find(&p.icann_suffix).unwrap_or(0);
+    let from = memchr::memmem::find(trimmed.as_bytes(), p.icann_suffix.as_bytes()).unwrap_or(0);
     p.their_path = trimmed[from..].split_once('/').map_or(String::new(), |(_, rest)| rest.to_owned());
     p.host = url.host_str().unwrap_or("").to_owned();
     p
@@ -397,26 +399,58 @@ pub fn site(url: &str) -> String {
     }
 }
 
-/// Words of a part: split at `- . / ? = @ & % : _`, empty ones dropped, lower case (a word
-/// already lower-case ASCII is borrowed).
-fn words(text: &str) -> impl Iterator<Item = Cow<'_, str>> + '_ {
-    text.split(['-', '.', '/', '?', '=', '@', '&', '%', ':', '_']).filter(|w| !w.is_empty()).map(|w| {
-        if w.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
-            Cow::Borrowed(w)
+/// The bytes words are split at: `- . / ? = @ & % : _` (all ASCII, so a split never falls
+/// inside a character).
+const SEPARATORS: [bool; 256] = {
+    let mut t = [false; 256];
+    let seps = b"-./?=@&%:_";
+    let mut i = 0;
+    while i < seps.len() {
+        t[seps[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+/// Appends the words of a part to `out`: split at [`SEPARATORS`], empty ones dropped, lower
+/// case (a word already lower-case ASCII is borrowed).
+fn words<'a>(text: &'a str, out: &mut Vec<Cow<'a, str>>) {
+    let mut word = |w: &'a str| {
+        if w.is_empty() {
+        } else if w.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
+            out.push(Cow::Borrowed(w));
         } else {
-            Cow::Owned(w.to_lowercase())
+            out.push(Cow::Owned(w.to_lowercase()));
         }
-    })
+    };
+    let mut start = 0;
+    for (i, &b) in text.as_bytes().iter().enumerate() {
+        if SEPARATORS[usize::from(b)] {
+            word(&text[start..i]);
+            start = i + 1;
+        }
+    }
+    word(&text[start..]);
+}
+
+/// Characters in `text` (its length when ASCII).
+fn chars(text: &str) -> usize {
+    if text.is_ascii() {
+        text.len()
+    } else {
+        text.chars().count()
+    }
 }
 
 /// (shortest, longest, average) length of words; zeros for none.
-fn stats(ws: &[Cow<'_, str>]) -> (f64, f64, f64) {
-    if ws.is_empty() {
+fn stats<'w>(ws: impl Iterator<Item = &'w Cow<'w, str>> + Clone) -> (f64, f64, f64) {
+    let lens = ws.map(|w| chars(w));
+    let (n, min, max, sum) =
+        lens.fold((0usize, usize::MAX, 0, 0usize), |(n, a, b, s), l| (n + 1, a.min(l), b.max(l), s + l));
+    if n == 0 {
         return (0.0, 0.0, 0.0);
     }
-    let lens = ws.iter().map(|w| w.chars().count());
-    let (min, max) = lens.clone().fold((usize::MAX, 0), |(a, b), l| (a.min(l), b.max(l)));
-    (min as f64, max as f64, lens.sum::<usize>() as f64 / ws.len() as f64)
+    (min as f64, max as f64, sum as f64 / n as f64)
 }
 
 /// Runs of 2 to 5 equal characters in each word, every window counted (the authors'
@@ -435,7 +469,7 @@ fn abnormal_subdomain(url: &str) -> bool {
     let b = url.as_bytes();
     let digit_or_dash = |i: usize| b.get(i).is_some_and(|c| c.is_ascii_digit() || *c == b'-');
     let w = |i: usize| b.get(i) == Some(&b'w');
-    for (at, _) in url.match_indices("http") {
+    for at in HTTP.find_iter(b) {
         let mut s = at + 4;
         if b.get(s) == Some(&b's') {
             s += 1;
@@ -466,7 +500,7 @@ fn abnormal_subdomain(url: &str) -> bool {
 
 /// `https?://[^-]+-[^-]+/` found anywhere in the URL.
 fn prefix_suffix(url: &str) -> bool {
-    for (at, _) in url.match_indices("http") {
+    for at in HTTP.find_iter(url.as_bytes()) {
         let rest = &url[at + 4..];
         let rest = rest.strip_prefix('s').unwrap_or(rest);
         let Some(rest) = rest.strip_prefix("://") else { continue };
@@ -507,6 +541,40 @@ fn explicit_port(url: &str) -> bool {
     };
     let Some(end) = host_end else { return false };
     after_user[end..].strip_prefix(':').is_some_and(|p| p.starts_with(|c: char| c.is_ascii_digit()))
+}
+
+/// Where "http" occurs (it cannot overlap itself, so these are `match_indices`' matches).
+static HTTP: LazyLock<memchr::memmem::Finder<'static>> = LazyLock::new(|| memchr::memmem::Finder::new("http"));
+
+/// Whether `needle` occurs in `hay` (an empty needle always does, as in `str::contains`).
+fn contains(hay: &str, needle: &str) -> bool {
+    memchr::memmem::find(hay.as_bytes(), needle.as_bytes()).is_some()
+}
+
+/// Shannon entropy (bits) of an ASCII string's characters from its byte counts: the same
+/// terms in the same order as [`entropy`], so the same bits.
+fn entropy_ascii(bytes: &[usize; 256], n: usize) -> f64 {
+    if n == 0 {
+        return 0.0;
+    }
+    // Most characters of a URL occur a few times: each term is worked out once per count.
+    let mut terms = [f64::NAN; 16];
+    let term = |k: usize| {
+        let p = k as f64 / n as f64;
+        -p * p.log2()
+    };
+    bytes[..128]
+        .iter()
+        .filter(|&&k| k > 0)
+        .map(|&k| match terms.get_mut(k) {
+            Some(t) if !t.is_nan() => *t,
+            Some(t) => {
+                *t = term(k);
+                *t
+            }
+            None => term(k),
+        })
+        .sum()
 }
 
 /// Shannon entropy (bits) of the characters. Summed in character order: a hash map's order
@@ -558,57 +626,88 @@ fn ratio(part: usize, whole: usize) -> f64 {
 impl UrlFeatures {
     /// Every numeric feature of one URL, in [`Derive::outputs`] order.
     pub fn features(&self, url: &str) -> Vec<f64> {
-        self.compute(url).0
+        let mut out = vec![0.0; NUMBERS];
+        self.compute(url, &mut out);
+        out
     }
 
-    /// The numeric features and the public suffix (when the list knows it).
-    fn compute(&self, url: &str) -> (Vec<f64>, Option<String>) {
+    /// The numeric features into `out` ([`NUMBERS`] of them), and the public suffix (when the
+    /// list knows it).
+    fn compute(&self, url: &str, out: &mut [f64]) -> Option<String> {
         let p = parse(url);
-        let lower = url.to_lowercase();
-        let n_chars = url.chars().count();
+        let ascii = url.is_ascii();
+        let lower: Cow<'_, str> = if ascii && !url.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Borrowed(url)
+        } else {
+            Cow::Owned(url.to_lowercase())
+        };
+        let n_chars = if ascii { url.len() } else { url.chars().count() };
         // Every counted character is ASCII, and an ASCII byte in UTF-8 is always that character.
-        let mut bytes = [0usize; 128];
+        let mut bytes = [0usize; 256];
         for &b in url.as_bytes() {
-            if b < 128 {
-                bytes[usize::from(b)] += 1;
-            }
+            bytes[usize::from(b)] += 1;
         }
         let count = |c: char| bytes[c as usize];
-        let mut out: Vec<f64> = Vec::with_capacity(COUNTED.len() + NUMERIC.len() + 2 * GRAM_BUCKETS);
-        out.extend(COUNTED.iter().map(|&(_, c)| count(c) as f64));
+        let range = |a: u8, b: u8| bytes[usize::from(a)..=usize::from(b)].iter().sum::<usize>();
+        // Character classes: from the byte counts when the URL is ASCII.
+        let (letters, upper, digits_url) =
+            (range(b'a', b'z') + range(b'A', b'Z'), range(b'A', b'Z'), range(b'0', b'9'));
+        let (letters, upper, special) = if ascii {
+            (letters, upper, n_chars - letters - digits_url)
+        } else {
+            (
+                url.chars().filter(|c| c.is_alphabetic()).count(),
+                url.chars().filter(|c| c.is_uppercase()).count(),
+                url.chars().filter(|c| !c.is_alphanumeric()).count(),
+            )
+        };
+        let (counted, out) = out.split_at_mut(COUNTED.len());
+        counted.iter_mut().zip(COUNTED).for_each(|(o, (_, c))| *o = count(c) as f64);
+        let (numeric, grams) = out.split_at_mut(NUMERIC.len());
 
-        let host_words: Vec<Cow<'_, str>> = words(&p.icann_domain).chain(words(&p.icann_subdomain)).collect();
-        let path_words: Vec<Cow<'_, str>> = words(&p.their_path).collect();
-        let all: Vec<Cow<'_, str>> =
-            words(&p.icann_domain).chain(path_words.iter().cloned()).chain(words(&p.icann_subdomain)).collect();
-        // The authors' path keeps its leading `/`.
-        let their_path = format!("/{}", p.their_path);
-        let (s_all, l_all, a_all) = stats(&all);
-        let (s_host, l_host, a_host) = stats(&host_words);
-        let (s_path, l_path, a_path) = stats(&path_words);
-        let digits = |t: &str| t.chars().filter(char::is_ascii_digit).count();
+        // All words: the domain's, the path's, the subdomain's (the host's are the first and
+        // the last of these).
+        let mut all: Vec<Cow<'_, str>> = Vec::with_capacity(32);
+        words(&p.icann_domain, &mut all);
+        let domain = all.len();
+        words(&p.their_path, &mut all);
+        let path = all.len();
+        words(&p.icann_subdomain, &mut all);
+        let (s_all, l_all, a_all) = stats(all.iter());
+        let (s_host, l_host, a_host) = stats(all[..domain].iter().chain(&all[path..]));
+        let (s_path, l_path, a_path) = stats(all[domain..path].iter());
+        // ASCII digits are single bytes in UTF-8.
+        let digits = |t: &str| t.bytes().filter(u8::is_ascii_digit).count();
+        let host_chars = chars(&p.host);
+        // The authors' path keeps its leading `/`: it adds no "http" and no suffix (which
+        // holds no `/`) to what the path itself holds.
+        let path_lower: Cow<'_, str> = if p.their_path.bytes().any(|b| !b.is_ascii() || b.is_ascii_uppercase()) {
+            Cow::Owned(p.their_path.to_lowercase())
+        } else {
+            Cow::Borrowed(&p.their_path)
+        };
         let last_dslash = url.rfind("//");
         let dots = count('.');
         let flag = |b: bool| f64::from(u8::from(b));
         let tld = p.icann_suffix.as_str();
-        out.extend([
+        let values = [
             n_chars as f64,
-            p.host.chars().count() as f64,
+            host_chars as f64,
             flag(p.is_ip),
             (count(' ') + occurrences(url, "%20")) as f64,
             all.iter().filter(|w| occurrences(w, "www") > 0).count() as f64,
             all.iter().filter(|w| occurrences(w, "com") > 0).count() as f64,
             flag(last_dslash.is_some_and(|i| i > 6)),
-            occurrences(&their_path, "http") as f64,
+            occurrences(&p.their_path, "http") as f64,
             flag(p.scheme != "https"),
-            ratio(digits(url), n_chars),
-            ratio(digits(&p.host), p.host.chars().count()),
+            ratio(digits_url, n_chars),
+            ratio(digits(&p.host), host_chars),
             // As published: `http://xn--` only (their `https` branch repeats `http`).
             flag(url.starts_with("http://xn--")),
             flag(explicit_port(url)),
             // As published: an empty suffix (an IP address) is "in" every string.
-            flag(their_path.to_lowercase().contains(tld)),
-            flag(p.icann_subdomain.contains(tld)),
+            flag(contains(&path_lower, tld)),
+            flag(contains(&p.icann_subdomain, tld)),
             flag(abnormal_subdomain(url)),
             match dots {
                 1 => 1.0,
@@ -631,10 +730,10 @@ impl UrlFeatures {
             a_path,
             hint_count(&lower) as f64,
             flag(SUSPICIOUS_TLDS.contains(&tld)),
-            entropy(url),
-            ratio(url.chars().filter(|c| c.is_alphabetic()).count(), n_chars),
-            ratio(url.chars().filter(|c| c.is_uppercase()).count(), n_chars),
-            ratio(url.chars().filter(|c| !c.is_alphanumeric()).count(), n_chars),
+            if ascii { entropy_ascii(&bytes, n_chars) } else { entropy(url) },
+            ratio(letters, n_chars),
+            ratio(upper, n_chars),
+            ratio(special, n_chars),
             p.registrable_len as f64,
             if tld.is_empty() { 0.0 } else { tld.split('.').count() as f64 },
             flag(p.suffix_known),
@@ -644,12 +743,17 @@ impl UrlFeatures {
             url.split_once('?').map_or(0, |(_, q)| q.split('&').filter(|s| !s.is_empty()).count()) as f64,
             flag(p.userinfo),
             flag(!p.ok),
-        ]);
-        let rest = url.trim().split_once(&p.host).filter(|_| !p.host.is_empty()).map_or(url, |(_, r)| r);
-        trigram_buckets(&p.host, &mut out);
-        trigram_buckets(rest, &mut out);
-        let tld = (p.suffix_known && !p.suffix.is_empty()).then(|| p.suffix.clone());
-        (out, tld)
+        ];
+        numeric.copy_from_slice(&values);
+        let trimmed = url.trim();
+        let rest = match memchr::memmem::find(trimmed.as_bytes(), p.host.as_bytes()) {
+            Some(at) if !p.host.is_empty() => &trimmed[at + p.host.len()..],
+            _ => url,
+        };
+        let (host_grams, rest_grams) = grams.split_at_mut(GRAM_BUCKETS);
+        trigram_buckets(&p.host, host_grams);
+        trigram_buckets(rest, rest_grams);
+        (p.suffix_known && !p.suffix.is_empty()).then_some(p.suffix)
     }
 
     fn prefix(&self) -> String {
@@ -678,21 +782,30 @@ impl Derive for UrlFeatures {
     }
 
     fn derive(&self, inputs: &[Raw<'_>], out: &mut [Value]) -> Result<(), (usize, String)> {
+        let mut numbers = vec![0.0; NUMBERS];
+        let (slots, rest) = out.split_at_mut(NUMBERS);
+        self.derive_direct(inputs, &mut numbers, rest)?;
+        slots.iter_mut().zip(numbers).for_each(|(slot, v)| *slot = Value::Number(v));
+        Ok(())
+    }
+
+    /// Every output but the last (the public suffix, a category) is a number.
+    fn direct(&self) -> usize {
+        NUMBERS
+    }
+
+    fn derive_direct(
+        &self,
+        inputs: &[Raw<'_>],
+        numbers: &mut [f64],
+        rest: &mut [Value],
+    ) -> Result<(), (usize, String)> {
         let text = match inputs[0] {
             Raw::Text(t) => t,
             Raw::Missing => "",
             Raw::Number(_) => return Err((0, "expected a URL (text), found a number".into())),
         };
-        let (numbers, last) = out.split_at_mut(out.len() - 1);
-        let (values, tld) = self.compute(text);
-        for (slot, v) in numbers.iter_mut().zip(values) {
-            // The slots hold the previous URL's numbers: overwritten in place, nothing dropped.
-            match slot {
-                Value::Number(x) => *x = v,
-                other => *other = Value::Number(v),
-            }
-        }
-        last[0] = tld.map_or(Value::Missing, Value::Text);
+        rest[0] = self.compute(text, numbers).map_or(Value::Missing, Value::Text);
         Ok(())
     }
 }

@@ -12,7 +12,11 @@ use crate::preprocess::Input;
 /// Records encoded from `model`'s raw inputs, not scored yet.
 pub struct Block<'m> {
     pub model: &'m Loaded,
+    /// The encoded rows, then what is left of the longest block so far: rows are written
+    /// over it, not zeroed first (an encoder writes every cell of its row).
     values: Vec<f64>,
+    /// Cells of `values` holding this block's rows.
+    used: usize,
     derived: Vec<Value>,
     unseen: Vec<usize>,
     /// Categorical cells holding a value never seen in training, since the last read.
@@ -28,6 +32,7 @@ impl<'m> Block<'m> {
         Block {
             model,
             values: Vec::new(),
+            used: 0,
             derived: Vec::new(),
             unseen: Vec::new(),
             unseen_cells: 0,
@@ -52,8 +57,10 @@ impl<'m> Block<'m> {
         line: u64,
     ) -> Result<(), (usize, String)> {
         let pre = &self.model.bundle.preprocessor;
-        let start = self.values.len();
-        self.values.resize(start + pre.width(), 0.0);
+        let (start, end) = (self.used, self.used + pre.width());
+        if self.values.len() < end {
+            self.values.resize(end, 0.0);
+        }
         self.unseen.clear();
         let monitor = self.model.monitor.as_ref();
         let codes = &mut self.codes;
@@ -67,14 +74,15 @@ impl<'m> Block<'m> {
             }
             r
         };
-        if let Err(e) = pre.encode_row_with(watched, &mut self.values[start..], &mut self.unseen, &mut self.derived) {
-            self.values.truncate(start);
+        if let Err(e) = pre.encode_row_with(watched, &mut self.values[start..end], &mut self.unseen, &mut self.derived)
+        {
             if let Some(m) = monitor {
                 m.abandon(&mut self.codes);
             }
             return Err(e);
         }
         self.unseen_cells += self.unseen.len() as u64;
+        self.used = end;
         self.lines.push(line);
         Ok(())
     }
@@ -83,7 +91,9 @@ impl<'m> Block<'m> {
     pub fn take(&mut self) -> (Array2<f64>, Vec<u64>) {
         let n = self.lines.len();
         let width = self.model.bundle.preprocessor.width();
-        let x = Array2::from_shape_vec((n, width), std::mem::take(&mut self.values)).expect("one value per feature");
+        let mut values = std::mem::take(&mut self.values);
+        values.truncate(std::mem::take(&mut self.used));
+        let x = Array2::from_shape_vec((n, width), values).expect("one value per feature");
         (x, std::mem::take(&mut self.lines))
     }
 
@@ -96,9 +106,7 @@ impl<'m> Block<'m> {
     /// Hand back a scored block's matrix: its memory holds the next block.
     pub fn recycle(&mut self, x: Array2<f64>) {
         if self.values.is_empty() {
-            let (mut v, _) = x.into_raw_vec_and_offset();
-            v.clear();
-            self.values = v;
+            self.values = x.into_raw_vec_and_offset().0;
         }
     }
 }

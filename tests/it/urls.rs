@@ -196,6 +196,32 @@ fn a_url_model_scores_urls_through_predict_the_server_and_the_page() {
     for (a, b) in scores.iter().zip(&by_predict) {
         assert!((a - b).abs() < 1e-6, "the server and predict agree: {a} vs {b}");
     }
+    // The server derives exactly the features `transform` derived for the test part (the
+    // scorers write a URL's numbers straight into the encoded row; transform goes through the
+    // frame): every feature of every test URL, bit for bit.
+    let pre: netsec::preprocess::Preprocessor = serde_json::from_str(&p.read("artifacts/preprocessor.json")).unwrap();
+    let names = pre.feature_names();
+    let (x, _) = netsec::stages::read_features(&p.path("artifacts/features/test.parquet"), &names).unwrap();
+    let split = netsec::data::read_parquet(&p.path("artifacts/split/test.parquet")).unwrap();
+    let column = split.column("url").unwrap().str().unwrap().clone();
+    let test_urls: Vec<String> = (0..split.height()).map(|i| column.get(i).unwrap().to_owned()).collect();
+    assert_eq!(test_urls.len(), x.nrows());
+    let records: Vec<serde_json::Value> = test_urls.iter().map(|u| serde_json::json!({ "url": u })).collect();
+    let (status, body) = post(
+        &s.url("/v1/predict?features=true"),
+        &[("Content-Type", "application/json")],
+        serde_json::json!(records).to_string().as_bytes(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let predictions = answer["predictions"].as_array().unwrap();
+    assert_eq!(predictions.len(), x.nrows());
+    for (i, pred) in predictions.iter().enumerate() {
+        for (j, name) in names.iter().enumerate() {
+            let served = pred["features"][name].as_f64().unwrap();
+            assert_eq!(served.to_bits(), x[[i, j]].to_bits(), "{}: feature `{name}`", test_urls[i]);
+        }
+    }
     let (status, csv) =
         post(&s.url("/v1/predict/csv"), &[("Content-Type", "text/plain")], urls[..5].join("\n").as_bytes());
     assert_eq!(status, 200, "{csv}");

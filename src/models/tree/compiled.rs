@@ -139,6 +139,8 @@ pub struct Compiled {
     small: Vec<[u32; SMALL]>,
     /// Per feature: its index in `used`, or [`UNUSED`].
     slot: Vec<u32>,
+    /// The used features as bits, 64 features a word (feature `f`: bit `f % 64` of word `f / 64`).
+    used_bits: Vec<u64>,
 }
 
 const UNUSED: u32 = u32::MAX;
@@ -180,6 +182,7 @@ impl Compiled {
             used: vec![],
             small: vec![],
             slot: vec![],
+            used_bits: vec![],
         };
         compiled.used = (0..features).filter(|&f| !compiled.cuts[f].is_empty()).collect();
         compiled.small = compiled
@@ -188,8 +191,10 @@ impl Compiled {
             .map(|&f| std::array::from_fn(|k| compiled.cuts[f].partition_point(|&c| c < k as f64) as u32))
             .collect();
         compiled.slot = vec![UNUSED; features];
+        compiled.used_bits = vec![0; features.div_ceil(64)];
         for (j, &f) in compiled.used.iter().enumerate() {
             compiled.slot[f] = j as u32;
+            compiled.used_bits[f / 64] |= 1 << (f % 64);
         }
         for (t, tree) in trees.iter().enumerate() {
             let nodes = &tree.nodes;
@@ -520,22 +525,32 @@ impl Compiled {
         for r in 0..rows {
             let row = &cells[r * width..r * width + features];
             let (w, bit) = (r / 64, 1u64 << (r % 64));
-            for (f, &x) in row.iter().enumerate() {
-                // -0.0 ranks as 0.0 does; NaN is not 0 and ranks past every threshold.
-                if x == 0.0 || self.slot[f] == UNUSED {
-                    continue;
-                }
-                let j = self.slot[f] as usize;
-                let cuts = &self.cuts[f];
-                let zero = self.small[j][0] as usize;
-                if zero < cuts.len() {
-                    sets[self.base[f] + zero][0][w] &= !bit;
-                }
-                let rank = self.rank(j, cuts, x);
-                if rank < cuts.len() {
-                    sets[self.base[f] + rank][0][w] |= bit;
+            for (k, cells) in row.chunks(64).enumerate() {
+                // The used features with a value other than 0 (-0.0 ranks as 0.0 does; NaN is
+                // not 0 and ranks past every threshold), found eight cells at a time.
+                let mut bits = nonzero(cells) & self.used_bits[k];
+                while bits != 0 {
+                    let f = 64 * k + bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    self.rank_sparse(f, row[f], w, bit, sets);
                 }
             }
+        }
+    }
+
+    /// A row's value `x` (not 0) of used feature `f` moves the row (bit `bit` of word `w`)
+    /// from the bucket of 0's rank to that of `x`'s rank.
+    #[inline(always)]
+    fn rank_sparse<const W: usize>(&self, f: usize, x: f64, w: usize, bit: u64, sets: &mut [[[u64; W]; 2]]) {
+        let j = self.slot[f] as usize;
+        let cuts = &self.cuts[f];
+        let zero = self.small[j][0] as usize;
+        if zero < cuts.len() {
+            sets[self.base[f] + zero][0][w] &= !bit;
+        }
+        let rank = self.rank(j, cuts, x);
+        if rank < cuts.len() {
+            sets[self.base[f] + rank][0][w] |= bit;
         }
     }
 
@@ -578,6 +593,22 @@ impl Compiled {
                 }
             }
         }
+    }
+}
+
+/// Bit `i` set when `cells[i]` is not 0 (NaN included), for up to 64 cells. A full word's
+/// cells in one branch-free loop, which the compiler makes vector compares.
+#[inline(always)]
+fn nonzero(cells: &[f64]) -> u64 {
+    match <&[f64; 64]>::try_from(cells) {
+        Ok(full) => {
+            let mut bits = 0u64;
+            for (i, &x) in full.iter().enumerate() {
+                bits |= u64::from(x != 0.0) << i;
+            }
+            bits
+        }
+        Err(_) => cells.iter().enumerate().fold(0, |bits, (i, &x)| bits | (u64::from(x != 0.0) << i)),
     }
 }
 
@@ -734,6 +765,53 @@ mod tests {
         compiled.add::<1>(one_row, 0..40, &mut blocked);
         let walked: f64 = trees.iter().fold(0.0, |s, t| s + t.predict_slice(one_row.row(0).as_slice().unwrap()));
         assert_eq!(walked.to_bits(), blocked[0].to_bits());
+    }
+
+    /// Wide rows that are mostly 0 (a URL's hashed trigram counts) take the sparse path: the
+    /// same bits as walking, for counts, fractions, negatives, NaN, -0.0, and features past
+    /// the first word of 64 that no tree uses.
+    #[test]
+    fn mostly_zero_wide_rows_score_as_row_walks_bit_for_bit() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let d = 150;
+        let pool: Vec<f64> = [0.0, 0.5, 1.0, 1.5, 2.5, 3.0, 15.5, 16.0, 40.0, -1.0].into_iter().collect();
+        let trees: Vec<Tree> = (0..30)
+            .map(|t| {
+                let mut tree = random_tree(&mut rng, d, 6, &pool, if t % 2 == 0 { &[] } else { &[0.0, 1.0] });
+                // Features 100..150 are never split on.
+                tree.nodes.iter_mut().filter(|n| n.feature != LEAF).for_each(|n| n.feature %= 100);
+                tree
+            })
+            .collect();
+        let mut x = Array2::from_shape_fn((300, d), |_| match rng.gen_range(0..20) {
+            0 => rng.gen_range(0..20) as f64,
+            1 => pool[rng.gen_range(0..pool.len())],
+            2 => rng.gen_range(-2.0..20.0),
+            _ => 0.0,
+        });
+        x[[4, 7]] = f64::NAN;
+        x[[5, 8]] = -0.0;
+        x[[6, 9]] = f64::INFINITY;
+        x[[7, 10]] = -3.0;
+        let compiled = Compiled::new(&trees, |_, v| v).expect("no NaN thresholds");
+        let cells = x.as_slice().expect("standard layout");
+        assert!(compiled.mostly_zero(cells, d, 8), "the sparse path is the one tested");
+        let walked: Vec<f64> = x
+            .rows()
+            .into_iter()
+            .map(|row| trees.iter().fold(0.0, |s, t| s + t.predict_slice(row.as_slice().unwrap())))
+            .collect();
+        for w in [1, 4, 16] {
+            let mut blocked = vec![0.0; x.nrows()];
+            match w {
+                1 => compiled.add::<1>(x.view(), 0..trees.len(), &mut blocked),
+                4 => compiled.add_fast::<4>(x.view(), 0..trees.len(), &mut blocked),
+                _ => compiled.add_fast::<16>(x.view(), 0..trees.len(), &mut blocked),
+            }
+            for (i, (a, b)) in walked.iter().zip(&blocked).enumerate() {
+                assert_eq!(a.to_bits(), b.to_bits(), "W={w}: row {i}: walk {a} vs block {b}");
+            }
+        }
     }
 
     #[test]
