@@ -291,14 +291,13 @@ pub struct UrlFeatures {
 #[derive(Debug, Default)]
 struct Parts {
     ok: bool,
-    scheme: String,
+    https: bool,
     host: String,
-    path: String,
+    /// Whether the path ends in `.txt`, and its non-empty segments.
+    path_txt: bool,
+    path_depth: usize,
     query_len: usize,
-    /// The registrable domain without its suffix (`crestonwood`), the labels before it
-    /// (`www`), the public suffix (`com`).
-    domain: String,
-    subdomain: String,
+    /// The public suffix (`com`, `blogspot.com`).
     suffix: String,
     registrable_len: usize,
     suffix_known: bool,
@@ -348,8 +347,9 @@ fn parse(raw: &str) -> Parts {
     let is_ip = matches!(url.host(), Some(url::Host::Ipv4(_)) | Some(url::Host::Ipv6(_)));
     let mut p = Parts {
         ok: true,
-        scheme: url.scheme().to_owned(),
-        path: url.path().to_owned(),
+        https: url.scheme() == "https",
+        path_txt: url.path().ends_with(".txt"),
+        path_depth: url.path().split('/').filter(|s| !s.is_empty()).count(),
         query_len: url.query().map_or(0, str::len),
         is_ip,
         userinfo: !url.username().is_empty() || url.password().is_some(),
@@ -360,10 +360,7 @@ fn parse(raw: &str) -> Parts {
             let suffix = d.suffix();
             p.suffix = String::from_utf8_lossy(suffix.as_bytes()).into_owned();
             p.suffix_known = suffix.is_known();
-            let registrable = String::from_utf8_lossy(d.as_bytes()).into_owned();
-            p.registrable_len = registrable.len();
-            p.domain = registrable.strip_suffix(&p.suffix).unwrap_or(&registrable).trim_end_matches('.').to_owned();
-            p.subdomain = host.strip_suffix(&registrable).unwrap_or("").trim_end_matches('.').to_owned();
+            p.registrable_len = d.as_bytes().len();
         } else if let Some(s) = psl::suffix(host.as_bytes()) {
             p.suffix = String::from_utf8_lossy(s.as_bytes()).into_owned();
             p.suffix_known = s.is_known();
@@ -379,7 +376,7 @@ fn parse(raw: &str) -> Parts {
     } else {
         p.icann_domain = host.clone();
     }
-    let from = memchr::memmem::find(trimmed.as_bytes(), p.icann_suffix.as_bytes()).unwrap_or(0);
+    let from = find(trimmed, &p.icann_suffix).unwrap_or(0);
     p.their_path = trimmed[from..].split_once('/').map_or(String::new(), |(_, rest)| rest.to_owned());
     p.host = url.host_str().unwrap_or("").to_owned();
     p
@@ -546,9 +543,26 @@ fn explicit_port(url: &str) -> bool {
 /// Where "http" occurs (it cannot overlap itself, so these are `match_indices`' matches).
 static HTTP: LazyLock<memchr::memmem::Finder<'static>> = LazyLock::new(|| memchr::memmem::Finder::new("http"));
 
+/// Where `needle` first occurs in `hay` (an empty needle at 0, as `str::find` says): the
+/// needle's first byte by `memchr`, then the rest compared. For a URL's few dozen bytes this
+/// beats setting up a substring searcher per call.
+fn find(hay: &str, needle: &str) -> Option<usize> {
+    let (hay, needle) = (hay.as_bytes(), needle.as_bytes());
+    let Some((&first, rest)) = needle.split_first() else { return Some(0) };
+    let mut at = 0;
+    while let Some(i) = memchr::memchr(first, &hay[at..]) {
+        let s = at + i;
+        if hay[s + 1..].starts_with(rest) {
+            return Some(s);
+        }
+        at = s + 1;
+    }
+    None
+}
+
 /// Whether `needle` occurs in `hay` (an empty needle always does, as in `str::contains`).
 fn contains(hay: &str, needle: &str) -> bool {
-    memchr::memmem::find(hay.as_bytes(), needle.as_bytes()).is_some()
+    find(hay, needle).is_some()
 }
 
 /// Shannon entropy (bits) of an ASCII string's characters from its byte counts: the same
@@ -699,7 +713,7 @@ impl UrlFeatures {
             all.iter().filter(|w| occurrences(w, "com") > 0).count() as f64,
             flag(last_dslash.is_some_and(|i| i > 6)),
             occurrences(&p.their_path, "http") as f64,
-            flag(p.scheme != "https"),
+            flag(!p.https),
             ratio(digits_url, n_chars),
             ratio(digits(&p.host), host_chars),
             // As published: `http://xn--` only (their `https` branch repeats `http`).
@@ -716,7 +730,7 @@ impl UrlFeatures {
             },
             flag(prefix_suffix(url)),
             flag(SHORTENER_SEARCH.is_match(url)),
-            flag(p.path.ends_with(".txt")),
+            flag(p.path_txt),
             all.len() as f64,
             char_repeat(&all) as f64,
             s_all,
@@ -738,7 +752,7 @@ impl UrlFeatures {
             if tld.is_empty() { 0.0 } else { tld.split('.').count() as f64 },
             flag(p.suffix_known),
             if p.host.is_empty() { 0.0 } else { p.host.split('.').count() as f64 },
-            p.path.split('/').filter(|s| !s.is_empty()).count() as f64,
+            p.path_depth as f64,
             p.query_len as f64,
             url.split_once('?').map_or(0, |(_, q)| q.split('&').filter(|s| !s.is_empty()).count()) as f64,
             flag(p.userinfo),
@@ -746,7 +760,7 @@ impl UrlFeatures {
         ];
         numeric.copy_from_slice(&values);
         let trimmed = url.trim();
-        let rest = match memchr::memmem::find(trimmed.as_bytes(), p.host.as_bytes()) {
+        let rest = match find(trimmed, &p.host) {
             Some(at) if !p.host.is_empty() => &trimmed[at + p.host.len()..],
             _ => url,
         };
