@@ -287,18 +287,20 @@ pub struct UrlFeatures {
     pub column: String,
 }
 
-/// What the parser made of a URL: the parts the features read.
+/// What the parser made of a URL: the parts the features read. The strings are slices of the
+/// input and of one lower-case copy of the host (no string per part).
 #[derive(Debug, Default)]
-struct Parts {
+struct Parts<'a> {
     ok: bool,
     https: bool,
-    host: String,
+    /// The parsed URL (its host as the parser wrote it: [`Parts::host`]).
+    url: Option<url::Url>,
     /// Whether the path ends in `.txt`, and its non-empty segments.
     path_txt: bool,
     path_depth: usize,
     query_len: usize,
     /// The public suffix (`com`, `blogspot.com`).
-    suffix: String,
+    suffix: &'a str,
     registrable_len: usize,
     suffix_known: bool,
     is_ip: bool,
@@ -306,32 +308,38 @@ struct Parts {
     /// As the dataset's authors split a URL (tldextract: ICANN suffixes only): the suffix,
     /// the label before it, the labels before that, and the path: what follows the first `/`
     /// after the suffix's first occurrence in the URL (query included).
-    icann_suffix: String,
-    icann_domain: String,
-    icann_subdomain: String,
-    their_path: String,
+    icann_suffix: &'a str,
+    icann_domain: &'a str,
+    icann_subdomain: &'a str,
+    their_path: &'a str,
+}
+
+impl Parts<'_> {
+    /// The host as the parser wrote it (empty when the string did not parse).
+    fn host(&self) -> &str {
+        self.url.as_ref().and_then(|u| u.host_str()).unwrap_or("")
+    }
 }
 
 /// The ICANN part of a public suffix: a private suffix (`blogspot.com`) loses labels from the
-/// left until the list calls the rest an ICANN suffix (`com`).
-fn icann_suffix(suffix: &str) -> String {
-    let mut s = suffix.to_owned();
+/// left until the list calls the rest an ICANN suffix (`com`). A slice of `suffix`.
+fn icann_suffix(suffix: &str) -> &str {
+    let mut s = suffix;
     loop {
         match psl::suffix(s.as_bytes()) {
-            Some(x) if x.typ() == Some(psl::Type::Private) => {
-                let found = String::from_utf8_lossy(x.as_bytes()).into_owned();
-                match found.split_once('.') {
-                    Some((_, rest)) => s = rest.to_owned(),
-                    None => return String::new(),
-                }
-            }
-            Some(x) if x.is_known() => return String::from_utf8_lossy(x.as_bytes()).into_owned(),
-            _ => return String::new(),
+            // The list's suffix is the end of `s`.
+            Some(x) if x.typ() == Some(psl::Type::Private) => match s[s.len() - x.as_bytes().len()..].split_once('.') {
+                Some((_, rest)) => s = rest,
+                None => return "",
+            },
+            Some(x) if x.is_known() => return &s[s.len() - x.as_bytes().len()..],
+            _ => return "",
         }
     }
 }
 
-fn parse(raw: &str) -> Parts {
+/// Parse `raw`; `lower` receives the lower-case host the parts' host strings are slices of.
+fn parse<'a>(raw: &'a str, lower: &'a mut String) -> Parts<'a> {
     let trimmed = raw.trim();
     let url = match url::Url::parse(trimmed) {
         Ok(u) if u.has_host() => u,
@@ -343,7 +351,15 @@ fn parse(raw: &str) -> Parts {
         // No host (`javascript:`, `data:`, `mailto:`), or not a URL at all.
         _ => return Parts::default(),
     };
-    let host = url.host_str().unwrap_or("").trim_end_matches('.').to_lowercase();
+    let given = url.host_str().unwrap_or("").trim_end_matches('.');
+    lower.clear();
+    if given.is_ascii() {
+        lower.push_str(given);
+        lower.make_ascii_lowercase();
+    } else {
+        lower.push_str(&given.to_lowercase());
+    }
+    let host: &'a str = lower;
     let is_ip = matches!(url.host(), Some(url::Host::Ipv4(_)) | Some(url::Host::Ipv6(_)));
     let mut p = Parts {
         ok: true,
@@ -355,42 +371,45 @@ fn parse(raw: &str) -> Parts {
         userinfo: !url.username().is_empty() || url.password().is_some(),
         ..Parts::default()
     };
+    // The list's suffix and registrable domain are ends of `host`.
+    let end = |n: usize| &host[host.len() - n..];
     if !is_ip {
         if let Some(d) = psl::domain(host.as_bytes()) {
             let suffix = d.suffix();
-            p.suffix = String::from_utf8_lossy(suffix.as_bytes()).into_owned();
+            p.suffix = end(suffix.as_bytes().len());
             p.suffix_known = suffix.is_known();
             p.registrable_len = d.as_bytes().len();
         } else if let Some(s) = psl::suffix(host.as_bytes()) {
-            p.suffix = String::from_utf8_lossy(s.as_bytes()).into_owned();
+            p.suffix = end(s.as_bytes().len());
             p.suffix_known = s.is_known();
         }
     }
     // The authors' split (tldextract, ICANN suffixes only; an IP address has no suffix).
     if !is_ip {
-        p.icann_suffix = icann_suffix(&p.suffix);
-        let before = host.strip_suffix(&p.icann_suffix).map(|h| h.trim_end_matches('.')).unwrap_or("");
+        p.icann_suffix = icann_suffix(p.suffix);
+        let before = host.strip_suffix(p.icann_suffix).map(|h| h.trim_end_matches('.')).unwrap_or("");
         let (sub, dom) = before.rsplit_once('.').unwrap_or(("", before));
-        p.icann_domain = dom.to_owned();
-        p.icann_subdomain = sub.to_owned();
+        p.icann_domain = dom;
+        p.icann_subdomain = sub;
     } else {
-        p.icann_domain = host.clone();
+        p.icann_domain = host;
     }
-    let from = find(trimmed, &p.icann_suffix).unwrap_or(0);
-    p.their_path = trimmed[from..].split_once('/').map_or(String::new(), |(_, rest)| rest.to_owned());
-    p.host = url.host_str().unwrap_or("").to_owned();
+    let from = find(trimmed, p.icann_suffix).unwrap_or(0);
+    p.their_path = trimmed[from..].split_once('/').map_or("", |(_, rest)| rest);
+    p.url = Some(url);
     p
 }
 
 /// The site a URL belongs to: its registrable domain (`example.co.uk`), else its host (an IP
 /// address), else the trimmed string itself.
 pub fn site(url: &str) -> String {
-    let p = parse(url);
+    let mut lower = String::new();
+    let p = parse(url, &mut lower);
+    let host = p.host();
     if p.registrable_len > 0 {
-        let host = p.host.as_str();
         host[host.len() - p.registrable_len..].to_owned()
-    } else if !p.host.is_empty() {
-        p.host
+    } else if !host.is_empty() {
+        host.to_owned()
     } else {
         url.trim().to_owned()
     }
@@ -648,7 +667,9 @@ impl UrlFeatures {
     /// The numeric features into `out` ([`NUMBERS`] of them), and the public suffix (when the
     /// list knows it).
     fn compute(&self, url: &str, out: &mut [f64]) -> Option<String> {
-        let p = parse(url);
+        let mut lower_host = String::new();
+        let p = parse(url, &mut lower_host);
+        let host = p.host();
         let ascii = url.is_ascii();
         let lower: Cow<'_, str> = if ascii && !url.bytes().any(|b| b.is_ascii_uppercase()) {
             Cow::Borrowed(url)
@@ -682,28 +703,28 @@ impl UrlFeatures {
         // All words: the domain's, the path's, the subdomain's (the host's are the first and
         // the last of these).
         let mut all: Vec<Cow<'_, str>> = Vec::with_capacity(32);
-        words(&p.icann_domain, &mut all);
+        words(p.icann_domain, &mut all);
         let domain = all.len();
-        words(&p.their_path, &mut all);
+        words(p.their_path, &mut all);
         let path = all.len();
-        words(&p.icann_subdomain, &mut all);
+        words(p.icann_subdomain, &mut all);
         let (s_all, l_all, a_all) = stats(all.iter());
         let (s_host, l_host, a_host) = stats(all[..domain].iter().chain(&all[path..]));
         let (s_path, l_path, a_path) = stats(all[domain..path].iter());
         // ASCII digits are single bytes in UTF-8.
         let digits = |t: &str| t.bytes().filter(u8::is_ascii_digit).count();
-        let host_chars = chars(&p.host);
+        let host_chars = chars(host);
         // The authors' path keeps its leading `/`: it adds no "http" and no suffix (which
         // holds no `/`) to what the path itself holds.
         let path_lower: Cow<'_, str> = if p.their_path.bytes().any(|b| !b.is_ascii() || b.is_ascii_uppercase()) {
             Cow::Owned(p.their_path.to_lowercase())
         } else {
-            Cow::Borrowed(&p.their_path)
+            Cow::Borrowed(p.their_path)
         };
         let last_dslash = url.rfind("//");
         let dots = count('.');
         let flag = |b: bool| f64::from(u8::from(b));
-        let tld = p.icann_suffix.as_str();
+        let tld = p.icann_suffix;
         let values = [
             n_chars as f64,
             host_chars as f64,
@@ -712,16 +733,16 @@ impl UrlFeatures {
             all.iter().filter(|w| occurrences(w, "www") > 0).count() as f64,
             all.iter().filter(|w| occurrences(w, "com") > 0).count() as f64,
             flag(last_dslash.is_some_and(|i| i > 6)),
-            occurrences(&p.their_path, "http") as f64,
+            occurrences(p.their_path, "http") as f64,
             flag(!p.https),
             ratio(digits_url, n_chars),
-            ratio(digits(&p.host), host_chars),
+            ratio(digits(host), host_chars),
             // As published: `http://xn--` only (their `https` branch repeats `http`).
             flag(url.starts_with("http://xn--")),
             flag(explicit_port(url)),
             // As published: an empty suffix (an IP address) is "in" every string.
             flag(contains(&path_lower, tld)),
-            flag(contains(&p.icann_subdomain, tld)),
+            flag(contains(p.icann_subdomain, tld)),
             flag(abnormal_subdomain(url)),
             match dots {
                 1 => 1.0,
@@ -751,7 +772,7 @@ impl UrlFeatures {
             p.registrable_len as f64,
             if tld.is_empty() { 0.0 } else { tld.split('.').count() as f64 },
             flag(p.suffix_known),
-            if p.host.is_empty() { 0.0 } else { p.host.split('.').count() as f64 },
+            if host.is_empty() { 0.0 } else { host.split('.').count() as f64 },
             p.path_depth as f64,
             p.query_len as f64,
             url.split_once('?').map_or(0, |(_, q)| q.split('&').filter(|s| !s.is_empty()).count()) as f64,
@@ -760,14 +781,14 @@ impl UrlFeatures {
         ];
         numeric.copy_from_slice(&values);
         let trimmed = url.trim();
-        let rest = match find(trimmed, &p.host) {
-            Some(at) if !p.host.is_empty() => &trimmed[at + p.host.len()..],
+        let rest = match find(trimmed, host) {
+            Some(at) if !host.is_empty() => &trimmed[at + host.len()..],
             _ => url,
         };
         let (host_grams, rest_grams) = grams.split_at_mut(GRAM_BUCKETS);
-        trigram_buckets(&p.host, host_grams);
+        trigram_buckets(host, host_grams);
         trigram_buckets(rest, rest_grams);
-        (p.suffix_known && !p.suffix.is_empty()).then_some(p.suffix)
+        (p.suffix_known && !p.suffix.is_empty()).then(|| p.suffix.to_owned())
     }
 
     fn prefix(&self) -> String {
