@@ -483,8 +483,7 @@ impl Compiled {
         // Rows go left at split k when their rank is at most k: a running OR.
         for (&f, cuts) in self.used.iter().map(|f| (f, &self.cuts[*f])) {
             let mut left = [0u64; W];
-            for id in self.base[f]..self.base[f] + cuts.len() {
-                let [go_left, go_right] = &mut sets[id];
+            for [go_left, go_right] in &mut sets[self.base[f]..self.base[f] + cuts.len()] {
                 for w in 0..W {
                     left[w] |= go_left[w];
                     go_left[w] = left[w];
