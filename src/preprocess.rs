@@ -621,28 +621,25 @@ impl Preprocessor {
                     _ => 0.0,
                 })
                 .collect();
+            // One pass over the encoded row's columns: the domain checks, and where a derivation
+            // writes its leading numbers into the row itself (a run of numeric steps, one column
+            // each, takes exactly them, in order).
+            let leading: Vec<usize> = self.derive.iter().map(|d| d.get().direct()).collect();
             let mut domain_checks = Vec::new();
+            let mut direct = vec![None; self.derive.len()];
+            let mut written = vec![0; steps.len()];
             let mut col = 0;
             for (i, f) in self.features.iter().enumerate() {
                 if let (false, Some(d)) = (f.is_categorical(), self.domains.get(f.name())) {
                     domain_checks.push((col, i, d.clone()));
                 }
-                col += f.width();
-            }
-            // A derivation writes its leading numbers into the row itself when a run of numeric
-            // steps (one column each) takes exactly them, in order.
-            let mut direct = vec![None; self.derive.len()];
-            let mut written = vec![0; steps.len()];
-            let mut column = 0;
-            for (s, f) in self.features.iter().enumerate() {
-                for (k, (d, &(_, at, _))) in self.derive.iter().zip(&derive).enumerate() {
-                    let n = d.get().direct();
-                    if n > 0 && runs[s] >= n && steps[s] == Src::Derived(at) && direct[k].is_none() {
-                        direct[k] = Some(column);
-                        written[s] = n;
+                for (k, (&n, &(_, at, _))) in leading.iter().zip(&derive).enumerate() {
+                    if n > 0 && runs[i] >= n && steps[i] == Src::Derived(at) && direct[k].is_none() {
+                        direct[k] = Some(col);
+                        written[i] = n;
                     }
                 }
-                column += f.width();
+                col += f.width();
             }
             Plan { inputs, steps, runs, fills, derive, direct, written, derived: at, domain_checks, width: col }
         })
