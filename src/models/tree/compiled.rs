@@ -16,8 +16,10 @@
 //! so such a tree keeps one more mask, the union of the rows that reach a leaf of its second
 //! most common value (built in the same pass: a split ORs in the rows it sends to such a
 //! leaf); a row gets one value or the other by its bit, and only the few leaves with other
-//! values list their rows one by one. Trees whose leaves all differ (boosting) list the rows
-//! of every leaf.
+//! values list their rows one by one. Trees whose leaves all differ (boosting) find each
+//! row's leaf by its path instead, when they are shallow: the splits also set, per depth, the
+//! rows that went right there, which spells every row's path in bits, and the row takes the
+//! value at its path from the tree's table; deeper ones list the rows of every leaf.
 //!
 //! The "rows that go left" sets come from one pass over the rows per feature: every
 //! threshold the ensemble uses on a feature is ranked once at compile time, each row's value
@@ -38,7 +40,8 @@ use super::{Tree, LEAF};
 
 /// A split node: the rows in mask `node` go to masks `left` and `right` by the sets of split
 /// id `split`, and those of them bound for a leaf of the tree's marked value also to the
-/// marked union, by set `marked` (see [`Compiled::add`]).
+/// marked union, by set `marked` (see [`Compiled::add`]). In a [`Path`] tree the rows going
+/// right also set bit `level` of their path.
 #[derive(Debug, Clone, Copy)]
 struct Split {
     node: u32,
@@ -46,6 +49,7 @@ struct Split {
     left: u32,
     right: u32,
     marked: u32,
+    level: u32,
 }
 
 /// A leaf whose rows are listed: the rows in mask `node` get `value`.
@@ -65,13 +69,46 @@ struct LeafScratch {
 }
 
 /// One tree: its splits in depth-first order, the leaves whose rows are listed, and, when
-/// most of its leaves hold one of two values, those values.
+/// most of its leaves hold one of two values, those values; or, when its leaves all differ
+/// and it is shallow, where its leaves' values are by path.
 #[derive(Debug, Clone)]
 struct CompiledTree {
     splits: Range<usize>,
     leaves: Range<usize>,
     common: Option<Common>,
+    path: Option<Path>,
 }
+
+/// A shallow tree whose leaves are told apart by path (boosting's, at most [`PATH_DEPTH`]
+/// deep): bit `d` of a row's path is whether it went right at depth `d`, 0 past its leaf.
+/// The splits build the paths as bit planes (one mask per depth, the rows that went right
+/// there), eight rows' paths come out of the planes at once as bytes, and each row takes
+/// its value from the tree's table at its path. No leaf keeps a mask or a list of rows.
+#[derive(Debug, Clone, Copy)]
+struct Path {
+    depth: usize,
+    /// The tree's table in [`Compiled::tables`]: `1 << depth` values, at each leaf's path.
+    table: usize,
+}
+
+/// The deepest tree scored by [`Path`]: a path fits a byte.
+const PATH_DEPTH: usize = 8;
+
+/// `SPREAD[b]` has byte `i` equal to bit `i` of `b`: eight rows' bits of one plane become
+/// one bit in each of their path bytes.
+const SPREAD: [u64; 256] = {
+    let mut t = [0u64; 256];
+    let mut b = 0;
+    while b < 256 {
+        let mut i = 0;
+        while i < 8 {
+            t[b] |= (((b >> i) & 1) as u64) << (8 * i);
+            i += 1;
+        }
+        b += 1;
+    }
+    t
+};
 
 /// The two values most leaves of a tree hold. A row gets `marked` when it is in the marked
 /// union, else `usual`, unless one of the tree's listed leaves (holding some other value)
@@ -131,6 +168,8 @@ pub struct Compiled {
     split_nodes: Vec<Split>,
     leaves: Vec<Leaf>,
     trees: Vec<CompiledTree>,
+    /// The leaf tables of [`Path`] trees.
+    tables: Vec<f64>,
     /// The most masks a tree needs.
     masks: usize,
     /// The features with thresholds, ascending, and per such feature the rank of each small
@@ -178,6 +217,7 @@ impl Compiled {
             split_nodes: vec![],
             leaves: vec![],
             trees: vec![],
+            tables: vec![],
             masks: 2,
             used: vec![],
             small: vec![],
@@ -201,24 +241,38 @@ impl Compiled {
             if nodes.is_empty() || nodes.len() >= LISTED as usize {
                 return None;
             }
-            // Depth first, left before right; a node reached twice means it is not a tree.
+            // Depth first, left before right; a node reached twice means it is not a tree. Each
+            // node's depth, and its path: bit d set when it lies right of its depth-d ancestor.
             let mut order = Vec::with_capacity(nodes.len());
             let mut seen = vec![false; nodes.len()];
-            let mut todo = vec![0usize];
-            while let Some(i) = todo.pop() {
+            let (mut depth, mut path) = (vec![0usize; nodes.len()], vec![0usize; nodes.len()]);
+            let mut todo = vec![(0usize, 0usize, 0usize)];
+            while let Some((i, d, p)) = todo.pop() {
                 let n = nodes.get(i)?;
                 if std::mem::replace(&mut seen[i], true) {
                     return None;
                 }
                 order.push(i);
+                (depth[i], path[i]) = (d, p);
                 if n.feature != LEAF {
-                    todo.extend([n.right as usize, n.left as usize]);
+                    let right = if d < PATH_DEPTH { p | 1 << d } else { p };
+                    todo.extend([(n.right as usize, d + 1, right), (n.left as usize, d + 1, p)]);
                 }
             }
             let value = |i: usize| leaf(t, nodes[i].value);
-            let values: Vec<f64> = order.iter().filter(|&&i| nodes[i].feature == LEAF).map(|&i| value(i)).collect();
+            let leaf_nodes = || order.iter().copied().filter(|&i| nodes[i].feature == LEAF);
+            let values: Vec<f64> = leaf_nodes().map(value).collect();
             let common = Common::of(&values);
-            let listed = |v: f64| common.is_none_or(|c| !c.is_usual(v) && !c.is_marked(v));
+            let deepest = leaf_nodes().map(|i| depth[i]).max().unwrap_or(0);
+            let by_path = (common.is_none() && deepest <= PATH_DEPTH).then(|| {
+                let table = compiled.tables.len();
+                compiled.tables.resize(table + (1 << deepest), 0.0);
+                for i in leaf_nodes() {
+                    compiled.tables[table + path[i]] = value(i);
+                }
+                Path { depth: deepest, table }
+            });
+            let listed = |v: f64| by_path.is_none() && common.is_none_or(|c| !c.is_usual(v) && !c.is_marked(v));
             // Masks: a split's own is free again once its children have theirs, so the left
             // child takes it over; listed leaves keep theirs to the end of the tree.
             let (first_split, first_leaf) = (compiled.split_nodes.len(), compiled.leaves.len());
@@ -259,7 +313,8 @@ impl Compiled {
                     (false, true) => 2 * k + 1,
                     (true, true) => all,
                 };
-                compiled.split_nodes.push(Split { node: mask[i], split: k, left: mask[l], right: mask[r], marked });
+                let (node, left, right, level) = (mask[i], mask[l], mask[r], depth[i] as u32);
+                compiled.split_nodes.push(Split { node, split: k, left, right, marked, level });
             }
             // Listed leaves' masks go after the working ones.
             let place = |m: &mut u32| {
@@ -277,6 +332,7 @@ impl Compiled {
                 splits: first_split..compiled.split_nodes.len(),
                 leaves: first_leaf..compiled.leaves.len(),
                 common,
+                path: by_path,
             });
         }
         Some(compiled)
@@ -310,6 +366,7 @@ impl Compiled {
         // pair (no rows, all rows).
         let mut sets = vec![[[0u64; W]; 2]; self.splits + 1];
         let mut masks = vec![[0u64; W]; self.masks];
+        let mut planes = [[0u64; W]; PATH_DEPTH];
         let mut scratch = LeafScratch::default();
         let mut columns = Vec::new();
         for start in (0..x.nrows()).step_by(rows) {
@@ -326,12 +383,17 @@ impl Compiled {
                 masks[ROOT as usize] = all;
                 let splits = &self.split_nodes[tree.splits.clone()];
                 let leaves = &self.leaves[tree.leaves.clone()];
-                match tree.common {
-                    Some(common) => {
+                match (tree.common, tree.path) {
+                    (Some(common), _) => {
                         let marked = Self::split::<W, true>(splits, sets, &mut masks);
                         Self::add_common(&masks, &marked, common, leaves, &mut scratch.values, out);
                     }
-                    None => {
+                    (None, Some(path)) => {
+                        let planes = &mut planes[..path.depth];
+                        Self::split_paths(splits, sets, &mut masks, planes);
+                        Self::add_paths(planes, &self.tables[path.table..path.table + (1 << path.depth)], out);
+                    }
+                    (None, None) => {
                         Self::split::<W, false>(splits, sets, &mut masks);
                         Self::add_leaves(&masks, leaves, &mut scratch, out);
                     }
@@ -363,6 +425,43 @@ impl Compiled {
             }
         }
         std::array::from_fn(|w| marked[0][w] | marked[1][w] | marked[2][w] | marked[3][w])
+    }
+
+    /// Send a [`Path`] tree's rows down its splits, setting in `planes[d]` the rows that go
+    /// right at depth `d`.
+    #[inline(always)]
+    fn split_paths<const W: usize>(
+        splits: &[Split],
+        sets: &[[u64; W]],
+        masks: &mut [[u64; W]],
+        planes: &mut [[u64; W]],
+    ) {
+        planes.iter_mut().for_each(|p| *p = [0; W]);
+        for s in splits {
+            let here = masks[s.node as usize];
+            let (go_left, go_right) = (&sets[2 * s.split as usize], &sets[2 * s.split as usize + 1]);
+            let right: [u64; W] = std::array::from_fn(|w| here[w] & go_right[w]);
+            masks[s.left as usize] = std::array::from_fn(|w| here[w] & go_left[w]);
+            masks[s.right as usize] = right;
+            let plane = &mut planes[s.level as usize];
+            *plane = std::array::from_fn(|w| plane[w] | right[w]);
+        }
+    }
+
+    /// Each row adds the value at its path in `table`, eight rows' paths at a time: byte `i`
+    /// of `paths` is row `i`'s, one bit from each plane.
+    #[inline(always)]
+    fn add_paths<const W: usize>(planes: &[[u64; W]], table: &[f64], out: &mut [f64]) {
+        for (g, rows) in out.chunks_mut(8).enumerate() {
+            let (w, shift) = (g / 8, 8 * (g % 8));
+            let mut paths = 0u64;
+            for (d, plane) in planes.iter().enumerate() {
+                paths |= SPREAD[((plane[w] >> shift) & 0xff) as usize] << d;
+            }
+            for (i, o) in rows.iter_mut().enumerate() {
+                *o += table[((paths >> (8 * i)) & 0xff) as usize];
+            }
+        }
     }
 
     /// A [`Common`] tree's leaves give their values: every row the usual or the marked one by
@@ -712,12 +811,13 @@ mod tests {
             .chain((0..40).map(|_| rng.gen_range(-5.0..5.0)))
             .collect();
         // Trees whose leaves are mostly 0 or 1 (as a forest's), some with -0.0 among them
-        // too, some with all values distinct (as boosting's), and a lone leaf.
+        // too, some with all values distinct (as boosting's: deep ones with their leaves
+        // listed, shallow ones by path, up to the deepest a path byte holds), and a lone leaf.
         let mut trees: Vec<Tree> = (0..39)
             .map(|t| match t % 3 {
                 0 => random_tree(&mut rng, d, 9, &pool, &[0.0, 1.0]),
                 1 => random_tree(&mut rng, d, 9, &pool, &[1.0, 0.0, -0.0, 1.0, 0.0, 0.0, 1.0]),
-                _ => random_tree(&mut rng, d, 9, &pool, &[]),
+                _ => random_tree(&mut rng, d, [12, 5, 8][t % 9 / 3], &pool, &[]),
             })
             .collect();
         trees.push(random_tree(&mut rng, d, 0, &pool, &[0.5]));
@@ -736,6 +836,9 @@ mod tests {
         let common = compiled.trees.iter().filter(|t| t.common.is_some()).count();
         assert!((20..40).contains(&common), "{common} of 40 trees scored by common values: both ways are tested");
         assert!(compiled.trees.iter().any(|t| t.common.is_some() && !t.leaves.is_empty()), "some listed leaves");
+        let by_path: Vec<usize> = compiled.trees.iter().filter_map(|t| t.path.map(|p| p.depth)).collect();
+        assert!(by_path.len() >= 5 && by_path.contains(&PATH_DEPTH), "trees by path, depths {by_path:?}");
+        assert!(compiled.trees.iter().any(|t| t.common.is_none() && t.path.is_none()), "deep trees listing leaves");
         for range in [0..40, 0..1, 13..29] {
             // Each row walks each tree, adding in tree order.
             let walked: Vec<f64> = x
