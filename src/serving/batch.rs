@@ -72,9 +72,9 @@ impl<'a, 'f> Writer<'a, 'f> {
         Ok(Writer { out, model, opts, summary: BatchSummary::default() })
     }
 
-    fn chunk(&mut self, x: Array2<f64>, cells: &[Vec<String>]) -> Result<()> {
+    fn chunk(&mut self, x: Array2<f64>, cells: &Cells) -> Result<()> {
         let scores = self.model.score(&x);
-        self.each(&scores, x.view(), |r, rec| rec.extend(cells[r].iter().map(String::as_str)))
+        self.each(&scores, x.view(), |r, rec| rec.extend(cells.row(r)))
     }
 
     /// Write row `r` of `scores` (scored from row `r` of `x`) with the cells `fill(r, ..)`
@@ -111,6 +111,45 @@ impl<'a, 'f> Writer<'a, 'f> {
         self.out.flush_chunk()?;
         crate::fault::kill_point("predict:chunk-written");
         Ok(())
+    }
+}
+
+/// A chunk's cells as read, kept for the output: one text buffer and each cell's span in it
+/// (a row of a wide file is one copy, not a string per cell).
+struct Cells {
+    text: String,
+    spans: Vec<std::ops::Range<usize>>,
+    /// Cells per row.
+    width: usize,
+}
+
+impl Cells {
+    fn new(width: usize, rows: usize) -> Self {
+        Cells { text: String::new(), spans: Vec::with_capacity(rows * width), width: width.max(1) }
+    }
+
+    fn push(&mut self, cell: &str) {
+        let start = self.text.len();
+        self.text.push_str(cell);
+        self.spans.push(start..self.text.len());
+    }
+
+    fn rows(&self) -> usize {
+        self.spans.len() / self.width
+    }
+
+    /// Cell `c` of the last row pushed.
+    fn last(&self, c: usize) -> &str {
+        &self.text[self.spans[self.spans.len() - self.width + c].clone()]
+    }
+
+    fn row(&self, r: usize) -> impl Iterator<Item = &str> {
+        self.spans[r * self.width..(r + 1) * self.width].iter().map(|s| &self.text[s.clone()])
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.spans.clear();
     }
 }
 
@@ -345,21 +384,21 @@ fn csv_chunks(
     let index = positions(pre, &header, input)?;
     let mut w = Writer::new(model, opts, output, file, header.clone())?;
     let width = pre.width();
-    let (mut values, mut cells) = (Vec::with_capacity(chunk * width), Vec::with_capacity(chunk));
+    let mut values = Vec::with_capacity(chunk.min(1 << 16) * width);
+    let mut cells = Cells::new(header.len(), chunk.min(1 << 16));
     let mut record = csv::ByteRecord::new();
     while records.next_record(&mut record).map_err(at)? {
         let fields = records.fields(&record).map_err(at)?;
-        let row: Vec<String> = (0..fields.len()).map(|i| fields.get(i).to_owned()).collect();
-        encode(pre, |k| row[index[k]].as_str(), &mut values, &mut w.summary, opts.strict, input, line(&record))?;
-        cells.push(row);
-        if cells.len() == chunk {
-            let x = Array2::from_shape_vec((cells.len(), width), std::mem::take(&mut values)).expect("shape");
+        (0..fields.len()).for_each(|i| cells.push(fields.get(i)));
+        encode(pre, |k| cells.last(index[k]), &mut values, &mut w.summary, opts.strict, input, line(&record))?;
+        if cells.rows() == chunk {
+            let x = Array2::from_shape_vec((cells.rows(), width), std::mem::take(&mut values)).expect("shape");
             w.chunk(x, &cells)?;
             cells.clear();
         }
     }
-    if !cells.is_empty() {
-        let x = Array2::from_shape_vec((cells.len(), width), values).expect("shape");
+    if cells.rows() > 0 {
+        let x = Array2::from_shape_vec((cells.rows(), width), values).expect("shape");
         w.chunk(x, &cells)?;
     }
     if w.summary.rows == 0 {
@@ -405,8 +444,8 @@ fn parquet_chunks(
             encode(pre, cell, &mut values, summary, opts.strict, input, (offset + i + 1) as u64)
         })?;
         let x = Array2::from_shape_vec((n, pre.width()), values).expect("shape");
-        let cells: Vec<Vec<String>> =
-            (0..n).map(|i| keys.iter().map(|c| c[i].clone().unwrap_or_default()).collect()).collect();
+        let mut cells = Cells::new(keys.len(), n);
+        (0..n).for_each(|i| keys.iter().for_each(|c| cells.push(c[i].as_deref().unwrap_or(""))));
         w.chunk(x, &cells)?;
         offset += n.max(1);
     }
