@@ -7,6 +7,7 @@ use std::time::Instant;
 use ndarray::{Array2, ArrayView2};
 use serde::Serialize;
 
+use super::block::Kept;
 use super::sink::Sink;
 use super::zeek::ZeekBatch;
 use super::Loaded;
@@ -72,7 +73,7 @@ impl<'a, 'f> Writer<'a, 'f> {
         Ok(Writer { out, model, opts, summary: BatchSummary::default() })
     }
 
-    fn chunk(&mut self, x: Array2<f64>, cells: &Cells) -> Result<()> {
+    fn chunk(&mut self, x: Array2<f64>, cells: &Kept) -> Result<()> {
         let scores = self.model.score(&x);
         self.each(&scores, x.view(), |r, rec| rec.extend(cells.row(r)))
     }
@@ -111,45 +112,6 @@ impl<'a, 'f> Writer<'a, 'f> {
         self.out.flush_chunk()?;
         crate::fault::kill_point("predict:chunk-written");
         Ok(())
-    }
-}
-
-/// A chunk's cells as read, kept for the output: one text buffer and each cell's span in it
-/// (a row of a wide file is one copy, not a string per cell).
-struct Cells {
-    text: String,
-    spans: Vec<std::ops::Range<usize>>,
-    /// Cells per row.
-    width: usize,
-}
-
-impl Cells {
-    fn new(width: usize, rows: usize) -> Self {
-        Cells { text: String::new(), spans: Vec::with_capacity(rows * width), width: width.max(1) }
-    }
-
-    fn push(&mut self, cell: &str) {
-        let start = self.text.len();
-        self.text.push_str(cell);
-        self.spans.push(start..self.text.len());
-    }
-
-    fn rows(&self) -> usize {
-        self.spans.len() / self.width
-    }
-
-    /// Cell `c` of the last row pushed.
-    fn last(&self, c: usize) -> &str {
-        &self.text[self.spans[self.spans.len() - self.width + c].clone()]
-    }
-
-    fn row(&self, r: usize) -> impl Iterator<Item = &str> {
-        self.spans[r * self.width..(r + 1) * self.width].iter().map(|s| &self.text[s.clone()])
-    }
-
-    fn clear(&mut self) {
-        self.text.clear();
-        self.spans.clear();
     }
 }
 
@@ -385,20 +347,20 @@ fn csv_chunks(
     let mut w = Writer::new(model, opts, output, file, header.clone())?;
     let width = pre.width();
     let mut values = Vec::with_capacity(chunk.min(1 << 16) * width);
-    let mut cells = Cells::new(header.len(), chunk.min(1 << 16));
+    let mut cells = Kept::new(header.len(), chunk.min(1 << 16));
     let mut record = csv::ByteRecord::new();
     while records.next_record(&mut record).map_err(at)? {
         let fields = records.fields(&record).map_err(at)?;
         (0..fields.len()).for_each(|i| cells.push(fields.get(i)));
         encode(pre, |k| cells.last(index[k]), &mut values, &mut w.summary, opts.strict, input, line(&record))?;
-        if cells.rows() == chunk {
-            let x = Array2::from_shape_vec((cells.rows(), width), std::mem::take(&mut values)).expect("shape");
+        if cells.len() == chunk {
+            let x = Array2::from_shape_vec((cells.len(), width), std::mem::take(&mut values)).expect("shape");
             w.chunk(x, &cells)?;
             cells.clear();
         }
     }
-    if cells.rows() > 0 {
-        let x = Array2::from_shape_vec((cells.rows(), width), values).expect("shape");
+    if !cells.is_empty() {
+        let x = Array2::from_shape_vec((cells.len(), width), values).expect("shape");
         w.chunk(x, &cells)?;
     }
     if w.summary.rows == 0 {
@@ -444,7 +406,7 @@ fn parquet_chunks(
             encode(pre, cell, &mut values, summary, opts.strict, input, (offset + i + 1) as u64)
         })?;
         let x = Array2::from_shape_vec((n, pre.width()), values).expect("shape");
-        let mut cells = Cells::new(keys.len(), n);
+        let mut cells = Kept::new(keys.len(), n);
         (0..n).for_each(|i| keys.iter().for_each(|c| cells.push(c[i].as_deref().unwrap_or(""))));
         w.chunk(x, &cells)?;
         offset += n.max(1);

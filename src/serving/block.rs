@@ -110,3 +110,67 @@ impl<'m> Block<'m> {
         }
     }
 }
+
+/// Cells kept beside scored records for the output (a Zeek connection's identity, a CSV
+/// row as read), in one buffer: no allocation per cell.
+#[derive(Debug, Default)]
+pub struct Kept {
+    text: String,
+    /// End of each cell in `text`, row after row.
+    ends: Vec<usize>,
+    width: usize,
+}
+
+impl Kept {
+    /// Room for `rows` records of `width` cells.
+    pub fn new(width: usize, rows: usize) -> Self {
+        Kept { text: String::new(), ends: Vec::with_capacity(rows * width), width }
+    }
+
+    /// Cells per record (a buffer taken with `std::mem::take` starts at 0).
+    pub fn set_width(&mut self, width: usize) {
+        self.width = width;
+    }
+
+    /// The next cell of the current record.
+    pub fn push(&mut self, cell: &str) {
+        self.text.push_str(cell);
+        self.ends.push(self.text.len());
+    }
+
+    /// Cell `c` of the last record pushed.
+    pub fn last(&self, c: usize) -> &str {
+        let j = self.ends.len() - self.width + c;
+        let start = if j == 0 { 0 } else { self.ends[j - 1] };
+        &self.text[start..self.ends[j]]
+    }
+
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len().checked_div(self.width).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The cells of row `r`.
+    pub fn row(&self, r: usize) -> impl Iterator<Item = &str> + '_ {
+        let cells = &self.ends[r * self.width..(r + 1) * self.width];
+        let first = if r == 0 { 0 } else { self.ends[r * self.width - 1] };
+        cells.iter().scan(first, move |start, &end| {
+            let cell = &self.text[*start..end];
+            *start = end;
+            Some(cell)
+        })
+    }
+
+    /// Every row as owned cells (for small answers that show them cell by cell).
+    pub fn to_rows(&self) -> Vec<Vec<String>> {
+        (0..self.len()).map(|r| self.row(r).map(str::to_owned).collect()).collect()
+    }
+}

@@ -5,7 +5,7 @@
 
 use ndarray::Array2;
 
-use super::block::Block;
+use super::block::{Block, Kept};
 use super::Loaded;
 use crate::data::records::RecordError;
 use crate::data::zeek::{ZeekParser, CONN_ID};
@@ -88,11 +88,10 @@ impl<'m> ZeekBatch<'m> {
                 line,
             )
             .map_err(|(k, m)| RecordError::at(line, Some(pre.inputs()[k].name.clone()), m))?;
+        self.kept.set_width(self.ids.len());
         for &i in &self.ids {
-            self.kept.text.push_str(parser.get(i).unwrap_or("-"));
-            self.kept.ends.push(self.kept.text.len());
+            self.kept.push(parser.get(i).unwrap_or("-"));
         }
-        self.kept.width = self.ids.len();
         Ok(())
     }
 
@@ -110,40 +109,5 @@ impl<'m> ZeekBatch<'m> {
     pub fn take(&mut self) -> (Array2<f64>, Kept, Vec<u64>) {
         let (x, lines) = self.block.take();
         (x, std::mem::take(&mut self.kept), lines)
-    }
-}
-
-/// The identity cells of scored records, in one buffer (no allocation per cell).
-#[derive(Debug, Default)]
-pub struct Kept {
-    text: String,
-    /// End of each cell in `text`, row after row.
-    ends: Vec<usize>,
-    width: usize,
-}
-
-impl Kept {
-    pub fn len(&self) -> usize {
-        self.ends.len().checked_div(self.width).unwrap_or(0)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The cells of row `r`.
-    pub fn row(&self, r: usize) -> impl Iterator<Item = &str> + '_ {
-        let cells = &self.ends[r * self.width..(r + 1) * self.width];
-        let first = if r == 0 { 0 } else { self.ends[r * self.width - 1] };
-        cells.iter().scan(first, move |start, &end| {
-            let cell = &self.text[*start..end];
-            *start = end;
-            Some(cell)
-        })
-    }
-
-    /// Every row as owned cells (for small answers that show them cell by cell).
-    pub fn to_rows(&self) -> Vec<Vec<String>> {
-        (0..self.len()).map(|r| self.row(r).map(str::to_owned).collect()).collect()
     }
 }

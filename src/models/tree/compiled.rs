@@ -415,16 +415,24 @@ impl Compiled {
         // previous one's store.
         let mut marked = [[0u64; W]; 4];
         for (i, s) in splits.iter().enumerate() {
-            let here = masks[s.node as usize];
-            let (go_left, go_right) = (&sets[2 * s.split as usize], &sets[2 * s.split as usize + 1]);
-            masks[s.left as usize] = std::array::from_fn(|w| here[w] & go_left[w]);
-            masks[s.right as usize] = std::array::from_fn(|w| here[w] & go_right[w]);
+            let (here, _) = Self::send(s, sets, masks);
             if MARK {
                 let (to, acc) = (&sets[s.marked as usize], &mut marked[i % 4]);
                 *acc = std::array::from_fn(|w| acc[w] | (here[w] & to[w]));
             }
         }
         std::array::from_fn(|w| marked[0][w] | marked[1][w] | marked[2][w] | marked[3][w])
+    }
+
+    /// One split hands its children their rows; returns its own rows and those it sent right.
+    #[inline(always)]
+    fn send<const W: usize>(s: &Split, sets: &[[u64; W]], masks: &mut [[u64; W]]) -> ([u64; W], [u64; W]) {
+        let here = masks[s.node as usize];
+        let (go_left, go_right) = (&sets[2 * s.split as usize], &sets[2 * s.split as usize + 1]);
+        let right = std::array::from_fn(|w| here[w] & go_right[w]);
+        masks[s.left as usize] = std::array::from_fn(|w| here[w] & go_left[w]);
+        masks[s.right as usize] = right;
+        (here, right)
     }
 
     /// Send a [`Path`] tree's rows down its splits, setting in `planes[d]` the rows that go
@@ -438,11 +446,7 @@ impl Compiled {
     ) {
         planes.iter_mut().for_each(|p| *p = [0; W]);
         for s in splits {
-            let here = masks[s.node as usize];
-            let (go_left, go_right) = (&sets[2 * s.split as usize], &sets[2 * s.split as usize + 1]);
-            let right: [u64; W] = std::array::from_fn(|w| here[w] & go_right[w]);
-            masks[s.left as usize] = std::array::from_fn(|w| here[w] & go_left[w]);
-            masks[s.right as usize] = right;
+            let (_, right) = Self::send(s, sets, masks);
             let plane = &mut planes[s.level as usize];
             *plane = std::array::from_fn(|w| plane[w] | right[w]);
         }
